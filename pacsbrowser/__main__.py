@@ -1,0 +1,20 @@
+"""`pacsbrowser` with no sub-command starts the window; with one, the command line."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        from .ui.app import run_gui
+
+        return run_gui()
+    from .cli import main as cli_main
+
+    return cli_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""pacsbrowser profile add|list|show|remove: the saved server profiles, for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..core.config import ConfigError, ProfileStore, profile_to_dict
+from ..core.records import QueryModel, RetrieveMethod, RetryPolicy, ServerProfile, Timeouts, TLSConfiguration
+from .common import EXIT_ERROR, EXIT_OK
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("profile", help="manage saved server profiles")
+    sub = parser.add_subparsers(dest="profile_command", required=True)
+
+    add = sub.add_parser("add", help="add (or with --replace, update) a profile")
+    add.add_argument("name")
+    add.add_argument("--host", required=True)
+    add.add_argument("--port", type=int, required=True)
+    add.add_argument("--called-ae", required=True, metavar="AE")
+    add.add_argument("--calling-ae", default="PACSBROWSER", metavar="AE")
+    add.add_argument("--tls", action="store_true")
+    add.add_argument("--tls-ca", type=Path, metavar="FILE")
+    add.add_argument("--tls-cert", type=Path, metavar="FILE")
+    add.add_argument("--tls-key", type=Path, metavar="FILE")
+    add.add_argument("--no-verify", action="store_true")
+    add.add_argument("--timeout", type=float, metavar="SECONDS")
+    add.add_argument("--retries", type=int, default=2, metavar="N")
+    add.add_argument("--retrieve", choices=["get", "move"], default="get", help="C-GET or C-MOVE")
+    add.add_argument("--move-dest", metavar="AE", help="C-MOVE destination AE title (default: our calling AE)")
+    add.add_argument("--listen-port", type=int, default=11112, metavar="P")
+    add.add_argument("--query-model", choices=["study", "patient"], default="study")
+    add.add_argument("--charset", default="ISO_IR 192", help="Specific Character Set sent with queries")
+    add.add_argument("--fallback-charset", default="ISO_IR 100",
+                     help="used to decode answers that carry no (or a wrong) character set")
+    add.add_argument("--replace", action="store_true", help="overwrite a profile of the same name")
+    add.set_defaults(handler=handle_add)
+
+    sub.add_parser("list", help="list the profiles").set_defaults(handler=handle_list)
+    show = sub.add_parser("show", help="show one profile")
+    show.add_argument("name")
+    show.set_defaults(handler=handle_show)
+    remove = sub.add_parser("remove", help="remove a profile")
+    remove.add_argument("name")
+    remove.set_defaults(handler=handle_remove)
+
+
+def _guard(fn):
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except (ConfigError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+
+    return wrapper
+
+
+@_guard
+def handle_add(args: argparse.Namespace) -> int:
+    tls = None
+    if args.tls or args.tls_ca or args.tls_cert or args.tls_key:
+        tls = TLSConfiguration(certificate=args.tls_cert, key=args.tls_key, ca_certificate=args.tls_ca,
+                               verify_peer=not args.no_verify)
+    profile = ServerProfile(
+        name=args.name, host=args.host, port=args.port, called_ae=args.called_ae, calling_ae=args.calling_ae,
+        tls=tls, retry=RetryPolicy(max_retries=args.retries),
+        timeouts=Timeouts.uniform(args.timeout) if args.timeout else Timeouts(),
+        retrieve_method=RetrieveMethod.MOVE if args.retrieve == "move" else RetrieveMethod.GET,
+        move_destination=args.move_dest, listener_port=args.listen_port,
+        query_model=QueryModel(args.query_model), query_charset=args.charset, fallback_charset=args.fallback_charset,
+    )
+    ProfileStore().add(profile, replace_existing=args.replace)
+    print(f"saved profile {profile.name!r}")
+    return EXIT_OK
+
+
+@_guard
+def handle_list(args: argparse.Namespace) -> int:
+    for p in ProfileStore().load():
+        tls = " TLS" if p.tls else ""
+        print(f"{p.name}\t{p.called_ae}@{p.host}:{p.port}{tls}\t{p.retrieve_method.value}")
+    return EXIT_OK
+
+
+@_guard
+def handle_show(args: argparse.Namespace) -> int:
+    import tomli_w
+
+    sys.stdout.write(tomli_w.dumps(profile_to_dict(ProfileStore().get(args.name))))
+    return EXIT_OK
+
+
+@_guard
+def handle_remove(args: argparse.Namespace) -> int:
+    ProfileStore().remove(args.name)
+    print(f"removed profile {args.name!r}")
+    return EXIT_OK

@@ -1,0 +1,341 @@
+"""Building pynetdicom application entities and associations, and turning failures into typed errors.
+
+Synchronous: call only from worker threads (see core.executor).
+
+pynetdicom logs a failed connection and swallows the exception, so a refused port, a TLS
+verification failure and a timeout all look alike afterwards. `ObservedSocket` keeps the exception
+(and the first bytes the peer sent) so that `open_association` can say precisely what went wrong.
+It also sets TCP_NODELAY, which pynetdicom never does (see FIELD-NOTES: Nagle doubles C-STORE times).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from pynetdicom import evt
+from pynetdicom.ae import ApplicationEntity
+from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.transport import AddressInformation, AssociationSocket, T_CONNECT
+
+from ..errors import (
+    AssociationAborted,
+    AssociationRejected,
+    ConnectionFailed,
+    DICOMNetworkError,
+    Timeout,
+    TLSCause,
+    TLSError,
+)
+from ..records import TLSConfiguration, Timeouts
+
+log = logging.getLogger(__name__)
+
+# pynetdicom logs identifiers (patient names in C-FIND identifiers, for instance) at INFO/DEBUG level.
+# Keep it quiet unless a debug switch turns it back on (pacsbrowser.core.logs.enable_debug).
+logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+
+_RECV_CHUNK = 1 << 20
+
+
+class ObservedSocket(AssociationSocket):
+    """An AssociationSocket that sets TCP_NODELAY and remembers why it failed."""
+
+    failure: BaseException | None = None
+    first_bytes: bytes = b""
+
+    def _create_socket(self, address: AddressInformation) -> socket.socket:
+        sock = super()._create_socket(address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def connect(self, primitive: T_CONNECT) -> None:
+        # Same steps as AssociationSocket.connect, keeping the exception instead of only logging it.
+        assert self.socket is not None
+        try:
+            if self.tls_args:
+                context, server_hostname = self.tls_args
+                self.socket = context.wrap_socket(self.socket, server_side=False, server_hostname=server_hostname)
+            self.socket.settimeout(self.assoc.connection_timeout)
+            self.socket.connect(primitive.address_info.as_tuple)
+            self.socket.settimeout(None)
+            self.assoc.requestor.address_info = AddressInformation.from_tuple(self.socket.getsockname())
+            self._is_connected = True
+            evt.trigger(self.assoc, evt.EVT_CONN_OPEN, {"address": primitive.address_info.as_tuple})
+            primitive.result = "Evt2"
+            self.provider_queue.put(primitive)
+        except OSError as exc:
+            self.failure = exc
+            if self.socket:
+                self._shutdown_socket()
+                self.socket = None
+            primitive.result = "Evt17"
+            self.provider_queue.put(primitive)
+        finally:
+            self._ready.set()
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        # Read in large chunks (pynetdicom reads 4 KiB at a time) and keep what a failing peer said.
+        assert self.socket is not None
+        buffer = bytearray()
+        try:
+            while len(buffer) < nr_bytes:
+                chunk = self.socket.recv(min(_RECV_CHUNK, nr_bytes - len(buffer)))
+                if not chunk:
+                    break
+                buffer += chunk
+        except OSError as exc:
+            if self.failure is None:
+                self.failure = exc
+            raise
+        finally:
+            if len(self.first_bytes) < 8:
+                self.first_bytes += bytes(buffer[: 8 - len(self.first_bytes)])
+        return buffer
+
+
+class PacsAE(ApplicationEntity):
+    """An AE whose requestor sockets are ObservedSockets."""
+
+    def _create_socket(self, assoc, address, tls_args):  # type: ignore[override]
+        sock = ObservedSocket(assoc, address=address)
+        sock.tls_args = tls_args
+        return sock
+
+
+def make_ae(calling_ae: str, timeouts: Timeouts, max_pdu: int) -> PacsAE:
+    ae = PacsAE(ae_title=calling_ae)
+    ae.connection_timeout = timeouts.connect
+    ae.acse_timeout = timeouts.acse
+    ae.dimse_timeout = timeouts.dimse
+    ae.network_timeout = timeouts.network
+    ae.maximum_pdu_size = max_pdu
+    return ae
+
+
+def client_ssl_context(tls: TLSConfiguration, host: str, port: int) -> ssl.SSLContext:
+    """An SSLContext for a client connection, or TLSError(LOCAL_FILES) naming the unusable file."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if tls.minimum_version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    if tls.verify_peer:
+        context.check_hostname = True
+        context.verify_mode = ssl.CERT_REQUIRED
+        try:
+            if tls.ca_certificate:
+                context.load_verify_locations(cafile=str(tls.ca_certificate))
+            else:
+                context.load_default_certs()
+        except (OSError, ssl.SSLError) as exc:
+            raise TLSError(TLSCause.LOCAL_FILES, host, port, f"CA certificate {tls.ca_certificate}: {exc}") from exc
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if tls.certificate:
+        try:
+            context.load_cert_chain(certfile=str(tls.certificate), keyfile=str(tls.key) if tls.key else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise TLSError(
+                TLSCause.LOCAL_FILES, host, port, f"client certificate {tls.certificate} / key {tls.key}: {exc}"
+            ) from exc
+    return context
+
+
+@dataclass
+class _Observed:
+    """What happened on the wire while associating."""
+
+    abort_source: int | None = None
+    abort_reason: int | None = None
+
+    def on_pdu_received(self, event: Any) -> None:
+        pdu = event.pdu if hasattr(event, "pdu") else None
+        if isinstance(pdu, A_ABORT_RQ):
+            self.abort_source, self.abort_reason = pdu.source, pdu.reason_diagnostic
+
+
+_ABORT_SOURCE = {0: "the PACS", 1: "reserved", 2: "the network layer of the PACS"}
+
+
+def open_association(
+    ae: PacsAE,
+    host: str,
+    port: int,
+    called_ae: str,
+    contexts: Sequence[PresentationContext],
+    *,
+    tls: TLSConfiguration | None,
+    timeouts: Timeouts,
+    max_pdu: int,
+    evt_handlers: Iterable[tuple] = (),
+    ext_neg: Sequence[Any] | None = None,
+):
+    """Request an association; return it established, or raise the DICOMNetworkError that says why."""
+    tls_args = None
+    if tls is not None:
+        server_name = tls.server_name or host
+        tls_args = (client_ssl_context(tls, host, port), server_name)
+    observed = _Observed()
+    handlers = [(evt.EVT_PDU_RECV, observed.on_pdu_received), *evt_handlers]
+    started = time.monotonic()
+    try:
+        assoc = ae.associate(
+            host,
+            port,
+            contexts=list(contexts),
+            ae_title=called_ae,
+            max_pdu=max_pdu,
+            tls_args=tls_args,
+            evt_handlers=handlers,
+            ext_neg=list(ext_neg) if ext_neg else None,
+        )
+    except (OSError, socket.gaierror) as exc:  # name resolution and binding failures raise here
+        raise ConnectionFailed(host, port, _os_reason(exc), detail=repr(exc)) from exc
+    if assoc.is_established:
+        return assoc
+    elapsed = time.monotonic() - started
+    sock: ObservedSocket | None = assoc.dul.socket if isinstance(assoc.dul.socket, ObservedSocket) else None
+    raise _failure(assoc, sock, observed, host, port, tls, timeouts, elapsed)
+
+
+def _failure(assoc, sock, observed, host, port, tls, timeouts, elapsed) -> DICOMNetworkError:
+    failure = sock.failure if sock else None
+    first = sock.first_bytes if sock else b""
+    if assoc.is_rejected and assoc.acceptor.primitive is not None:
+        rsp = assoc.acceptor.primitive
+        return AssociationRejected(int(rsp.result), int(rsp.result_source), int(rsp.diagnostic))
+    if isinstance(failure, ssl.SSLError) or (tls is not None and isinstance(failure, (ConnectionResetError, BrokenPipeError))):
+        return classify_tls_error(failure, tls, host, port)
+    if isinstance(failure, (TimeoutError, socket.timeout)):
+        what = "connecting" + (" and negotiating TLS" if tls else "")
+        return Timeout(f"{what} to {host}:{port}", timeouts.connect, detail=repr(failure))
+    if failure is not None and not getattr(sock, "_is_connected", False):
+        return ConnectionFailed(host, port, _os_reason(failure), detail=repr(failure))
+    if observed.abort_source is not None:
+        who = _ABORT_SOURCE.get(observed.abort_source, "the PACS")
+        return AssociationAborted(
+            f"{host}:{port} aborted the association request ({who})",
+            detail=f"A-ABORT source={observed.abort_source} reason={observed.abort_reason}",
+        )
+    if tls is None and first[:1] in (b"\x15", b"\x16") and first[1:2] == b"\x03":
+        return TLSError(TLSCause.TLS_SERVER_PLAIN_CLIENT, host, port, detail=f"first bytes from peer: {first.hex()}")
+    if failure is not None and tls is not None:
+        return classify_tls_error(failure, tls, host, port)
+    if not first and elapsed >= timeouts.acse * 0.9:
+        return Timeout(f"waiting for {host}:{port} to answer the association request", timeouts.acse)
+    if not first:
+        hint = "if the server expects TLS, turn TLS on in the profile" if tls is None else ""
+        return ConnectionFailed(host, port, "the server closed the connection without answering", hint=hint)
+    return AssociationAborted(
+        f"{host}:{port} sent something that is not a DICOM association answer",
+        detail=f"first bytes from peer: {first.hex()}",
+    )
+
+
+def _os_reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens on that port, or a firewall refuses)"
+    if isinstance(exc, socket.gaierror):
+        return f"the host name cannot be resolved ({exc.strerror or exc})"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        import errno
+
+        words = {
+            errno.EHOSTUNREACH: "no route to the host",
+            errno.ENETUNREACH: "the network is unreachable",
+            errno.ECONNRESET: "the connection was reset by the server",
+            errno.EADDRNOTAVAIL: "the address is not available",
+        }.get(exc.errno)
+        if words:
+            return words
+        return exc.strerror or str(exc)
+    return str(exc) or exc.__class__.__name__
+
+
+# OpenSSL X509 verify codes (x509_vfy.h)
+_VERIFY_CAUSES = {
+    2: TLSCause.UNKNOWN_CA,  # unable to get issuer certificate
+    9: TLSCause.NOT_YET_VALID,
+    10: TLSCause.EXPIRED,
+    18: TLSCause.SELF_SIGNED,  # depth zero self-signed
+    19: TLSCause.UNKNOWN_CA,  # self-signed certificate in chain
+    20: TLSCause.UNKNOWN_CA,  # unable to get local issuer certificate
+    21: TLSCause.UNKNOWN_CA,  # unable to verify the first certificate
+    62: TLSCause.HOSTNAME_MISMATCH,
+    64: TLSCause.HOSTNAME_MISMATCH,  # IP address mismatch
+}
+
+
+def classify_tls_error(exc: BaseException, tls: TLSConfiguration | None, host: str, port: int) -> TLSError:
+    """Name the cause of a TLS failure from what OpenSSL said."""
+    detail = f"{exc.__class__.__name__}: {exc}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        cause = _VERIFY_CAUSES.get(exc.verify_code, TLSCause.OTHER)
+        return TLSError(cause, host, port, detail=f"{detail} (verify code {exc.verify_code}: {exc.verify_message})")
+    reason = (getattr(exc, "reason", None) or "").upper()
+    have_cert = bool(tls and tls.certificate)
+    if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST",
+                  "UNKNOWN_PROTOCOL", "RECORD_TOO_LARGE", "UNEXPECTED_RECORD"):
+        return TLSError(TLSCause.NOT_TLS_SERVER, host, port, detail)
+    if reason in ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "PEER_DID_NOT_RETURN_A_CERTIFICATE") or (
+        reason == "SSLV3_ALERT_HANDSHAKE_FAILURE" and not have_cert
+    ):
+        return TLSError(TLSCause.CLIENT_CERT_REQUIRED if not have_cert else TLSCause.CLIENT_CERT_REFUSED, host, port, detail)
+    if reason in ("SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+                  "SSLV3_ALERT_CERTIFICATE_EXPIRED", "SSLV3_ALERT_CERTIFICATE_REVOKED", "TLSV1_ALERT_ACCESS_DENIED",
+                  "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "TLSV1_ALERT_DECRYPT_ERROR"):
+        return TLSError(TLSCause.CLIENT_CERT_REFUSED, host, port, detail)
+    if reason in ("UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE", "TLSV1_ALERT_PROTOCOL_VERSION",
+                  "NO_SHARED_CIPHER", "SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_CIPHERS_AVAILABLE"):
+        return TLSError(TLSCause.PROTOCOL, host, port, detail)
+    if isinstance(exc, (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError)) or reason == "UNEXPECTED_EOF_WHILE_READING":
+        # The peer hung up mid-handshake: a plain DICOM server reading our ClientHello does that,
+        # and so does a TLS server refusing a client without a certificate.
+        cause = TLSCause.NOT_TLS_SERVER if have_cert else TLSCause.CLIENT_CERT_REQUIRED
+        return TLSError(cause, host, port, detail + " (the server closed the connection during the handshake)")
+    return TLSError(TLSCause.OTHER, host, port, detail)
+
+
+def verification_context() -> list[PresentationContext]:
+    from pynetdicom import build_context
+    from pynetdicom.sop_class import Verification
+
+    return [build_context(Verification)]
+
+
+def certificate_summary(cert: dict | None, der: bytes | None) -> dict[str, str]:
+    """Subject, issuer, validity and SHA-256 fingerprint of a peer certificate, in words."""
+    import hashlib
+
+    def name(rdns) -> str:
+        return ", ".join(f"{k}={v}" for rdn in rdns or () for (k, v) in rdn)
+
+    out: dict[str, str] = {}
+    if cert:
+        out["subject"] = name(cert.get("subject"))
+        out["issuer"] = name(cert.get("issuer"))
+        out["valid_from"] = cert.get("notBefore", "")
+        out["valid_until"] = cert.get("notAfter", "")
+    if der:
+        digest = hashlib.sha256(der).hexdigest().upper()
+        out["sha256"] = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+    return out
+
+
+__all__ = [
+    "ObservedSocket",
+    "PacsAE",
+    "certificate_summary",
+    "classify_tls_error",
+    "client_ssl_context",
+    "make_ae",
+    "open_association",
+    "verification_context",
+]
+

@@ -1,0 +1,147 @@
+"""Where blocking pynetdicom work runs: worker threads owned by core, results handed back to the loop.
+
+Each call gets its own daemon thread. Threads are cheap next to a network round trip, a daemon
+thread never holds up the interpreter's exit (the loop's default executor does), and every call
+is bounded by the network timeouts it is given. Results come back with `call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_counter = itertools.count(1)
+_active: set[threading.Thread] = set()
+_active_lock = threading.Lock()
+THREAD_PREFIX = "pacsbrowser-worker"
+
+
+def _deliver(future: asyncio.Future, result: Any = None, exc: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass
+
+
+def _start(target: Callable[[], None], name: str) -> threading.Thread:
+    def wrapper() -> None:
+        try:
+            target()
+        finally:
+            with _active_lock:
+                _active.discard(thread)
+
+    thread = threading.Thread(target=wrapper, name=f"{THREAD_PREFIX}-{next(_counter)}-{name}", daemon=True)
+    with _active_lock:
+        _active.add(thread)
+    thread.start()
+    return thread
+
+
+async def run_blocking(fn: Callable[..., T], *args: Any, name: str = "call", **kwargs: Any) -> T:
+    """Run `fn(*args, **kwargs)` on a worker thread and await its result (or exception)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future = loop.create_future()
+
+    def target() -> None:
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            _post(loop, _deliver, future, None, exc)
+        else:
+            _post(loop, _deliver, future, result)
+
+    _start(target, name)
+    return await future
+
+
+async def stream_blocking(
+    producer: Callable[[Callable[[T], None]], Any],
+    *,
+    name: str = "stream",
+    batch_seconds: float = 0.05,
+) -> AsyncIterator[list[T]]:
+    """Run `producer(emit)` on a worker thread; yield what it emits, in batches, as it comes.
+
+    The first batch is handed over as soon as the first item exists; later batches at most every
+    `batch_seconds`, so a 10,000-row answer becomes a few dozen loop wake-ups, not 10,000. The
+    producer's exception is raised after the items emitted before it. Leaving the iteration early
+    does not stop the producer: the caller stops it by its own means (C-CANCEL, abort).
+    """
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    lock = threading.Lock()
+    pending: list[T] = []
+    state: dict[str, Any] = {"scheduled": False, "done": False, "error": None}
+
+    def signal_locked() -> None:
+        if not state["scheduled"]:
+            state["scheduled"] = True
+            _post(loop, wake.set)
+
+    def emit(item: T) -> None:
+        with lock:
+            pending.append(item)
+            signal_locked()
+
+    def target() -> None:
+        error = None
+        try:
+            producer(emit)
+        except BaseException as exc:  # noqa: BLE001 - raised in the consumer
+            error = exc
+        with lock:
+            state["done"], state["error"] = True, error
+            signal_locked()
+
+    _start(target, name)
+    last_yield = None
+    while True:
+        await wake.wait()
+        if last_yield is not None:
+            remaining = batch_seconds - (loop.time() - last_yield)
+            if remaining > 0 and not state["done"]:
+                await asyncio.sleep(remaining)
+        with lock:
+            wake.clear()
+            state["scheduled"] = False
+            batch = pending.copy()
+            pending.clear()
+            done, error = state["done"], state["error"]
+        if batch:
+            last_yield = loop.time()
+            yield batch
+        if done:
+            if error is not None:
+                raise error
+            return
+
+
+def active_threads() -> list[threading.Thread]:
+    """Worker threads still running (tests check none is left behind)."""
+    with _active_lock:
+        return [t for t in _active if t.is_alive()]
+
+
+def join_all(timeout: float) -> bool:
+    """Wait up to `timeout` seconds for every worker thread to end; True when none is left."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    for thread in active_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return not active_threads()

@@ -1,0 +1,45 @@
+"""Runs C-ECHO for the window; the widgets see only its signals."""
+
+from __future__ import annotations
+
+import asyncio
+
+from PySide6.QtCore import QObject, Signal
+
+from ...core.client import DICOMClient, VerificationService
+from ...core.errors import DICOMNetworkError
+from ...core.records import ServerProfile
+
+
+class EchoController(QObject):
+    started = Signal(str)  # profile name
+    succeeded = Signal(str, float)  # profile name, round trip in seconds
+    failed = Signal(str, str, str)  # profile name, message, DICOM detail
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._task: asyncio.Task | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def echo(self, profile: ServerProfile) -> asyncio.Task:
+        if self.busy:
+            self._task.cancel()
+        self._task = asyncio.ensure_future(self._echo(profile))
+        return self._task
+
+    async def _echo(self, profile: ServerProfile) -> None:
+        self.started.emit(profile.name)
+        try:
+            async with DICOMClient.from_profile(profile) as client:
+                rtt = await VerificationService(client).verify()
+        except DICOMNetworkError as exc:
+            self.failed.emit(profile.name, str(exc), exc.detail)
+        else:
+            self.succeeded.emit(profile.name, rtt)
+
+    async def shutdown(self) -> None:
+        if self.busy:
+            self._task.cancel()
