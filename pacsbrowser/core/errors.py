@@ -54,6 +54,17 @@ class AssociationAborted(DICOMNetworkError):
         super().__init__(message, detail)
 
 
+class ServiceNotSupported(DICOMNetworkError):
+    """The peer accepted the association but none of the presentation contexts a service needs."""
+
+    def __init__(self, host: str, port: int, services: str, detail: str = "", hint: str = "") -> None:
+        self.host, self.port, self.services, self.hint = host, port, services, hint
+        message = f"{host}:{port} does not support {services}"
+        if hint:
+            message += f"; {hint}"
+        super().__init__(message, detail)
+
+
 # PS3.8 9.3.4 (A-ASSOCIATE-RJ): result, source and reason/diagnostic.
 _RJ_RESULT = {1: "rejected (permanent)", 2: "rejected (transient)"}
 _RJ_SOURCE = {
@@ -158,3 +169,29 @@ class TLSError(DICOMNetworkError):
     def __init__(self, cause: TLSCause, host: str, port: int, detail: str = "") -> None:
         self.cause, self.host, self.port = cause, host, port
         super().__init__(f"TLS with {host}:{port} failed: {cause.value}", detail)
+
+
+class ListenerError(DICOMNetworkError):
+    """Our own Storage SCP could not start listening (port in use, privileged port, bad address, TLS
+    files), said in words with the address and port."""
+
+    def __init__(self, host: str, port: int, reason: str, detail: str = "", hint: str = "") -> None:
+        self.host, self.port, self.reason, self.hint = host, port, reason, hint
+        where = f"{host or 'all interfaces'}:{port}"
+        message = f"Cannot listen on {where}: {reason}"
+        if hint:
+            message += f" ({hint})"
+        super().__init__(message, detail)
+
+
+class ArchiveError(Exception):
+    """The local archive cannot be opened or changed (in use by another process, unreadable index,
+    not an archive folder)."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from datetime import date, datetime, time  # query results
+from typing import Any, ClassVar  # query results
 
 # PS3.5 6.2: an AE title is at most 16 characters of the default repertoire, no backslash and no
 # control characters; leading and trailing spaces are not significant.
@@ -162,3 +164,460 @@ class ServerProfile:
             )
         if self.max_pdu < 0:
             raise ValueError("maximum PDU size must not be negative (0 means unlimited)")
+
+
+@dataclass(frozen=True)
+class Received:
+    """One instance our Storage SCP received, wrote to the local archive and indexed.
+
+    `path` is the file in the archive; `replaced` is True when an earlier copy of the same SOP
+    Instance UID was there and this one took its place. `received_at` is seconds since the epoch
+    (time.time()). Patient name and ID are kept out of repr() so that logging a record leaks nothing.
+    """
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    path: Path
+    size: int
+    calling_ae: str
+    peer: str  # "host:port" of the sender
+    received_at: float
+    replaced: bool = False
+    modality: str = ""
+    patient_id: str = field(default="", repr=False)
+    patient_name: str = field(default="", repr=False)
+
+
+# --- Send (C-STORE): per-file results and progress -------------------------------------------
+
+
+class StoreOutcome(str, Enum):
+    SUCCESS = "success"  # the PACS stored it (status 0x0000)
+    WARNING = "warning"  # stored, with a warning status (e.g. 0xB000 coercion of data elements)
+    FAILED = "failed"  # not stored: the PACS refused it, nothing fit, or the network failed
+    SKIPPED = "skipped"  # not sent: not a DICOM file, damaged, unreadable, a DICOMDIR...
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """What happened to one file (or dataset) of a send.
+
+    `name` is what to show (the path as given, or "dataset <n>"); `reason` is in words, with the
+    DIMSE status in `status` when the PACS answered. `transfer_syntax` is the syntax it was sent in
+    and `converted` says whether we had to decompress or re-encode it for the PACS.
+    """
+
+    name: str
+    outcome: StoreOutcome
+    reason: str = ""
+    status: int | None = None
+    path: Path | None = None
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    transfer_syntax: str = ""
+    converted: bool = False
+    size: int = 0  # bytes of the source file (0 for datasets)
+    attempts: int = 1  # times it was sent (more than one after a broken association)
+
+    @property
+    def stored(self) -> bool:
+        return self.outcome in (StoreOutcome.SUCCESS, StoreOutcome.WARNING)
+
+
+@dataclass(frozen=True)
+class StoreProgress:
+    """Where a send stands. `results` holds the results finished since the previous report, so a
+    window can append them in one batch. `total` is None while folders are still being read."""
+
+    total: int | None
+    done: int
+    stored: int
+    warnings: int  # stored with a warning (counted in `stored` too)
+    failed: int
+    skipped: int
+    bytes_done: int
+    bytes_total: int
+    elapsed: float
+    results: tuple[StoreResult, ...] = ()
+    finished: bool = False
+
+
+# --------------------------------------------------------------------------------------------
+# Query (C-FIND): what to look for and what came back. core.query applies the matching rules
+# (wildcards, case, date presets), core.dicom.identifiers turns keys into datasets and responses
+# into these records; nothing here names a DICOM tag.
+
+
+class QueryLevel(str, Enum):
+    """Query/Retrieve Level; the value is what goes into (0008,0052)."""
+
+    PATIENT = "PATIENT"
+    STUDY = "STUDY"
+    SERIES = "SERIES"
+    INSTANCE = "IMAGE"
+
+    @classmethod
+    def parse(cls, text: "str | QueryLevel") -> "QueryLevel":
+        """'patient', 'study', 'series', 'instance' or 'image' (any case) to a level."""
+        if isinstance(text, QueryLevel):
+            return text
+        word = text.strip().upper()
+        if word == "INSTANCE":
+            return cls.INSTANCE
+        try:
+            return cls(word)
+        except ValueError:
+            raise ValueError(f"unknown query level {text!r}: patient, study, series or instance") from None
+
+
+def _date_key(value: object) -> str:
+    """A date key as text: a date, a (first, last) pair of dates (either None), or text as typed
+    (DICOM 'YYYYMMDD', a range, or a preset word that core.query resolves when the query is sent)."""
+    from datetime import date as _date
+
+    def one(d: object) -> str:
+        if d is None:
+            return ""
+        if isinstance(d, _date):
+            return d.strftime("%Y%m%d")
+        return str(d).strip()
+
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise ValueError("a date range is a (first, last) pair")
+        first, last = one(value[0]), one(value[1])
+        return f"{first}-{last}" if (first or last) else ""
+    return one(value)
+
+
+def _text_key(value: object) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _extra_keys(extra: object) -> tuple[tuple[str, str], ...]:
+    if not extra:
+        return ()
+    items = extra.items() if isinstance(extra, dict) else extra
+    out = []
+    for item in items:  # type: ignore[union-attr]
+        if isinstance(item, str):
+            key, _, value = item.partition("=")
+        else:
+            key, value = item
+        key = str(key).strip()
+        if not key:
+            raise ValueError("an extra query key needs a name (keyword or tag)")
+        out.append((key, "" if value is None else str(value)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class QueryKeys:
+    """What to search for at one level. Empty text means "any" (and asks for the value back).
+
+    Build with the level's constructor: `QueryKeys.patients(...)`, `.studies(...)`,
+    `.series(study_uid, ...)`, `.instances(study_uid, series_uid, ...)`. Values are kept as the user
+    typed them; core.query turns them into DICOM matching (name prefix and case, date presets) when
+    the query is sent. `extra` holds any other key as (keyword or tag, value); an empty value asks
+    for the attribute back without matching on it.
+    """
+
+    level: QueryLevel
+    patient_name: str = field(default="", repr=False)  # repr() leaks no patient data
+    patient_id: str = field(default="", repr=False)
+    birth_date: str = field(default="", repr=False)
+    sex: str = ""
+    study_date: str = ""
+    study_time: str = ""
+    accession_number: str = ""
+    modalities: tuple[str, ...] = ()  # study level: Modalities in Study (any of them)
+    study_description: str = ""
+    referring_physician: str = ""
+    study_id: str = ""
+    study_instance_uid: str = ""
+    modality: str = ""  # series level
+    series_number: str = ""
+    series_description: str = ""
+    body_part: str = ""
+    series_instance_uid: str = ""
+    sop_instance_uid: str = ""
+    instance_number: str = ""
+    sop_class_uid: str = ""
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "level", QueryLevel.parse(self.level))
+        if self.level in (QueryLevel.SERIES, QueryLevel.INSTANCE) and not self.study_instance_uid:
+            raise ValueError(f"a {self.level.name.lower()} query needs the Study Instance UID")
+        if self.level is QueryLevel.INSTANCE and not self.series_instance_uid:
+            raise ValueError("an instance query needs the Series Instance UID")
+
+    @classmethod
+    def patients(cls, *, patient_name: str = "", patient_id: str = "", birth_date: object = "",
+                 sex: str = "", extra: object = ()) -> "QueryKeys":
+        return cls(QueryLevel.PATIENT, patient_name=_text_key(patient_name), patient_id=_text_key(patient_id),
+                   birth_date=_date_key(birth_date), sex=_text_key(sex).upper(), extra=_extra_keys(extra))
+
+    @classmethod
+    def studies(cls, *, patient_name: str = "", patient_id: str = "", birth_date: object = "",
+                study_date: object = "", study_time: str = "", accession_number: str = "",
+                modalities: "str | tuple[str, ...] | list[str]" = (), study_description: str = "",
+                referring_physician: str = "", study_id: str = "", study_instance_uid: str = "",
+                extra: object = ()) -> "QueryKeys":
+        if isinstance(modalities, str):
+            modalities = modalities.replace(",", "\\").split("\\")
+        mods = tuple(m.strip().upper() for m in modalities if m and m.strip())
+        return cls(QueryLevel.STUDY, patient_name=_text_key(patient_name), patient_id=_text_key(patient_id),
+                   birth_date=_date_key(birth_date), study_date=_date_key(study_date),
+                   study_time=_text_key(study_time), accession_number=_text_key(accession_number),
+                   modalities=mods, study_description=_text_key(study_description),
+                   referring_physician=_text_key(referring_physician), study_id=_text_key(study_id),
+                   study_instance_uid=_text_key(study_instance_uid), extra=_extra_keys(extra))
+
+    @classmethod
+    def series(cls, study_instance_uid: str, *, modality: str = "", series_number: "int | str" = "",
+               series_description: str = "", body_part: str = "", series_instance_uid: str = "",
+               patient_id: str = "", extra: object = ()) -> "QueryKeys":
+        return cls(QueryLevel.SERIES, study_instance_uid=_text_key(study_instance_uid),
+                   modality=_text_key(modality).upper(), series_number=_text_key(series_number),
+                   series_description=_text_key(series_description), body_part=_text_key(body_part).upper(),
+                   series_instance_uid=_text_key(series_instance_uid), patient_id=_text_key(patient_id),
+                   extra=_extra_keys(extra))
+
+    @classmethod
+    def instances(cls, study_instance_uid: str, series_instance_uid: str, *, sop_instance_uid: str = "",
+                  instance_number: "int | str" = "", sop_class_uid: str = "", patient_id: str = "",
+                  extra: object = ()) -> "QueryKeys":
+        return cls(QueryLevel.INSTANCE, study_instance_uid=_text_key(study_instance_uid),
+                   series_instance_uid=_text_key(series_instance_uid), sop_instance_uid=_text_key(sop_instance_uid),
+                   instance_number=_text_key(instance_number), sop_class_uid=_text_key(sop_class_uid),
+                   patient_id=_text_key(patient_id), extra=_extra_keys(extra))
+
+
+@dataclass(frozen=True)
+class PersonName:
+    """A DICOM person name split into its component groups, each as 'Family^Given^Middle^Prefix^Suffix'."""
+
+    alphabetic: str = ""
+    ideographic: str = ""
+    phonetic: str = ""
+
+    @classmethod
+    def from_dicom(cls, text: str | None) -> "PersonName":
+        groups = (text or "").split("=")
+        groups += [""] * (3 - len(groups))
+        # trailing component delimiters carry nothing ('SMITH^JOHN^^' is 'SMITH^JOHN'; a group of
+        # only '^' is empty, as Orthanc sends a group it could not write in its character set)
+        return cls(*(g.strip().rstrip("^").rstrip() for g in groups[:3]))
+
+    @property
+    def dicom(self) -> str:
+        """The name as DICOM writes it ('A=I=P', trailing empty groups dropped)."""
+        return "=".join((self.alphabetic, self.ideographic, self.phonetic)).rstrip("=")
+
+    def _parts(self) -> list[str]:
+        group = self.alphabetic or self.ideographic or self.phonetic
+        parts = group.split("^")
+        return parts + [""] * (5 - len(parts))
+
+    @property
+    def family(self) -> str:
+        return self._parts()[0]
+
+    @property
+    def given(self) -> str:
+        return self._parts()[1]
+
+    @property
+    def middle(self) -> str:
+        return self._parts()[2]
+
+    @property
+    def prefix(self) -> str:
+        return self._parts()[3]
+
+    @property
+    def suffix(self) -> str:
+        return self._parts()[4]
+
+    @staticmethod
+    def _readable(group: str) -> str:
+        family, _, rest = group.partition("^")
+        given = " ".join(p for p in rest.split("^")[:2] if p)
+        return f"{family}, {given}" if family and given else (family or given)
+
+    @property
+    def display(self) -> str:
+        """'Family, Given Middle', with the ideographic form in brackets when there is one."""
+        main = self._readable(self.alphabetic)
+        other = self._readable(self.ideographic).replace(", ", " ")
+        if main and other:
+            return f"{main} ({other})"
+        return main or other or self._readable(self.phonetic)
+
+    def __bool__(self) -> bool:
+        return bool(self.alphabetic or self.ideographic or self.phonetic)
+
+    def __str__(self) -> str:
+        return self.display
+
+
+@dataclass(frozen=True, kw_only=True)
+class _FindResult:
+    """What every C-FIND result carries besides its level's fields.
+
+    `dataset` is the response identifier with its text decoded (str values, (0008,0005) rewritten to
+    ISO_IR 192 so it re-encodes losslessly); `charset_received` is the (0008,0005) the PACS sent;
+    `charset_used` the character set the text was read with; `charset_note` says in words when that
+    was not the PACS's own declaration (missing, wrong, or bytes replaced), '' otherwise.
+    """
+
+    dataset: Any = field(default=None, compare=False, repr=False)
+    charset_received: tuple[str, ...] = ()
+    charset_used: str = ""
+    charset_note: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatientResult(_FindResult):
+    patient_id: str = field(default="", repr=False)
+    patient_name: PersonName = field(default_factory=PersonName, repr=False)
+    birth_date: date | None = field(default=None, repr=False)
+    sex: str = ""
+    issuer_of_patient_id: str = ""
+    number_of_studies: int | None = None
+    number_of_series: int | None = None
+    number_of_instances: int | None = None
+
+    level: ClassVar[QueryLevel] = QueryLevel.PATIENT
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.patient_id, self.issuer_of_patient_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyResult(_FindResult):
+    study_instance_uid: str = ""
+    patient_id: str = field(default="", repr=False)
+    patient_name: PersonName = field(default_factory=PersonName, repr=False)
+    birth_date: date | None = field(default=None, repr=False)
+    sex: str = ""
+    study_date: date | None = None
+    study_time: time | None = None
+    accession_number: str = ""
+    study_id: str = ""
+    study_description: str = ""
+    referring_physician: PersonName = field(default_factory=PersonName, repr=False)
+    modalities: tuple[str, ...] | None = None  # None: the PACS did not say
+    number_of_series: int | None = None
+    number_of_instances: int | None = None
+
+    level: ClassVar[QueryLevel] = QueryLevel.STUDY
+
+    @property
+    def key(self) -> str:
+        return self.study_instance_uid
+
+    @property
+    def study_datetime(self) -> datetime | None:
+        if self.study_date is None:
+            return None
+        return datetime.combine(self.study_date, self.study_time or time())
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeriesResult(_FindResult):
+    series_instance_uid: str = ""
+    study_instance_uid: str = ""
+    modality: str = ""
+    series_number: int | None = None
+    series_description: str = ""
+    body_part: str = ""
+    series_date: date | None = None
+    series_time: time | None = None
+    number_of_instances: int | None = None
+
+    level: ClassVar[QueryLevel] = QueryLevel.SERIES
+
+    @property
+    def key(self) -> str:
+        return self.series_instance_uid
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceResult(_FindResult):
+    sop_instance_uid: str = ""
+    sop_class_uid: str = ""
+    series_instance_uid: str = ""
+    study_instance_uid: str = ""
+    instance_number: int | None = None
+    number_of_frames: int | None = None
+
+    level: ClassVar[QueryLevel] = QueryLevel.INSTANCE
+
+    @property
+    def key(self) -> str:
+        return self.sop_instance_uid
+
+
+class Completeness(str, Enum):
+    COMPLETE = "complete"  # the PACS said it sent every match
+    POSSIBLY_INCOMPLETE = "possibly incomplete"  # a PACS warning, or a count that looks like a cap
+    INCOMPLETE = "incomplete"  # our limit, a cancel, an abort or a failure stopped it
+
+
+@dataclass(frozen=True)
+class FindOutcome:
+    """How a C-FIND ended, for the window's status line and the command line's summary.
+
+    `count` results were handed to the caller; `complete`, `incomplete` (for certain: our limit, a
+    cancel, an abort, a failure) and `possibly_incomplete` (anything but complete, including a PACS
+    warning or a count that looks like a server's cap) say whether there may be more. `limit_reached`: our own `limit` stopped it (C-CANCEL
+    sent). `cancelled`: the caller cancelled. `aborted`: the PACS did not stop after C-CANCEL (or did
+    not answer) and the association was aborted. `reasons` are sentences for the user.
+    `queries` are the identifiers sent, as text (more than one when a name was retried in another
+    case); they may hold patient data: show them to the user, log them only through logs.phi().
+    """
+
+    level: QueryLevel
+    count: int
+    completeness: Completeness
+    status: int | None = None  # the final DIMSE status; None if none came
+    limit: int | None = None
+    limit_reached: bool = False
+    cancelled: bool = False
+    aborted: bool = False
+    unsupported_keys: bool = False  # 0xFF01: the PACS ignored some optional keys
+    reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what else the user may want to know (keys the PACS ignored...)
+    queries: tuple[str, ...] = field(default=(), repr=False)
+    query_model: "QueryModel | None" = None
+    elapsed: float = 0.0
+    first_result_after: float | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.completeness is Completeness.COMPLETE
+
+    @property
+    def incomplete(self) -> bool:
+        return self.completeness is Completeness.INCOMPLETE
+
+    @property
+    def possibly_incomplete(self) -> bool:
+        return self.completeness is not Completeness.COMPLETE
+
+    @property
+    def summary(self) -> str:
+        noun = {QueryLevel.PATIENT: "patient", QueryLevel.STUDY: "study", QueryLevel.SERIES: "series",
+                QueryLevel.INSTANCE: "instance"}[self.level]
+        plural = {"study": "studies", "series": "series"}.get(noun, noun + "s") if self.count != 1 else noun
+        text = f"{self.count} {plural}"
+        if self.completeness is not Completeness.COMPLETE:
+            text += f" ({self.completeness.value}: {'; '.join(self.reasons)})" if self.reasons else \
+                f" ({self.completeness.value})"
+        return text

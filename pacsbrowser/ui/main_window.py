@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QSplitter
+from dataclasses import replace
 
-from ..core.config import ConfigError, ProfileStore
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QSplitter, QWidget
+
+from ..core.config import ProfileStore
+from ..core.diagnostics import Outcome, Step
+from ..core.records import ServerProfile
 from .controllers.echo import EchoController
+from .controllers.profiles import ProfileController
+from .widgets.connection_test import ConnectionTestDialog
 from .widgets.log_panel import LogPanel
+from .widgets.profile_dialog import ProfileDialog
 from .widgets.profile_panel import ProfilePanel
 
 
@@ -15,38 +23,145 @@ class MainWindow(QMainWindow):
     def __init__(self, store: ProfileStore | None = None) -> None:
         super().__init__()
         self.setWindowTitle("PACS Browser")
-        self.store = store or ProfileStore()
+        self.profile_controller = ProfileController(store or ProfileStore(), self)
+        self.echo = EchoController(self)
         self.profiles = ProfilePanel()
         self.log = LogPanel()
-        self.echo = EchoController(self)
+        self.test_dialog: ConnectionTestDialog | None = None
+        self.profile_dialog: ProfileDialog | None = None
 
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.profiles)
-        splitter.addWidget(self.log)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
-        self.setCentralWidget(splitter)
-        self.resize(900, 600)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("mainSplitter")
+        self.splitter.addWidget(self.profiles)
+        self.splitter.addWidget(self._central_area())
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([300, 900])
+        self.setCentralWidget(self.splitter)
 
+        self.log_dock = QDockWidget("Log", self)
+        self.log_dock.setObjectName("logDock")
+        self.log_dock.setWidget(self.log)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
+        self._build_menus()
+        self.resize(1200, 800)
+
+        pc = self.profile_controller
+        pc.profiles_changed.connect(self.profiles.set_profiles)
+        pc.error.connect(self.show_error)
+        pc.test_started.connect(lambda name: self.log.add("info", f"Connection test of {name}"))
+        pc.test_step.connect(self._test_step)
+        pc.test_finished.connect(self._test_finished)
+        self.profiles.add_requested.connect(self.add_profile)
+        self.profiles.edit_requested.connect(self.edit_profile)
+        self.profiles.duplicate_requested.connect(self.duplicate_profile)
+        self.profiles.delete_requested.connect(self.delete_profile)
+        self.profiles.test_requested.connect(self.test_profile)
         self.profiles.echo_requested.connect(self.echo.echo)
         self.echo.started.connect(self._echo_started)
         self.echo.succeeded.connect(self._echo_succeeded)
         self.echo.failed.connect(self._echo_failed)
-        self.reload_profiles()
+
+        pc.reload()
+        if not pc.profiles:
+            self.statusBar().showMessage("No server profiles yet: press “Add…” to describe your PACS.")
         self._restore_geometry()
 
-    def reload_profiles(self) -> None:
-        try:
-            profiles = self.store.load()
-        except ConfigError as exc:
-            self.show_error("The saved server profiles cannot be read", str(exc))
-            profiles = []
-        self.profiles.set_profiles(profiles)
-        if not profiles:
-            self.statusBar().showMessage(
-                "No server profiles yet: add one with `pacsbrowser profile add NAME --host H --port P --called-ae AE`"
-            )
+    def _central_area(self) -> QWidget:
+        return QWidget()
 
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        server_menu = self.menuBar().addMenu("&Server")
+        for text, slot in (("&Add…", self.add_profile), ("&Test", lambda: self._with_current(self.test_profile)),
+                           ("&Echo", lambda: self._with_current(self.echo.echo))):
+            action = QAction(text, self)
+            action.triggered.connect(slot)
+            server_menu.addAction(action)
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(self.log_dock.toggleViewAction())
+
+    def _with_current(self, fn) -> None:
+        profile = self.profiles.current_profile()
+        if profile is not None:
+            fn(profile)
+
+    # -- profiles ----------------------------------------------------------------------------------
+    def _open_profile_dialog(self, profile: ServerProfile | None, taken: set[str], on_ok) -> ProfileDialog:
+        dialog = ProfileDialog(profile, taken_names=taken, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.finished.connect(lambda result: on_ok(dialog.profile()) if result == QDialog.DialogCode.Accepted else None)
+        self.profile_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def add_profile(self) -> ProfileDialog:
+        def saved(profile: ServerProfile | None) -> None:
+            if profile and self.profile_controller.add(profile):
+                self.profiles.set_profiles(self.profile_controller.profiles, select=profile.name)
+                self.log.add("info", f"Added server profile {profile.name}")
+
+        return self._open_profile_dialog(None, self.profile_controller.names(), saved)
+
+    def edit_profile(self, profile: ServerProfile) -> ProfileDialog:
+        def saved(new: ServerProfile | None) -> None:
+            if new and self.profile_controller.replace(profile.name, new):
+                self.profiles.set_profiles(self.profile_controller.profiles, select=new.name)
+                self.log.add("info", f"Changed server profile {new.name}")
+
+        return self._open_profile_dialog(profile, self.profile_controller.names() - {profile.name}, saved)
+
+    def duplicate_profile(self, profile: ServerProfile) -> ProfileDialog:
+        copy = replace(profile, name=self.profile_controller.duplicate_name(profile.name))
+
+        def saved(new: ServerProfile | None) -> None:
+            if new and self.profile_controller.add(new):
+                self.profiles.set_profiles(self.profile_controller.profiles, select=new.name)
+
+        return self._open_profile_dialog(copy, self.profile_controller.names(), saved)
+
+    def delete_profile(self, profile: ServerProfile) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Icon.Question, "Delete server profile",
+                          f"Delete the profile “{profile.name}”? Images already retrieved stay in the archive.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(result: int) -> None:
+            if result == QMessageBox.StandardButton.Yes and self.profile_controller.remove(profile.name):
+                self.log.add("info", f"Deleted server profile {profile.name}")
+
+        box.finished.connect(answered)
+        box.open()
+        return box
+
+    def test_profile(self, profile: ServerProfile) -> ConnectionTestDialog:
+        dialog = ConnectionTestDialog(profile.name, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.cancel_requested.connect(self.profile_controller.cancel_test)
+        self.test_dialog = dialog
+        dialog.open()
+        self.profile_controller.test(profile)
+        return dialog
+
+    def _test_step(self, step: Step) -> None:
+        if self.test_dialog is not None:
+            self.test_dialog.add_step(step)
+        level = {Outcome.FAILED: "error", Outcome.OK: "ok"}.get(step.outcome, "info")
+        self.log.add(level, f"{step.name}: {step.summary}", step.detail)
+
+    def _test_finished(self, name: str, passed: bool) -> None:
+        if self.test_dialog is not None:
+            self.test_dialog.finish(passed)
+        message = f"{name}: every step of the connection test passed" if passed else \
+            f"{name}: the connection test found a problem"
+        self.profiles.set_status(message, ok=passed)
+        self.statusBar().showMessage(message, 15000)
+
+    # -- echo ----------------------------------------------------------------------------------------
     def _echo_started(self, name: str) -> None:
         self.profiles.set_status(f"Echo to {name}…")
         self.log.add("info", f"C-ECHO to {name}")
@@ -62,22 +177,35 @@ class MainWindow(QMainWindow):
         self.log.add("error", f"{name}: {message}", detail)
         self.statusBar().showMessage(message)
 
+    # -- errors, geometry, shutdown ------------------------------------------------------------------------
     def show_error(self, message: str, detail: str = "") -> None:
         self.log.add("error", message, detail)
         self.statusBar().showMessage(message)
         box = QMessageBox(QMessageBox.Icon.Warning, "PACS Browser", message, parent=self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         if detail:
             box.setDetailedText(detail)
         box.open()
 
     def _restore_geometry(self) -> None:
-        geometry = QSettings().value("main_window/geometry")
+        settings = QSettings()
+        geometry = settings.value("main_window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
+        state = settings.value("main_window/state")
+        if state is not None:
+            self.restoreState(state)
+        splitter = settings.value("main_window/splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        QSettings().setValue("main_window/geometry", self.saveGeometry())
+        settings = QSettings()
+        settings.setValue("main_window/geometry", self.saveGeometry())
+        settings.setValue("main_window/state", self.saveState())
+        settings.setValue("main_window/splitter", self.splitter.saveState())
         super().closeEvent(event)
 
     async def shutdown(self) -> None:
         await self.echo.shutdown()
+        await self.profile_controller.shutdown()

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from pynetdicom import evt
 from pynetdicom.ae import ApplicationEntity
-from pynetdicom.pdu import A_ABORT_RQ
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AddressInformation, AssociationSocket, T_CONNECT
 
@@ -28,6 +28,7 @@ from ..errors import (
     AssociationRejected,
     ConnectionFailed,
     DICOMNetworkError,
+    ServiceNotSupported,
     Timeout,
     TLSCause,
     TLSError,
@@ -153,11 +154,16 @@ class _Observed:
 
     abort_source: int | None = None
     abort_reason: int | None = None
+    rejection: tuple[int, int, int] | None = None
 
     def on_pdu_received(self, event: Any) -> None:
         pdu = event.pdu if hasattr(event, "pdu") else None
         if isinstance(pdu, A_ABORT_RQ):
             self.abort_source, self.abort_reason = pdu.source, pdu.reason_diagnostic
+        elif isinstance(pdu, A_ASSOCIATE_RJ):
+            # Kept from the PDU itself: when the peer rejects and closes at once, pynetdicom's ACSE
+            # may see the closed transport before the rejection and report an abort instead.
+            self.rejection = (int(pdu.result), int(pdu.source), int(pdu.reason_diagnostic))
 
 
 _ABORT_SOURCE = {0: "the PACS", 1: "reserved", 2: "the network layer of the PACS"}
@@ -207,9 +213,15 @@ def open_association(
 def _failure(assoc, sock, observed, host, port, tls, timeouts, elapsed) -> DICOMNetworkError:
     failure = sock.failure if sock else None
     first = sock.first_bytes if sock else b""
+    primitive = assoc.acceptor.primitive
+    if primitive is not None and primitive.result == 0x00 and not assoc.accepted_contexts:
+        return ServiceNotSupported(host, port, _context_names(assoc.rejected_contexts),
+                                   detail=_context_detail(assoc.rejected_contexts))
     if assoc.is_rejected and assoc.acceptor.primitive is not None:
         rsp = assoc.acceptor.primitive
         return AssociationRejected(int(rsp.result), int(rsp.result_source), int(rsp.diagnostic))
+    if observed.rejection is not None:
+        return AssociationRejected(*observed.rejection)
     if isinstance(failure, ssl.SSLError) or (tls is not None and isinstance(failure, (ConnectionResetError, BrokenPipeError))):
         return classify_tls_error(failure, tls, host, port)
     if isinstance(failure, (TimeoutError, socket.timeout)):
@@ -230,11 +242,27 @@ def _failure(assoc, sock, observed, host, port, tls, timeouts, elapsed) -> DICOM
     if not first and elapsed >= timeouts.acse * 0.9:
         return Timeout(f"waiting for {host}:{port} to answer the association request", timeouts.acse)
     if not first:
-        hint = "if the server expects TLS, turn TLS on in the profile" if tls is None else ""
-        return ConnectionFailed(host, port, "the server closed the connection without answering", hint=hint)
+        # A TLS server resets a plain client without a word; ask the port whether it speaks TLS.
+        if tls is None and speaks_tls(host, port, timeouts.connect):
+            return TLSError(TLSCause.TLS_SERVER_PLAIN_CLIENT, host, port,
+                            detail="the server closed the plain connection and answers a TLS handshake")
+        return ConnectionFailed(host, port, "the server closed the connection without answering",
+                                detail=repr(failure) if failure else "")
     return AssociationAborted(
         f"{host}:{port} sent something that is not a DICOM association answer",
         detail=f"first bytes from peer: {first.hex()}",
+    )
+
+
+def _context_names(contexts) -> str:
+    names = sorted({getattr(cx.abstract_syntax, "name", str(cx.abstract_syntax)) for cx in contexts})
+    return ", ".join(names) or "the requested services"
+
+
+def _context_detail(contexts) -> str:
+    return "; ".join(
+        f"{getattr(cx.abstract_syntax, 'name', cx.abstract_syntax)}: result {cx.result} ({cx.status})"
+        for cx in contexts
     )
 
 
@@ -295,11 +323,36 @@ def classify_tls_error(exc: BaseException, tls: TLSConfiguration | None, host: s
                   "NO_SHARED_CIPHER", "SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_CIPHERS_AVAILABLE"):
         return TLSError(TLSCause.PROTOCOL, host, port, detail)
     if isinstance(exc, (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError)) or reason == "UNEXPECTED_EOF_WHILE_READING":
-        # The peer hung up mid-handshake: a plain DICOM server reading our ClientHello does that,
-        # and so does a TLS server refusing a client without a certificate.
-        cause = TLSCause.NOT_TLS_SERVER if have_cert else TLSCause.CLIENT_CERT_REQUIRED
+        # The peer hung up mid-handshake: a plain DICOM server reading our ClientHello does that, and
+        # so does a TLS server refusing our client certificate (or its absence). Ask the port.
+        if not speaks_tls(host, port, 5.0):
+            cause = TLSCause.NOT_TLS_SERVER
+        else:
+            cause = TLSCause.CLIENT_CERT_REFUSED if have_cert else TLSCause.CLIENT_CERT_REQUIRED
         return TLSError(cause, host, port, detail + " (the server closed the connection during the handshake)")
     return TLSError(TLSCause.OTHER, host, port, detail)
+
+
+def speaks_tls(host: str, port: int, timeout: float) -> bool:
+    """Whether the port answers a TLS ClientHello with TLS (a ServerHello or a TLS alert).
+
+    Used only to explain a failure: no certificate is checked and nothing is sent after the handshake.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with context.wrap_socket(raw, server_hostname=host):
+                return True
+    except ssl.SSLCertVerificationError:
+        return True
+    except ssl.SSLError as exc:
+        reason = (exc.reason or "").upper()
+        return "ALERT" in reason and "WRONG_VERSION" not in reason
+    except OSError:
+        return False
 
 
 def verification_context() -> list[PresentationContext]:

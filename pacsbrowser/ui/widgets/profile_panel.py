@@ -3,46 +3,89 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ...core.records import ServerProfile
+from ...core.records import RetrieveMethod, ServerProfile
 
 
 class ProfilePanel(QWidget):
-    echo_requested = Signal(object)  # ServerProfile
+    add_requested = Signal()
+    edit_requested = Signal(object)  # ServerProfile
+    duplicate_requested = Signal(object)
+    delete_requested = Signal(object)
+    test_requested = Signal(object)
+    echo_requested = Signal(object)
+    current_changed = Signal(object)  # ServerProfile or None
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.list = QListWidget()
         self.list.setObjectName("profileList")
+        self.list.setAlternatingRowColors(True)
+        self.add_button = QPushButton("Add…")
+        self.edit_button = QPushButton("Edit…")
+        self.duplicate_button = QPushButton("Duplicate")
+        self.delete_button = QPushButton("Delete")
+        self.test_button = QPushButton("Test")
+        self.test_button.setToolTip("Check every step: name, TCP, TLS, association, C-ECHO, C-FIND")
         self.echo_button = QPushButton("Echo")
         self.echo_button.setToolTip("Check that the selected PACS answers (C-ECHO)")
         self.status = QLabel("")
+        self.status.setObjectName("profileStatus")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        title = QLabel("<b>Servers</b>")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.echo_button)
-        buttons.addStretch(1)
+
+        buttons = QGridLayout()
+        buttons.addWidget(self.add_button, 0, 0)
+        buttons.addWidget(self.edit_button, 0, 1)
+        buttons.addWidget(self.duplicate_button, 0, 2)
+        buttons.addWidget(self.delete_button, 1, 0)
+        buttons.addWidget(self.test_button, 1, 1)
+        buttons.addWidget(self.echo_button, 1, 2)
         layout = QVBoxLayout(self)
-        layout.addWidget(title)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(QLabel("<b>Servers</b>"))
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
-        self.echo_button.clicked.connect(self._echo_clicked)
-        self.list.currentItemChanged.connect(lambda *_: self._update_buttons())
+
+        self.add_button.clicked.connect(self.add_requested)
+        for button, signal in ((self.edit_button, self.edit_requested),
+                               (self.duplicate_button, self.duplicate_requested),
+                               (self.delete_button, self.delete_requested),
+                               (self.test_button, self.test_requested),
+                               (self.echo_button, self.echo_requested)):
+            button.clicked.connect(lambda _=False, s=signal: self._emit_current(s))
+        self.list.itemDoubleClicked.connect(lambda *_: self._emit_current(self.edit_requested))
+        self.list.currentItemChanged.connect(self._current_changed)
         self._update_buttons()
 
-    def set_profiles(self, profiles: list[ServerProfile]) -> None:
+    def set_profiles(self, profiles: list[ServerProfile], select: str | None = None) -> None:
+        previous = select or (self.current_profile().name if self.current_profile() else None)
+        self.list.blockSignals(True)
         self.list.clear()
-        for profile in profiles:
+        row_to_select = 0
+        for row, profile in enumerate(profiles):
             scheme = "TLS" if profile.tls else "TCP"
-            item = QListWidgetItem(f"{profile.name}\n  {profile.called_ae} @ {profile.host}:{profile.port} ({scheme})")
+            method = "C-MOVE" if profile.retrieve_method is RetrieveMethod.MOVE else "C-GET"
+            item = QListWidgetItem(f"{profile.name}\n{profile.called_ae} @ {profile.host}:{profile.port}  ·  {scheme}  ·  {method}")
             item.setData(Qt.ItemDataRole.UserRole, profile)
+            item.setToolTip(f"{profile.called_ae} at {profile.host}:{profile.port}, we are {profile.calling_ae}")
             self.list.addItem(item)
+            if profile.name == previous:
+                row_to_select = row
+        self.list.blockSignals(False)
         if profiles:
-            self.list.setCurrentRow(0)
-        self._update_buttons()
+            self.list.setCurrentRow(row_to_select)
+        self._current_changed()
 
     def current_profile(self) -> ServerProfile | None:
         item = self.list.currentItem()
@@ -53,10 +96,16 @@ class ProfilePanel(QWidget):
         self.status.setStyleSheet(f"color: {colour};")
         self.status.setText(text)
 
-    def _update_buttons(self) -> None:
-        self.echo_button.setEnabled(self.current_profile() is not None)
+    def _current_changed(self, *_args) -> None:
+        self._update_buttons()
+        self.current_changed.emit(self.current_profile())
 
-    def _echo_clicked(self) -> None:
+    def _update_buttons(self) -> None:
+        has = self.current_profile() is not None
+        for button in (self.edit_button, self.duplicate_button, self.delete_button, self.test_button, self.echo_button):
+            button.setEnabled(has)
+
+    def _emit_current(self, signal) -> None:
         profile = self.current_profile()
         if profile is not None:
-            self.echo_requested.emit(profile)
+            signal.emit(profile)

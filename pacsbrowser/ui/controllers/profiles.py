@@ -1,0 +1,98 @@
+"""Saved profiles and their connection test, for the window."""
+
+from __future__ import annotations
+
+import asyncio
+
+from PySide6.QtCore import QObject, Signal
+
+from ...core.config import ConfigError, ProfileStore
+from ...core.diagnostics import ConnectionTest, Outcome, Step
+from ...core.records import ServerProfile
+
+
+class ProfileController(QObject):
+    profiles_changed = Signal(list)  # list[ServerProfile]
+    error = Signal(str, str)  # message, detail
+    test_started = Signal(str)  # profile name
+    test_step = Signal(object)  # Step
+    test_finished = Signal(str, bool)  # profile name, every step passed
+
+    def __init__(self, store: ProfileStore, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self._profiles: list[ServerProfile] = []
+        self._test: asyncio.Task | None = None
+
+    @property
+    def profiles(self) -> list[ServerProfile]:
+        return list(self._profiles)
+
+    def names(self) -> set[str]:
+        return {p.name for p in self._profiles}
+
+    def reload(self) -> None:
+        try:
+            self._profiles = self.store.load()
+        except ConfigError as exc:
+            self._profiles = []
+            self.error.emit("The saved server profiles cannot be read", str(exc))
+        self.profiles_changed.emit(self.profiles)
+
+    def _save(self, profiles: list[ServerProfile]) -> bool:
+        try:
+            self.store.save(profiles)
+        except (ConfigError, OSError) as exc:
+            self.error.emit("The server profiles could not be saved", str(exc))
+            return False
+        self._profiles = profiles
+        self.profiles_changed.emit(self.profiles)
+        return True
+
+    def add(self, profile: ServerProfile) -> bool:
+        return self._save([*self._profiles, profile])
+
+    def replace(self, old_name: str, profile: ServerProfile) -> bool:
+        return self._save([profile if p.name == old_name else p for p in self._profiles])
+
+    def remove(self, name: str) -> bool:
+        return self._save([p for p in self._profiles if p.name != name])
+
+    def duplicate_name(self, name: str) -> str:
+        taken = self.names()
+        candidate, n = f"{name} (copy)", 2
+        while candidate in taken:
+            candidate, n = f"{name} (copy {n})", n + 1
+        return candidate
+
+    # -- connection test -------------------------------------------------------------------------
+    @property
+    def testing(self) -> bool:
+        return self._test is not None and not self._test.done()
+
+    def test(self, profile: ServerProfile) -> asyncio.Task:
+        self.cancel_test()
+        self._test = asyncio.ensure_future(self._run_test(profile))
+        return self._test
+
+    def cancel_test(self) -> None:
+        if self.testing:
+            self._test.cancel()
+
+    async def _run_test(self, profile: ServerProfile) -> None:
+        self.test_started.emit(profile.name)
+        passed = True
+        try:
+            async for step in ConnectionTest(profile).run():
+                if step.outcome is Outcome.FAILED:
+                    passed = False
+                self.test_step.emit(step)
+        except asyncio.CancelledError:
+            self.test_step.emit(Step("Test", Outcome.SKIPPED, "cancelled"))
+            passed = False
+            raise
+        finally:
+            self.test_finished.emit(profile.name, passed)
+
+    async def shutdown(self) -> None:
+        self.cancel_test()

@@ -1,0 +1,230 @@
+"""Shared fixtures: the real-peer DICOM test lab (tests/lab).
+
+Session-scoped, started lazily by the first test that asks:
+    lab_data      tests.lab.data.Catalog of the generated files (66 instances, see data.py)
+    certs         tests.lab.certs.LabCerts (CA, server, client, expired, wrong host...)
+    move_port     int: the port our client's C-MOVE destination (AE "PACSBROWSER") listens on;
+                  every Orthanc and dcmqrscp below knows it as 127.0.0.1:move_port
+    orthanc       tests.lab.peers.OrthancPeer, plain DICOM, DefaultEncoding Utf8, lab_data loaded
+    orthanc_tls   OrthancPeer with DICOM TLS (client certificate required), lab_data loaded
+    orthanc_latin1
+                  like orthanc, with Orthanc's stock DefaultEncoding Latin1, lab_data loaded
+    orthanc_expired_tls, orthanc_notyetvalid_tls, orthanc_wronghost_tls
+                  like orthanc_tls but presenting certs.expired_cert / notyetvalid_cert /
+                  wronghost_cert; no data loaded
+    dcmqrscp      tests.lab.peers.DcmqrscpPeer, lab_data indexed
+All session peers are stopped together at the end (SIGTERM; Orthanc needs ~3.5 s to stop).
+Tests that store into a session peer should remove what they added (OrthancPeer.delete_uid).
+
+Function-scoped:
+    unused_port   int: a free port on 127.0.0.1 (nothing listens: connection refused)
+    fault_scp(mode="ok", **options) -> tests.lab.fault_scp.FaultSCP (started)
+    orthanc_factory(load=True, **OrthancPeer options) -> OrthancPeer (started)
+    dcmqrscp_factory(load=True, **DcmqrscpPeer options) -> DcmqrscpPeer (started)
+    (whatever a factory made is stopped at the test's end)
+
+A peer that cannot start (binary missing, shim not buildable...) fails the tests that need it
+with the reason; it never skips them.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import shutil  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.lab.certs import LabCerts, make_certs  # noqa: E402
+from tests.lab.data import Catalog, generate  # noqa: E402
+from tests.lab.fault_scp import FaultSCP  # noqa: E402
+from tests.lab.peers import (  # noqa: E402
+    KEEP,
+    DcmqrscpPeer,
+    LabError,
+    OrthancPeer,
+    free_port,
+    stop_all,
+)
+
+
+@pytest.fixture(scope="session")
+def lab_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A session temp dir for generated data and certificates, removed at the end."""
+    path = tmp_path_factory.mktemp("lab")
+    yield path
+    if not KEEP:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lab_data(lab_dir: Path) -> Catalog:
+    return generate(lab_dir / "data")
+
+
+@pytest.fixture(scope="session")
+def certs(lab_dir: Path) -> LabCerts:
+    try:
+        return make_certs(lab_dir / "certs")
+    except (RuntimeError, OSError) as exc:
+        pytest.fail(f"test certificates could not be made: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def move_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port on 127.0.0.1 that nothing listened on a moment ago (connections are refused)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def _lab_peers() -> Iterator[list[Any]]:
+    """Every session peer registers here; they are stopped together (Orthanc takes ~3.5 s)."""
+    peers: list[Any] = []
+    yield peers
+    stop_all(peers)
+
+
+def _start(peer: Any, what: str, files: list[Path] | None, load_first: bool) -> Any:
+    """Start ``peer`` (loading ``files`` before or after), or fail the test with the reason."""
+    try:
+        if files is not None and load_first:
+            peer.load(files)
+        peer.start()
+        if files is not None and not load_first:
+            peer.load(files)
+    except LabError as exc:
+        peer.stop()
+        pytest.fail(f"{what} could not be started: {exc}", pytrace=False)
+    return peer
+
+
+def _checked_orthanc(peer: OrthancPeer, catalog: Catalog, what: str) -> OrthancPeer:
+    count = peer.instance_count()
+    if count != len(catalog.instances):
+        peer.stop()
+        pytest.fail(f"{what} holds {count} instances, expected {len(catalog.instances)}",
+                    pytrace=False)
+    return peer
+
+
+@pytest.fixture(scope="session")
+def orthanc(lab_data: Catalog, move_port: int, _lab_peers: list[Any]) -> OrthancPeer:
+    peer = OrthancPeer(move_port=move_port)
+    _lab_peers.append(peer)
+    _start(peer, "Orthanc", lab_data.paths(), load_first=False)
+    return _checked_orthanc(peer, lab_data, "Orthanc")
+
+
+@pytest.fixture(scope="session")
+def orthanc_tls(lab_data: Catalog, certs: LabCerts, move_port: int,
+                _lab_peers: list[Any]) -> OrthancPeer:
+    peer = OrthancPeer(move_port=move_port, tls=certs)
+    _lab_peers.append(peer)
+    _start(peer, "Orthanc (DICOM TLS)", lab_data.paths(), load_first=False)
+    return _checked_orthanc(peer, lab_data, "Orthanc (DICOM TLS)")
+
+
+@pytest.fixture(scope="session")
+def orthanc_latin1(lab_data: Catalog, move_port: int, _lab_peers: list[Any]) -> OrthancPeer:
+    """Like ``orthanc`` but with Orthanc's stock DefaultEncoding Latin1 (the fallback case)."""
+    peer = OrthancPeer(move_port=move_port, encoding="Latin1")
+    _lab_peers.append(peer)
+    _start(peer, "Orthanc (Latin1)", lab_data.paths(), load_first=False)
+    return _checked_orthanc(peer, lab_data, "Orthanc (Latin1)")
+
+
+def _bad_cert_orthanc(certs: LabCerts, move_port: int, peers: list[Any], which: str) -> OrthancPeer:
+    peer = OrthancPeer(move_port=move_port, tls=certs,
+                       server_cert=getattr(certs, f"{which}_cert"),
+                       server_key=getattr(certs, f"{which}_key"))
+    peers.append(peer)
+    return _start(peer, f"Orthanc ({which} TLS certificate)", None, load_first=False)
+
+
+@pytest.fixture(scope="session")
+def orthanc_expired_tls(certs: LabCerts, move_port: int, _lab_peers: list[Any]) -> OrthancPeer:
+    """DICOM TLS Orthanc presenting the expired server certificate; holds no data."""
+    return _bad_cert_orthanc(certs, move_port, _lab_peers, "expired")
+
+
+@pytest.fixture(scope="session")
+def orthanc_notyetvalid_tls(certs: LabCerts, move_port: int,
+                            _lab_peers: list[Any]) -> OrthancPeer:
+    """DICOM TLS Orthanc presenting a certificate valid from 2099 only; holds no data."""
+    return _bad_cert_orthanc(certs, move_port, _lab_peers, "notyetvalid")
+
+
+@pytest.fixture(scope="session")
+def orthanc_wronghost_tls(certs: LabCerts, move_port: int,
+                          _lab_peers: list[Any]) -> OrthancPeer:
+    """DICOM TLS Orthanc presenting a certificate for wrong.example only; holds no data."""
+    return _bad_cert_orthanc(certs, move_port, _lab_peers, "wronghost")
+
+
+@pytest.fixture(scope="session")
+def dcmqrscp(lab_data: Catalog, move_port: int, _lab_peers: list[Any]) -> DcmqrscpPeer:
+    peer = DcmqrscpPeer(move_port=move_port)
+    _lab_peers.append(peer)
+    return _start(peer, "dcmqrscp", lab_data.paths(), load_first=True)
+
+
+@pytest.fixture
+def orthanc_factory(lab_data: Catalog, move_port: int) -> Iterator[Callable[..., OrthancPeer]]:
+    """``orthanc_factory(load=True, **options)``: a fresh Orthanc for one test, e.g.
+    ``orthanc_factory(encoding="Latin1")`` or
+    ``orthanc_factory(tls=certs, server_cert=certs.expired_cert, server_key=certs.expired_key)``.
+    ``move_port`` defaults to the session's. Stopping takes ~3.5 s at the test's end: prefer
+    a session fixture when one fits."""
+    made: list[OrthancPeer] = []
+
+    def factory(load: bool = True, **options: Any) -> OrthancPeer:
+        options.setdefault("move_port", move_port)
+        peer = OrthancPeer(**options)
+        made.append(peer)
+        _start(peer, "Orthanc", lab_data.paths() if load else None, load_first=False)
+        return peer
+
+    yield factory
+    stop_all(made)
+
+
+@pytest.fixture
+def dcmqrscp_factory(lab_data: Catalog,
+                     move_port: int) -> Iterator[Callable[..., DcmqrscpPeer]]:
+    """``dcmqrscp_factory(load=True, **options)``: a fresh dcmqrscp for one test, e.g.
+    ``dcmqrscp_factory(extra_args=["+xr"])`` to accept RLE on C-STORE."""
+    made: list[DcmqrscpPeer] = []
+
+    def factory(load: bool = True, **options: Any) -> DcmqrscpPeer:
+        options.setdefault("move_port", move_port)
+        peer = DcmqrscpPeer(**options)
+        made.append(peer)
+        return _start(peer, "dcmqrscp", lab_data.paths() if load else None, load_first=True)
+
+    yield factory
+    stop_all(made)
+
+
+@pytest.fixture
+def fault_scp() -> Iterator[Callable[..., FaultSCP]]:
+    """``fault_scp(mode="ok", **options)``: a started FaultSCP on 127.0.0.1, shut down after."""
+    made: list[FaultSCP] = []
+
+    def factory(mode: str = "ok", **options: Any) -> FaultSCP:
+        scp = FaultSCP(mode, **options)
+        made.append(scp)
+        return scp.start()
+
+    yield factory
+    for scp in made:
+        scp.shutdown()
