@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from . import echo, profile
+from . import archive, echo, listen, profile
 
-COMMANDS = [echo, profile]
+COMMANDS = [echo, profile, listen, archive]
 
 
 def build_parser() -> argparse.ArgumentParser:

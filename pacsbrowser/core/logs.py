@@ -36,3 +36,14 @@ def configure_logging(*, verbose: bool = False, debug: bool = False) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pacsbrowser").setLevel(level)
     logging.getLogger("pynetdicom").setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    quiet_pydicom(not debug)
+
+
+def quiet_pydicom(quiet: bool = True) -> None:
+    """pydicom logs and warns about odd values quoting them (a malformed birth date, a name): keep
+    that out of the console unless debugging."""
+    import warnings
+
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL if quiet else logging.DEBUG)
+    if quiet:
+        warnings.filterwarnings("ignore", category=UserWarning)  # pydicom value warnings quote the values

@@ -1,0 +1,115 @@
+"""pacsbrowser listen: a Storage SCP into the local archive, one line per instance received."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+from ..core.archive import DEFAULT_MIN_FREE_BYTES, Archive, default_archive_dir
+from ..core.errors import ArchiveError
+from ..core.listener import StorageSCP
+from ..core.logs import phi, quiet_pydicom, show_phi
+from ..core.records import DEFAULT_CALLING_AE, Received, TLSConfiguration
+from .common import EXIT_ERROR, EXIT_OK, add_output_options, run_command
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "listen", help="receive images into the local archive (Storage SCP)",
+        description="Listen for C-STORE (images pushed by a modality or sent by a PACS after a C-MOVE) "
+                    "and store what arrives in the local archive, until interrupted (Ctrl+C).")
+    parser.add_argument("--port", type=int, default=11112, help="the port to listen on (default 11112)")
+    parser.add_argument("--aet", "--ae-title", dest="aet", default=DEFAULT_CALLING_AE, metavar="AE",
+                        help=f"our AE title (default {DEFAULT_CALLING_AE})")
+    parser.add_argument("--host", default="", metavar="ADDRESS",
+                        help="the address to listen on (default: every interface)")
+    parser.add_argument("--archive", type=Path, metavar="DIR",
+                        help=f"the archive folder (default {default_archive_dir()})")
+    parser.add_argument("--allow", action="append", metavar="AE", default=[],
+                        help="accept associations only from this calling AE title (repeatable)")
+    parser.add_argument("--max-associations", type=int, default=10, metavar="N",
+                        help="simultaneous associations (default 10)")
+    parser.add_argument("--reserve-mb", type=float, default=DEFAULT_MIN_FREE_BYTES / 2**20, metavar="MB",
+                        help="refuse images (out of resources) rather than leave less than this much disk free "
+                             f"(default {DEFAULT_MIN_FREE_BYTES // 2**20})")
+    group = parser.add_argument_group("TLS")
+    group.add_argument("--tls-cert", type=Path, metavar="FILE", help="our server certificate (PEM): turns TLS on")
+    group.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
+    group.add_argument("--tls-ca", type=Path, metavar="FILE",
+                       help="CA certificate(s): callers must then show a client certificate it signed")
+    add_output_options(parser)
+    parser.set_defaults(handler=handle)
+
+
+def describe(record: Received) -> str:
+    """One line per instance: no patient data unless --verbose."""
+    from pydicom.uid import UID
+
+    stamp = time.strftime("%H:%M:%S", time.localtime(record.received_at))
+    sop_class = UID(record.sop_class_uid).name if record.sop_class_uid else "?"
+    line = (f"{stamp} {record.calling_ae:<16} {record.modality or '--':<3} {sop_class} "
+            f"{record.sop_instance_uid} {record.size} bytes")
+    if record.replaced:
+        line += " (replaced an earlier copy)"
+    if show_phi():
+        line += f" patient {phi(record.patient_name)} ({phi(record.patient_id)})"
+    return line
+
+
+def handle(args: argparse.Namespace) -> int:
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("error: --tls-cert and --tls-key go together", file=sys.stderr)
+        return EXIT_ERROR
+    if args.tls_ca is not None and args.tls_cert is None:
+        print("error: --tls-ca needs --tls-cert and --tls-key", file=sys.stderr)
+        return EXIT_ERROR
+    tls = (TLSConfiguration(certificate=args.tls_cert, key=args.tls_key, ca_certificate=args.tls_ca)
+           if args.tls_cert else None)
+
+    async def body() -> int:
+        quiet_pydicom(not args.debug)
+        try:
+            archive = Archive(args.archive, min_free_bytes=max(0, int(args.reserve_mb * 2**20)))
+        except ArchiveError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        try:
+            scp = StorageSCP(args.port, args.aet, archive, tls=tls, allowed_calling_aes=args.allow or None,
+                             max_associations=args.max_associations, host=args.host,
+                             on_image_received=lambda record: print(describe(record), flush=True))
+        except ValueError as exc:
+            archive.close()
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+                pass
+        try:
+            await scp.start()
+            host, port = scp.address
+            scheme = "TLS" if tls else "plain TCP"
+            allowed = f", calling AEs {', '.join(args.allow)}" if args.allow else ""
+            print(f"listening on {host or '*'}:{port} as {scp.ae_title} ({scheme}{allowed}), "
+                  f"archive {archive.root}", flush=True)
+            await stop.wait()
+        finally:
+            await scp.stop()
+            stats = scp.stats
+            archive.close()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+        print(f"stopped: {stats.stored} instances stored, {stats.failed} refused, "
+              f"{stats.rejected} associations rejected", file=sys.stderr, flush=True)
+        return EXIT_OK
+
+    return run_command(args, body)

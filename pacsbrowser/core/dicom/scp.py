@@ -1,0 +1,446 @@
+"""Our Storage SCP on pynetdicom: presentation contexts, the C-STORE handler and the server.
+
+Synchronous: `StoreServer.start()` and `shutdown()` block briefly and run on worker threads (the
+async face is core.listener). pynetdicom runs one thread per association; the C-STORE handler runs
+on it, writes the received bytes into the archive as they came (no decode and re-encode), queues
+the indexing and returns its status at once, so a slow index never stalls the sending PACS.
+
+What pynetdicom does not do, done here:
+- TCP_NODELAY on accepted sockets (FIELD-NOTES: Nagle adds ~40 ms per message in two parts);
+- the TLS handshake on the connection's own thread with the ACSE timeout, not in the accept loop
+  (pynetdicom's `get_request` handshakes there, so one silent client would stall every other);
+- socket reads in large chunks (pynetdicom reads 4 KiB at a time).
+
+The data set is taken with `event.encoded_dataset()`, in memory: pynetdicom's other way
+(`_config.STORE_RECV_CHUNKED_DATASET`) is a process-wide switch that would change every other AE
+in the process (the C-GET SCU's handlers too) and spools to the system temp folder, often another
+file system than the archive, where a rename is a copy.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from copy import deepcopy
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    HTJ2K,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    ImplicitVRLittleEndian,
+    JPEG2000,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AllStoragePresentationContexts, StoragePresentationContexts, build_context, evt
+from pynetdicom.ae import ApplicationEntity
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.sop_class import Verification
+from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+
+from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
+from ..archive import Archive, MalformedDataset, StoredInstance
+from ..errors import ArchiveError, ListenerError
+from ..records import DEFAULT_MAX_PDU, Timeouts, TLSConfiguration
+
+log = logging.getLogger(__name__)
+
+# What we accept, in our order of preference when a peer proposes several in one context.
+# Uncompressed first, then the compressed syntaxes, stored as they come.
+STORAGE_TRANSFER_SYNTAXES = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    HTJ2KLossless,
+    HTJ2KLosslessRPCL,
+    HTJ2K,
+    RLELossless,
+]
+
+# C-STORE statuses (PS3.4 B.2.3)
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+PROCESSING_FAILURE = 0x0110
+
+_RECV_CHUNK = 1 << 20
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+
+
+def storage_contexts() -> list[PresentationContext]:
+    """Every storage SOP class pynetdicom knows (the current ones, and the retired ones old
+    modalities still send), with every transfer syntax above; and Verification."""
+    classes: dict[str, None] = {}
+    for cx in (*AllStoragePresentationContexts, *StoragePresentationContexts):
+        classes.setdefault(str(cx.abstract_syntax))
+    contexts = [build_context(uid, STORAGE_TRANSFER_SYNTAXES) for uid in classes]
+    contexts.append(build_context(Verification))
+    return contexts
+
+
+def server_ssl_context(tls: TLSConfiguration, host: str, port: int) -> ssl.SSLContext:
+    """The SSLContext of our server: `certificate`/`key` are ours (required); when
+    `ca_certificate` is given and `verify_peer` is on, callers must show a certificate it signed."""
+    if tls.certificate is None or tls.key is None:
+        raise ListenerError(host, port, "a TLS listener needs its certificate and private key")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3 if tls.minimum_version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certfile=str(tls.certificate), keyfile=str(tls.key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ListenerError(host, port, f"the TLS certificate {tls.certificate} or key {tls.key} cannot be used",
+                            detail=repr(exc)) from exc
+    if tls.ca_certificate is not None and tls.verify_peer:
+        try:
+            context.load_verify_locations(cafile=str(tls.ca_certificate))
+        except (OSError, ssl.SSLError) as exc:
+            raise ListenerError(host, port, f"the CA certificate {tls.ca_certificate} cannot be used",
+                                detail=repr(exc)) from exc
+        context.verify_mode = ssl.CERT_REQUIRED
+    else:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@dataclass
+class StoreStats:
+    """Counters of one server (updated from association threads)."""
+
+    stored: int = 0
+    failed: int = 0
+    bytes: int = 0
+    associations: int = 0
+    rejected: int = 0
+    last_failure: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **changes: Any) -> None:
+        with self._lock:
+            for key, value in changes.items():
+                if key == "last_failure":
+                    self.last_failure = value
+                else:
+                    setattr(self, key, getattr(self, key) + value)
+
+
+# (stored, replaced, calling AE, "host:port") after the instance is indexed (indexer thread)
+IndexedHandler = Callable[[StoredInstance, bool, str, str], None]
+
+
+def _status(code: int, comment: str) -> Dataset:
+    ds = Dataset()
+    ds.Status = code
+    ds.ErrorComment = comment[:64]
+    return ds
+
+
+class StoreHandler:
+    """The EVT_C_STORE handler: write, queue the indexing, answer."""
+
+    def __init__(self, archive: Archive, on_indexed: IndexedHandler | None, stats: StoreStats) -> None:
+        self.archive = archive
+        self.on_indexed = on_indexed
+        self.stats = stats
+
+    def __call__(self, event: Any) -> Dataset | int:
+        assoc = event.assoc
+        calling_ae = str(assoc.requestor.ae_title or "").strip()
+        peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
+        request = event.request
+        sop_instance = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
+        try:
+            data = event.encoded_dataset(include_meta=False)
+            transfer_syntax = str(event.context.transfer_syntax)
+            callback = None
+            if self.on_indexed is not None:
+                on_indexed = self.on_indexed
+
+                def callback(stored: StoredInstance, replaced: bool) -> None:
+                    on_indexed(stored, replaced, calling_ae, peer)
+
+            stored = self.archive.store(
+                data,
+                transfer_syntax,
+                sop_class_uid=str(getattr(request, "AffectedSOPClassUID", "") or ""),
+                sop_instance_uid=sop_instance,
+                source_ae=calling_ae,
+                received_at=time.time(),
+                on_indexed=callback,
+            )
+        except MalformedDataset as exc:
+            return self._fail(CANNOT_UNDERSTAND, f"Cannot understand: {exc}", calling_ae, sop_instance)
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                return self._fail(OUT_OF_RESOURCES, "Out of resources: the archive disk is full", calling_ae,
+                                  sop_instance, exc)
+            return self._fail(OUT_OF_RESOURCES, f"Out of resources: cannot write ({exc.strerror or exc})",
+                              calling_ae, sop_instance, exc)
+        except ArchiveError as exc:
+            return self._fail(OUT_OF_RESOURCES, f"Out of resources: {exc}", calling_ae, sop_instance)
+        except Exception as exc:  # noqa: BLE001 - never let a handler exception reach pynetdicom
+            log.exception("unexpected error storing an instance from %s", calling_ae)
+            return self._fail(PROCESSING_FAILURE, f"Processing failure: {exc.__class__.__name__}", calling_ae,
+                              sop_instance)
+        self.stats.add(stored=1, bytes=stored.size)
+        log.info("stored %s from %s (%d bytes)", stored.info.sop_instance_uid, calling_ae, stored.size)
+        return SUCCESS
+
+    def _fail(self, code: int, comment: str, calling_ae: str, sop_instance: str, exc: BaseException | None = None
+              ) -> Dataset:
+        self.stats.add(failed=1, last_failure=comment)
+        log.warning("refused an instance from %s (0x%04X %s) SOP Instance %s%s", calling_ae, code, comment,
+                    sop_instance[:80], f": {exc!r}" if exc else "")
+        return _status(code, comment)
+
+
+class _AcceptorSocket(AssociationSocket):
+    """Reads in large chunks (pynetdicom's own reads 4 KiB at a time)."""
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        assert self.socket is not None
+        buffer = bytearray()
+        while len(buffer) < nr_bytes:
+            chunk = self.socket.recv(min(_RECV_CHUNK, nr_bytes - len(buffer)))
+            if not chunk:
+                break
+            buffer += chunk
+        return buffer
+
+
+class _RequestHandler(RequestHandler):
+    """One per connection, on its own short-lived thread: socket options, TLS handshake, then the
+    association thread."""
+
+    def handle(self) -> None:
+        sock = self.request
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        if isinstance(sock, ssl.SSLSocket):
+            try:
+                sock.settimeout(self.ae.acse_timeout or 30)
+                sock.do_handshake()
+                sock.settimeout(None)
+            except (OSError, ssl.SSLError) as exc:
+                log.info("TLS handshake with %s failed: %s", self.client_address[0], exc)
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+                return
+        super().handle()
+
+    def _create_association(self) -> Any:
+        # pynetdicom's RequestHandler._create_association, with our socket class.
+        from pynetdicom.association import Association
+        from pynetdicom._globals import MODE_ACCEPTOR
+
+        assoc = Association(self.ae, MODE_ACCEPTOR)
+        assoc._server = self.server
+        assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
+        assoc.set_socket(_AcceptorSocket(assoc, client_socket=self.request))
+        assoc.acceptor.maximum_length = self.ae.maximum_pdu_size
+        assoc.acceptor.ae_title = self.server.ae_title
+        assoc.acceptor.address_info = self.local
+        assoc.acceptor.implementation_class_uid = self.ae.implementation_class_uid
+        assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
+        assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
+        assoc.requestor.address_info = self.remote
+        for event in self.server._handlers:
+            if event.is_intervention and self.server._handlers[event]:
+                assoc.bind(event, *self.server._handlers[event])
+            elif isinstance(event, evt.NotificationEvent):
+                for handler in self.server._handlers[event]:
+                    assoc.bind(event, handler[0], handler[1])
+        return assoc
+
+
+class _Server(ThreadedAssociationServer):
+    daemon_threads = True
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        assert self.socket is not None
+        client_socket, address = self.socket.accept()
+        if self.ssl_context:
+            # The handshake happens on the connection's thread (_RequestHandler.handle).
+            client_socket = self.ssl_context.wrap_socket(client_socket, server_side=True,
+                                                         do_handshake_on_connect=False)
+        return client_socket, address
+
+
+def _bind_error(host: str, port: int, exc: BaseException) -> ListenerError:
+    code = getattr(exc, "errno", None)
+    if code == errno.EADDRINUSE:
+        return ListenerError(host, port, "the port is already in use by another program",
+                             detail=repr(exc), hint="choose another port, or stop the program using it")
+    if code in (errno.EACCES, errno.EPERM):
+        hint = "use a port from 1024 up, such as 11112, DICOM's usual" if 0 < port < 1024 else ""
+        reason = ("ports below 1024 need administrator privileges" if 0 < port < 1024
+                  else "permission denied")
+        return ListenerError(host, port, reason, detail=repr(exc), hint=hint)
+    if code == errno.EADDRNOTAVAIL:
+        return ListenerError(host, port, "this computer has no such address", detail=repr(exc))
+    if isinstance(exc, socket.gaierror):
+        return ListenerError(host, port, f"the address cannot be resolved ({exc.strerror or exc})", detail=repr(exc))
+    return ListenerError(host, port, getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__,
+                         detail=repr(exc))
+
+
+class StoreServer:
+    """A running Storage SCP (pynetdicom server thread plus one thread per association)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ae_title: str,
+        archive: Archive,
+        *,
+        tls: TLSConfiguration | None = None,
+        allowed_calling_aes: Iterable[str] | None = None,
+        max_associations: int = 10,
+        timeouts: Timeouts | None = None,
+        max_pdu: int = DEFAULT_MAX_PDU,
+        require_called_ae: bool = False,
+        on_indexed: IndexedHandler | None = None,
+    ) -> None:
+        self.host, self.port, self.ae_title = host, port, ae_title
+        self.archive = archive
+        self.tls = tls
+        self.allowed_calling_aes = [a.strip() for a in allowed_calling_aes] if allowed_calling_aes else []
+        self.max_associations = max_associations
+        self.timeouts = timeouts or Timeouts()
+        self.max_pdu = max_pdu
+        self.require_called_ae = require_called_ae
+        self.stats = StoreStats()
+        self.handler = StoreHandler(archive, on_indexed, self.stats)
+        self._ae: ApplicationEntity | None = None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._server is None:
+            return self.host, self.port
+        bound = self._server.server_address
+        return str(bound[0]), int(bound[1])
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> tuple[str, int]:
+        """Bind and start serving; the address bound. Raises ListenerError."""
+        if self._server is not None:
+            raise RuntimeError("the server is running already")
+        ssl_context = server_ssl_context(self.tls, self.host, self.port) if self.tls is not None else None
+        ae = ApplicationEntity(ae_title=self.ae_title)
+        ae.maximum_associations = self.max_associations
+        ae.maximum_pdu_size = self.max_pdu
+        ae.acse_timeout = self.timeouts.acse
+        ae.dimse_timeout = self.timeouts.dimse
+        ae.network_timeout = self.timeouts.network
+        ae.require_calling_aet = self.allowed_calling_aes
+        ae.require_called_aet = self.require_called_ae
+        handlers = [
+            (evt.EVT_C_STORE, self.handler),
+            (evt.EVT_ACCEPTED, self._on_accepted),
+            (evt.EVT_REJECTED, self._on_rejected),
+        ]
+        try:
+            server = ae.make_server(
+                (self.host, self.port),
+                contexts=storage_contexts(),
+                ssl_context=ssl_context,
+                evt_handlers=handlers,
+                server_class=_Server,
+                request_handler=_RequestHandler,
+            )
+        except (OSError, OverflowError) as exc:
+            raise _bind_error(self.host, self.port, exc) from exc
+        ae._servers.append(server)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name=f"pacsbrowser-scp-{server.server_address[1]}", daemon=True)
+        thread.start()
+        self._ae, self._server, self._thread = ae, server, thread
+        log.info("Storage SCP %s listening on %s:%d%s", self.ae_title, *self.address[:2],
+                 " (TLS)" if ssl_context else "")
+        return self.address
+
+    def _on_accepted(self, event: Any) -> None:
+        self.stats.add(associations=1)
+        log.info("association from %s (%s:%s)", event.assoc.requestor.ae_title, event.assoc.requestor.address,
+                 event.assoc.requestor.port)
+
+    def _on_rejected(self, event: Any) -> None:
+        self.stats.add(rejected=1)
+        log.warning("association from %s (%s) rejected", str(event.assoc.requestor.ae_title or "").strip(),
+                    event.assoc.requestor.address)
+
+    def active_associations(self) -> list[Any]:
+        return list(self._server.active_associations) if self._server is not None else []
+
+    def shutdown(self, grace: float = 5.0, join_timeout: float = 10.0) -> None:
+        """Stop accepting; let running associations finish for `grace` seconds, abort the rest;
+        wait (bounded) for their threads."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._server = self._thread = None
+        server.shutdown()  # stops serve_forever, closes the listening socket
+        if thread is not None:
+            thread.join(join_timeout)
+        deadline = time.monotonic() + grace
+        while server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.02)
+        remaining = server.active_associations
+        for assoc in remaining:
+            log.warning("aborting the association from %s: the listener is stopping", assoc.requestor.ae_title)
+            assoc.abort()
+        deadline = time.monotonic() + join_timeout
+        for assoc in remaining:
+            assoc.join(max(0.0, deadline - time.monotonic()))
+            dul = getattr(assoc, "dul", None)
+            if dul is not None and dul.is_alive():
+                dul.join(max(0.0, deadline - time.monotonic()))
+        self._ae = None
+
+
+__all__ = [
+    "CANNOT_UNDERSTAND",
+    "OUT_OF_RESOURCES",
+    "STORAGE_TRANSFER_SYNTAXES",
+    "StoreHandler",
+    "StoreServer",
+    "StoreStats",
+    "server_ssl_context",
+    "storage_contexts",
+]

@@ -1,0 +1,231 @@
+"""The async Storage SCP: where retrieved (C-MOVE) and pushed images arrive.
+
+    archive = Archive()
+    scp = StorageSCP(11112, "PACSBROWSER", archive, on_image_received=show)
+    await scp.start()
+    async for received in scp:      # Received records, as they are indexed
+        ...
+    await scp.stop()
+
+pynetdicom's threads write each instance into the archive and answer the sender at once; the
+archive's indexer thread commits; then the record comes to the loop (`call_soon_threadsafe`),
+to the `on_image_received` callback and to the `async for` stream. A record arrives only once its
+instance is in the index, so `archive.instance(uid)` finds it.
+
+The stream is for one consumer. Until someone iterates, records wait in a buffer of `buffer`
+entries (oldest dropped beyond that, counted in `dropped`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from .archive import Archive, StoredInstance
+from .dicom.scp import StoreServer, StoreStats
+from .errors import ListenerError
+from .executor import run_blocking
+from .records import DEFAULT_MAX_PDU, Received, Timeouts, TLSConfiguration, validate_ae_title
+
+log = logging.getLogger(__name__)
+
+
+class StorageSCP:
+    """A Storage SCP over `archive`, on `host`:`port` ("" = every interface; port 0 = any free
+    port, see `address`). `allowed_calling_aes`: when given, other calling AE titles are rejected
+    at association (calling AE title not recognised)."""
+
+    def __init__(
+        self,
+        port: int,
+        ae_title: str,
+        archive: Archive,
+        tls: TLSConfiguration | None = None,
+        allowed_calling_aes: Iterable[str] | None = None,
+        max_associations: int = 10,
+        *,
+        host: str = "",
+        on_image_received: Callable[[Received], Any] | None = None,
+        timeouts: Timeouts | None = None,
+        max_pdu: int = DEFAULT_MAX_PDU,
+        require_called_ae: bool = False,
+        grace: float = 5.0,
+        buffer: int = 10_000,
+    ) -> None:
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be a whole number from 0 to 65535, not {port!r}")
+        if max_associations < 1:
+            raise ValueError("max_associations must be at least 1")
+        self.port = port
+        self.host = host
+        self.ae_title = validate_ae_title(ae_title, "listener AE title")
+        self.archive = archive
+        self.tls = tls
+        self.allowed_calling_aes = (
+            [validate_ae_title(a, "allowed calling AE title") for a in allowed_calling_aes]
+            if allowed_calling_aes else None
+        )
+        self.max_associations = max_associations
+        self.on_image_received = on_image_received
+        self.timeouts = timeouts or Timeouts()
+        self.max_pdu = max_pdu
+        self.require_called_ae = require_called_ae
+        self.grace = grace
+        self.dropped = 0
+        self._buffer: collections.deque[Received] = collections.deque(maxlen=max(1, buffer))
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: StoreServer | None = None
+        self._stopped = True
+        self._tasks: set[asyncio.Task] = set()
+        self._last_stats = StoreStats()
+
+    def __repr__(self) -> str:
+        host, port = self.address
+        state = "running" if self.is_running else "stopped"
+        return f"<StorageSCP {self.ae_title}@{host or '*'}:{port} {state}>"
+
+    @property
+    def is_running(self) -> bool:
+        return self._server is not None and self._server.running
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) bound while running: the port to give the PACS when `port` was 0."""
+        if self._server is not None and self._server.running:
+            return self._server.address
+        return self.host, self.port
+
+    @property
+    def stats(self) -> StoreStats:
+        """Counters of the running server, or of the last run once stopped."""
+        return self._server.stats if self._server is not None else self._last_stats
+
+    async def start(self) -> None:
+        """Bind and listen. Raises ListenerError (port in use, privileged port, TLS files...)."""
+        if self.is_running:
+            raise RuntimeError("the listener is running already")
+        if self.archive.readonly or self.archive.closed:
+            raise ListenerError(self.host, self.port, "the archive is not open for writing")
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopped = False
+        server = StoreServer(
+            self.host,
+            self.port,
+            self.ae_title,
+            self.archive,
+            tls=self.tls,
+            allowed_calling_aes=self.allowed_calling_aes,
+            max_associations=self.max_associations,
+            timeouts=self.timeouts,
+            max_pdu=self.max_pdu,
+            require_called_ae=self.require_called_ae,
+            on_indexed=self._on_indexed,
+        )
+        try:
+            await run_blocking(server.start, name="scp-start")
+        except BaseException:
+            self._stopped = True
+            raise
+        self._server = server
+
+    async def stop(self) -> None:
+        """Stop listening; running associations get `grace` seconds, then are aborted. Returns when
+        what was received is indexed and handed over; the `async for` stream then ends."""
+        server, self._server = self._server, None
+        if server is not None:
+            self._last_stats = server.stats  # the same object: it keeps counting until the end
+            try:
+                await run_blocking(server.shutdown, self.grace, name="scp-stop")
+            finally:
+                if not self.archive.closed:
+                    await run_blocking(self.archive.flush, name="archive-flush")
+        # Records posted by the indexer before the flush returned are queued on the loop ahead of this.
+        self._stopped = True
+        if self._wake is not None:
+            self._wake.set()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def __aenter__(self) -> "StorageSCP":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- received records
+
+    def _on_indexed(self, stored: StoredInstance, replaced: bool, calling_ae: str, peer: str) -> None:
+        """Indexer thread: make the record and post it to the loop."""
+        info = stored.info
+        record = Received(
+            sop_instance_uid=info.sop_instance_uid,
+            sop_class_uid=info.sop_class_uid,
+            transfer_syntax_uid=stored.transfer_syntax_uid,
+            study_instance_uid=info.study_uid,
+            series_instance_uid=info.series_uid,
+            path=Path(stored.path),
+            size=stored.size,
+            calling_ae=calling_ae,
+            peer=peer,
+            received_at=stored.received_at,
+            replaced=replaced,
+            modality=info.modality,
+            patient_id=info.patient_id,
+            patient_name=info.patient_name,
+        )
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._deliver, record)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    def _deliver(self, record: Received) -> None:
+        if len(self._buffer) == self._buffer.maxlen:
+            self.dropped += 1
+        self._buffer.append(record)
+        if self._wake is not None:
+            self._wake.set()
+        callback = self.on_image_received
+        if callback is None:
+            return
+        try:
+            result = callback(record)
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)
+                task.add_done_callback(self._task_done)
+        except Exception:  # noqa: BLE001 - a consumer's bug must not stop the listener
+            log.exception("error in on_image_received")
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("error in on_image_received: %r", task.exception())
+
+    def __aiter__(self) -> AsyncIterator[Received]:
+        return self.received()
+
+    async def received(self) -> AsyncIterator[Received]:
+        """Received records as they come; ends after `stop()` once the buffer is drained."""
+        while True:
+            while self._buffer:
+                yield self._buffer.popleft()
+            if self._stopped or self._wake is None:
+                return
+            self._wake.clear()
+            if self._buffer:
+                continue
+            await self._wake.wait()
+
+
+__all__ = ["Received", "StorageSCP"]
