@@ -276,12 +276,10 @@ class QueryLevel(str, Enum):
 def _date_key(value: object) -> str:
     """A date key as text: a date, a (first, last) pair of dates (either None), or text as typed
     (DICOM 'YYYYMMDD', a range, or a preset word that core.query resolves when the query is sent)."""
-    from datetime import date as _date
-
     def one(d: object) -> str:
         if d is None:
             return ""
-        if isinstance(d, _date):
+        if isinstance(d, date):
             return d.strftime("%Y%m%d")
         return str(d).strip()
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from pynetdicom import _config as pynetdicom_config
 from pynetdicom import evt
 from pynetdicom.ae import ApplicationEntity
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
@@ -40,6 +41,12 @@ log = logging.getLogger(__name__)
 # pynetdicom logs identifiers (patient names in C-FIND identifiers, for instance) at INFO/DEBUG level.
 # Keep it quiet unless a debug switch turns it back on (pacsbrowser.core.logs.enable_debug).
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+# pynetdicom also formats every C-FIND identifier for its log whether or not the log is on, and in
+# doing so decodes the response's text with pydicom's lenient decoder (mojibake and warnings for a
+# missing or wrong (0008,0005)) before identifiers.decode_response sees the raw bytes. It would also
+# put patient names in the log. Off, process-wide.
+pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
+pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = False
 
 _RECV_CHUNK = 1 << 20
 

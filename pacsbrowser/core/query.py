@@ -1,0 +1,742 @@
+"""C-FIND for people: matching rules, date presets, and QueryService's streamed, cancellable finds.
+
+    service = QueryService(client, profile)
+    async with service.find_studies(QueryKeys.studies(patient_name="smith", study_date="last 7 days"),
+                                    limit=500) as found:
+        async for batch in found.batches():     # or: async for study in found
+            tree.add(batch)
+        found.outcome.summary                   # "12 studies" / "500 studies (incomplete: ...)"
+
+Matching rules (what a user types -> what the PACS is asked), PS3.4 C.2.2.2:
+
+- Person names (patient, referring physician): "Family, Given" becomes "Family^Given"; without a
+  `*` or `?` of the user's own, a `*` is appended (prefix match: `smith` finds `SMITH^JOHN` and
+  `SMITH^JANE`). Case: DICOM leaves PN case-sensitivity to the PACS (Orthanc ignores case, DCMTK's
+  dcmqrscp does not), so the name is sent UPPER-CASE first (the usual way names are stored); when
+  that finds nothing the query is repeated as typed and then Capitalised (`Müller`), stopping at the
+  first one that finds something. A name in an ideographic script (Chinese, Japanese, Korean) is
+  matched anywhere in the value (`*山田*`), since it may be stored in the alphabetic group or after
+  `=` in the ideographic one. Patient and referring physician names step through their cases
+  together. Every identifier sent is kept in `FindStream.queries` ("show the exact query sent").
+- Descriptions: contained anywhere (`*chest*`), upper-cased when typed all in lower case.
+- IDs, accession numbers, UIDs: exact, as typed (the user's own wildcards are kept).
+- Modalities, sex, body part: upper-case. Several modalities: any of them (ModalitiesInStudy list).
+  A PACS that ignores Modalities in Study (answers without it, like dcmqrscp) gets each candidate
+  study's series asked for their modality, and only studies with a wanted one are handed over;
+  answers that say a modality not asked for are left out (counted in `outcome.notes`).
+- Dates (study date, birth date): `YYYYMMDD`, `YYYYMMDD-YYYYMMDD`, open ranges `YYYYMMDD-` and
+  `-YYYYMMDD`, ISO `YYYY-MM-DD` (ranges with `/` or `..`), `YYYY` or `YYYYMM` (the whole year or
+  month), and presets: today, yesterday, last 7 days (today and the 6 days before), last 30 days.
+  Presets are resolved when the query is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import contextlib
+import logging
+import re
+import unicodedata
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from pydicom.dataset import Dataset
+from pynetdicom import build_context
+
+from .client import DICOMClient
+from .dicom import find as dicom_find
+from .dicom.identifiers import FIND_MODELS, build_identifier, fill_study_summary, identifier_text, parse_result
+from .errors import AssociationAborted, DIMSEError, ServiceNotSupported, Timeout, status_words
+from .executor import run_blocking, stream_blocking
+from .logs import phi
+from .records import (
+    Completeness,
+    FindOutcome,
+    InstanceResult,
+    PatientResult,
+    QueryKeys,
+    QueryLevel,
+    QueryModel,
+    SeriesResult,
+    ServerProfile,
+    StudyResult,
+)
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", PatientResult, StudyResult, SeriesResult, InstanceResult)
+
+ROUND_COUNT_STEP = 50  # a count that is a multiple of this (50, 100, 500...) may be a server's cap
+
+
+# --------------------------------------------------------------------------------------------
+# Dates
+
+
+class DatePreset(str, Enum):
+    TODAY = "today"
+    YESTERDAY = "yesterday"
+    LAST_7_DAYS = "last 7 days"
+    LAST_30_DAYS = "last 30 days"
+
+    def range(self, today: date | None = None) -> tuple[date, date]:
+        today = today or date.today()
+        first = {DatePreset.TODAY: today, DatePreset.YESTERDAY: today - timedelta(days=1),
+                 DatePreset.LAST_7_DAYS: today - timedelta(days=6),
+                 DatePreset.LAST_30_DAYS: today - timedelta(days=29)}[self]
+        last = first if self is DatePreset.YESTERDAY else today
+        return first, last
+
+    def dicom(self, today: date | None = None) -> str:
+        first, last = self.range(today)
+        return _da(first) if first == last else f"{_da(first)}-{_da(last)}"
+
+
+_PRESET_WORDS = {
+    "today": DatePreset.TODAY, "yesterday": DatePreset.YESTERDAY,
+    "last7days": DatePreset.LAST_7_DAYS, "7days": DatePreset.LAST_7_DAYS, "7d": DatePreset.LAST_7_DAYS,
+    "lastweek": DatePreset.LAST_7_DAYS, "week": DatePreset.LAST_7_DAYS,
+    "last30days": DatePreset.LAST_30_DAYS, "30days": DatePreset.LAST_30_DAYS, "30d": DatePreset.LAST_30_DAYS,
+    "lastmonth": DatePreset.LAST_30_DAYS, "month": DatePreset.LAST_30_DAYS,
+}
+
+
+def _da(d: date) -> str:
+    return d.strftime("%Y%m%d")
+
+
+def _one_date(text: str, *, end: bool) -> str:
+    """One end of a range as YYYYMMDD ('' stays open). YYYY and YYYYMM widen to their first/last day."""
+    text = text.strip()
+    if not text:
+        return ""
+    digits = text.replace("-", "").replace(".", "").replace("/", "")
+    if not digits.isdigit() or len(digits) not in (4, 6, 8):
+        raise ValueError(f"{text!r} is not a date: use YYYYMMDD (or YYYY-MM-DD)")
+    year = int(digits[:4])
+    if len(digits) == 4:
+        return f"{year:04d}1231" if end else f"{year:04d}0101"
+    month = int(digits[4:6])
+    if not 1 <= month <= 12:
+        raise ValueError(f"{text!r} is not a date: month {month} does not exist")
+    if len(digits) == 6:
+        day = calendar.monthrange(year, month)[1] if end else 1
+        return f"{year:04d}{month:02d}{day:02d}"
+    try:
+        return _da(date(year, month, int(digits[6:8])))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date that exists") from None
+
+
+def date_range(value: str | date | DatePreset | tuple | None, today: date | None = None) -> str:
+    """A date key as DICOM range matching: 'YYYYMMDD', 'YYYYMMDD-YYYYMMDD', 'YYYYMMDD-', '-YYYYMMDD'.
+
+    Raises ValueError (in words) for what is not a date, range or preset.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, DatePreset):
+        return value.dicom(today)
+    if isinstance(value, date):
+        return _da(value)
+    if isinstance(value, tuple):
+        first, last = (date_range(v, today) if v is not None else "" for v in value)
+        return f"{first}-{last}" if first or last else ""
+    text = str(value).strip()
+    if not text:
+        return ""
+    word = re.sub(r"[\s_-]", "", text.lower())
+    if word in _PRESET_WORDS:
+        return _PRESET_WORDS[word].dicom(today)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # ISO date, not a range
+        return _one_date(text, end=False)
+    for separator in ("..", "/"):
+        if separator in text:
+            first, _, last = text.partition(separator)
+            break
+    else:
+        if text.count("-") == 1:
+            first, _, last = text.partition("-")
+        elif text.count("-") == 0:
+            first, last = text, None  # type: ignore[assignment]
+        else:
+            raise ValueError(f"{text!r} is not a date range: use YYYYMMDD-YYYYMMDD (either end may be left out)")
+    if last is None:
+        digits = re.sub(r"\D", "", first)
+        if len(digits) == 8:
+            return _one_date(first, end=False)
+        start, stop = _one_date(first, end=False), _one_date(first, end=True)
+        return f"{start}-{stop}"
+    start, stop = _one_date(first, end=False), _one_date(last, end=True)
+    if not start and not stop:
+        raise ValueError("a date range needs at least one end")
+    if start and stop and start > stop:
+        raise ValueError(f"the range {text!r} ends before it starts")
+    return f"{start}-{stop}"
+
+
+def time_range(value: str) -> str:
+    """A time key: 'HHMM', 'HHMMSS', 'HH:MM' and ranges with '-' as DICOM TM range matching."""
+    text = (value or "").strip()
+    if not text:
+        return ""
+
+    def one(t: str) -> str:
+        t = t.strip().replace(":", "")
+        if t and (not re.fullmatch(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?", t) or int(t[:2]) > 23):
+            raise ValueError(f"{value!r} is not a time: use HHMM or HHMMSS, or a range HHMM-HHMM")
+        return t
+
+    if "-" in text:
+        first, _, last = text.partition("-")
+        return f"{one(first)}-{one(last)}"
+    return one(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Text matching
+
+
+def _has_wildcard(text: str) -> bool:
+    return "*" in text or "?" in text
+
+
+def _ideographic(text: str) -> bool:
+    for ch in text:
+        if ord(ch) < 0x2E80:
+            continue
+        name = unicodedata.name(ch, "")
+        if name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL", "IDEOGRAPHIC")):
+            return True
+    return False
+
+
+def _capitalised(text: str) -> str:
+    return "^".join(part.title() if part.islower() or part.isupper() else part for part in text.split("^"))
+
+
+def name_patterns(typed: str) -> list[str]:
+    """The person-name patterns to try, in order (see the module's matching rules)."""
+    text = typed.strip()
+    if not text:
+        return []
+    text = re.sub(r"\s*,\s*", "^", text)
+    if _ideographic(text) and not _has_wildcard(text):
+        return [f"*{text}*"]
+    if not _has_wildcard(text):
+        text += "*"
+    variants = [text.upper(), text, _capitalised(text)]
+    return list(dict.fromkeys(variants))
+
+
+def contains_pattern(typed: str) -> str:
+    text = typed.strip()
+    if not text or _has_wildcard(text):
+        return text
+    if not any(ch.isupper() for ch in text):
+        text = text.upper()
+    return f"*{text}*"
+
+
+def _single_value(text: str) -> bool:
+    return bool(text) and not _has_wildcard(text) and "\\" not in text
+
+
+def shape_keys(keys: QueryKeys, today: date | None = None) -> list[QueryKeys]:
+    """Apply the matching rules: the keys to send, in the order to try them (more than one when a
+    person name may need another case; patient and referring names step through theirs together)."""
+    shaped = replace(
+        keys,
+        birth_date=date_range(keys.birth_date, today),
+        study_date=date_range(keys.study_date, today),
+        study_time=time_range(keys.study_time),
+        study_description=contains_pattern(keys.study_description),
+        series_description=contains_pattern(keys.series_description),
+        sex=keys.sex.strip().upper(),
+        modality=keys.modality.strip().upper(),
+        modalities=tuple(m.strip().upper() for m in keys.modalities if m.strip()),
+        body_part=keys.body_part.strip().upper(),
+    )
+    names = name_patterns(keys.patient_name) or [""]
+    referring = name_patterns(keys.referring_physician) or [""]
+    return [replace(shaped, patient_name=names[min(i, len(names) - 1)],
+                    referring_physician=referring[min(i, len(referring) - 1)])
+            for i in range(max(len(names), len(referring)))]
+
+
+# --------------------------------------------------------------------------------------------
+# The service
+
+
+def find_contexts() -> list:
+    """Presentation contexts for C-FIND in both information models."""
+    return [build_context(uid) for uid in FIND_MODELS.values()]
+
+
+@dataclass(frozen=True)
+class PreparedQuery:
+    """What will be sent: the model and the identifier(s), tried in order while nothing is found."""
+
+    level: QueryLevel
+    model: QueryModel
+    identifiers: tuple[Dataset, ...]
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return tuple(identifier_text(ds) for ds in self.identifiers)
+
+
+class QueryService:
+    """C-FIND at the four levels over a DICOMClient, results streamed as typed records.
+
+    Uses the client's association when it is open (holding `client.lock` while a find runs),
+    otherwise opens one for the find and releases it afterwards. `profile` supplies the query model,
+    the query character set and the fallback character set (ServerProfile's defaults when None).
+    """
+
+    def __init__(self, client: DICOMClient, profile: ServerProfile | None = None, *,
+                 cancel_timeout: float = dicom_find.DEFAULT_CANCEL_TIMEOUT,
+                 today: Callable[[], date] | None = None) -> None:
+        self.client = client
+        self.query_model = profile.query_model if profile else QueryModel.STUDY_ROOT
+        self.query_charset = profile.query_charset if profile else "ISO_IR 192"
+        self.fallback_charset = profile.fallback_charset if profile else "ISO_IR 100"
+        self.cancel_timeout = cancel_timeout
+        self._today = today or date.today
+
+    # -- building ---------------------------------------------------------------------------
+
+    def model_for(self, keys: QueryKeys) -> QueryModel:
+        """Patient Root at patient level; otherwise the profile's model, except that a Patient Root
+        query below the patient level needs one known patient (a single Patient ID) and no other
+        patient attribute to match on: when it has not, Study Root."""
+        if keys.level is QueryLevel.PATIENT:
+            return QueryModel.PATIENT_ROOT
+        if self.query_model is QueryModel.PATIENT_ROOT and _single_value(keys.patient_id) and not (
+            keys.patient_name or keys.birth_date or keys.sex
+        ):
+            return QueryModel.PATIENT_ROOT
+        return QueryModel.STUDY_ROOT
+
+    def prepare(self, keys: QueryKeys, model: QueryModel | None = None) -> PreparedQuery:
+        """The identifiers a find of `keys` sends (ValueError, in words, for keys that cannot be sent)."""
+        variants = shape_keys(keys, self._today())
+        model = model or self.model_for(keys)
+        identifiers = tuple(build_identifier(k, charset=self.query_charset, model=model) for k in variants)
+        return PreparedQuery(keys.level, model, identifiers)
+
+    # -- finding ----------------------------------------------------------------------------
+
+    def find(self, keys: QueryKeys, *, limit: int | None = None) -> "FindStream[Any]":
+        if limit is not None and limit < 1:
+            raise ValueError("a limit is a whole number of results, 1 or more")
+        return FindStream(self, keys, limit=limit)
+
+    def find_patients(self, keys: QueryKeys | None = None, *, limit: int | None = None,
+                      **key_args: Any) -> "FindStream[PatientResult]":
+        return self.find(_keys(keys, QueryLevel.PATIENT, QueryKeys.patients, key_args), limit=limit)
+
+    def find_studies(self, keys: QueryKeys | None = None, *, limit: int | None = None,
+                     **key_args: Any) -> "FindStream[StudyResult]":
+        return self.find(_keys(keys, QueryLevel.STUDY, QueryKeys.studies, key_args), limit=limit)
+
+    def find_series(self, keys: QueryKeys | str, *, limit: int | None = None,
+                    **key_args: Any) -> "FindStream[SeriesResult]":
+        if isinstance(keys, str):
+            keys, key_args = QueryKeys.series(keys, **key_args), {}
+        return self.find(_keys(keys, QueryLevel.SERIES, QueryKeys.series, key_args), limit=limit)
+
+    def find_instances(self, keys: QueryKeys | str, series_instance_uid: str | None = None, *,
+                       limit: int | None = None, **key_args: Any) -> "FindStream[InstanceResult]":
+        if isinstance(keys, str):
+            if not series_instance_uid:
+                raise ValueError("an instance query needs the Series Instance UID")
+            keys, key_args = QueryKeys.instances(keys, series_instance_uid, **key_args), {}
+        return self.find(_keys(keys, QueryLevel.INSTANCE, QueryKeys.instances, key_args), limit=limit)
+
+
+def _keys(keys: QueryKeys | None, level: QueryLevel, build: Callable[..., QueryKeys],
+          key_args: dict[str, Any]) -> QueryKeys:
+    if keys is None:
+        return build(**key_args)
+    if key_args:
+        raise TypeError("give QueryKeys or key arguments, not both")
+    if keys.level is not level:
+        raise ValueError(f"these keys are for the {keys.level.name.lower()} level, not {level.name.lower()}")
+    return keys
+
+
+class FindStream(Generic[R]):
+    """One C-FIND in progress: an async iterator of results (or of batches, `batches()`).
+
+    Read it once. `cancel()` (from the loop, e.g. a Cancel button) sends C-CANCEL; the iteration
+    then ends normally after the PACS's final status, with `outcome.cancelled`. Leaving the
+    iteration early (break, an exception, the task being cancelled) does the same: use
+    `async with` (or `aclose()`) to have that happen before the next line runs. `outcome` is set
+    when the find has ended: count, completeness and why (limit reached, cancelled, a PACS warning,
+    a count that looks like a server cap). Failures the PACS reports are raised after the results
+    that came before them (DIMSEError); a PACS that goes silent raises Timeout.
+
+    While it runs: `count` (results handed over so far), `queries` (identifiers sent, as text),
+    `running`. A window shows `outcome.summary`, flags `outcome.possibly_incomplete` and lists
+    `outcome.reasons` and `outcome.notes`.
+    """
+
+    def __init__(self, service: QueryService, keys: QueryKeys, *, limit: int | None) -> None:
+        self.service = service
+        self.keys = keys
+        self.level: QueryLevel = keys.level
+        self.limit = limit
+        self.prepared = service.prepare(keys)  # raises ValueError now, before anything is sent
+        self.queries: list[str] = []  # identifiers actually sent, as text (patient data: see logs.phi)
+        self.count = 0
+        self.outcome: FindOutcome | None = None
+        self._cancel_requested = False
+        self._control: dicom_find.FindControl | None = None
+        self._cancel_tasks: set[asyncio.Task] = set()
+        self._filtered = 0  # results the PACS sent that did not match (keys it ignored)
+        self._checked_modalities = 0
+        self._unchecked = 0  # studies whose modalities could not be checked
+        self._first_result_at: float | None = None
+        self._batches: AsyncIterator[list[R]] | None = None
+        self._items: AsyncIterator[R] | None = None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def batches(self) -> AsyncIterator[list[R]]:
+        """Results in batches as they arrive (the first at once, then at most every 50 ms)."""
+        if self._batches is not None:
+            raise RuntimeError("a find is read once")
+        self._batches = self._run()
+        return self._batches
+
+    def __aiter__(self) -> AsyncIterator[R]:
+        if self._items is None:
+            self._items = self._flatten()
+        return self._items
+
+    async def _flatten(self) -> AsyncIterator[R]:
+        async with contextlib.aclosing(self.batches()) as batches:
+            async for batch in batches:
+                for item in batch:
+                    yield item
+
+    async def collect(self) -> list[R]:
+        """Every result (until the end, the limit or a cancel)."""
+        async with self:
+            return [item async for item in self]
+
+    @property
+    def running(self) -> bool:
+        return self._batches is not None and self.outcome is None
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the find: C-CANCEL now, abort if the PACS has not stopped within the bound.
+        Call on the loop; returns at once; the iteration ends by itself shortly after."""
+        self._cancel_requested = True
+        control = self._control
+        if control is not None and not control.requested:
+            task = asyncio.get_running_loop().create_task(
+                run_blocking(control.cancel, name="find-cancel"))
+            self._cancel_tasks.add(task)
+            task.add_done_callback(self._cancel_tasks.discard)
+
+    async def aclose(self) -> None:
+        for agen in (self._items, self._batches):
+            if agen is not None:
+                await agen.aclose()  # type: ignore[attr-defined]
+        await self._settle_cancel_tasks()
+
+    async def __aenter__(self) -> "FindStream[R]":
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        await self.aclose()
+
+    async def _settle_cancel_tasks(self) -> None:
+        if self._cancel_tasks:
+            await asyncio.gather(*list(self._cancel_tasks), return_exceptions=True)
+
+    # -- the work ---------------------------------------------------------------------------
+
+    async def _run(self) -> AsyncIterator[list[R]]:
+        client, prepared = self.service.client, self.prepared
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        summaries: list[dicom_find.FindSummary] = []
+        checks: list[dicom_find.FindSummary] = []  # series queries checking modalities
+        seen: set[Any] = set()
+        wanted = set(self.keys.modalities) if self.level is QueryLevel.STUDY else set()
+        unchecked: list[StudyResult] = []  # studies the PACS said no modality of
+        model = prepared.model
+        opened_here = False
+        try:
+            if self._cancel_requested:  # cancelled before it started: nothing to send
+                return
+            async with client.lock:
+                if not client.is_associated:
+                    await client.associate(contexts=find_contexts())
+                    opened_here = True
+                assoc = client.association
+                model, identifiers = self._usable_model(assoc, model, self.keys)
+                for identifier in identifiers:
+                    if self._cancel_requested:
+                        break
+                    remaining = None if self.limit is None else self.limit - self.count
+                    once = self._find_once(assoc, identifier, model, self.level, remaining, summaries)
+                    async with contextlib.aclosing(once) as batches:  # closed (cancelled, drained) first
+                        async for batch in batches:
+                            fresh = self._screen(batch, seen, wanted, unchecked)
+                            if fresh:
+                                yield self._hand_over(fresh, loop)
+                    last = summaries[-1] if summaries else None
+                    if last is None or last.aborted or last.status != 0x0000 or self.count or unchecked \
+                            or last.cancel_sent:
+                        break
+                if unchecked:
+                    check = self._check_modalities(assoc, unchecked, wanted, checks)
+                    async with contextlib.aclosing(check) as batches:
+                        async for batch in batches:
+                            yield self._hand_over(batch, loop)
+        finally:
+            await self._settle_cancel_tasks()
+            self._control = None
+            if not client.is_associated:
+                client.abort()  # forget an association that was aborted under us
+            elif opened_here:
+                await client.release()  # every find on it has ended: it is idle
+            first = None if self._first_result_at is None else self._first_result_at - started
+            self.outcome = self._outcome(summaries, checks, model, loop.time() - started, first)
+        self._raise_for(summaries)
+
+    def _screen(self, batch: list[Any], seen: set[Any], wanted: set[str], unchecked: list[Any]) -> list[Any]:
+        """The results of `batch` to hand over: new ones (a name retried in another case may find the
+        same again), matching the modalities asked for when the PACS says them (else held back in
+        `unchecked` to be checked series by series)."""
+        fresh = []
+        for result in batch:
+            key = result.key
+            if key and key in seen:
+                continue
+            seen.add(key)
+            if wanted:
+                if result.modalities is None:
+                    unchecked.append(result)
+                    continue
+                if not wanted & set(result.modalities):
+                    self._filtered += 1  # the PACS ignored the key: we match
+                    continue
+            fresh.append(result)
+        return fresh
+
+    def _hand_over(self, batch: list[R], loop: asyncio.AbstractEventLoop) -> list[R]:
+        self.count += len(batch)
+        if self._first_result_at is None:
+            self._first_result_at = loop.time()
+        return batch
+
+    async def _find_once(self, assoc: Any, identifier: Dataset, model: QueryModel, level: QueryLevel,
+                         limit: int | None, summaries: list[dicom_find.FindSummary]
+                         ) -> AsyncIterator[list[Any]]:
+        """One C-FIND on a worker thread, its results in batches; its summary goes to `summaries`
+        (also when the reader leaves early: the find is then cancelled and drained first)."""
+        control = dicom_find.FindControl(self.service.cancel_timeout)
+        self._control = control
+        holder: dict[str, dicom_find.FindSummary] = {}
+        self.queries.append(identifier_text(identifier))
+        log.info("C-FIND %s level (%s root)", level.name.lower(), model.value)
+        log.debug("C-FIND identifier:\n%s", phi(self.queries[-1]))
+        producer = _producer(assoc, identifier, FIND_MODELS[model], level, self.service.fallback_charset,
+                             control, limit, holder)
+        inner = stream_blocking(producer, name="find")
+        try:
+            async for batch in inner:
+                yield batch
+        finally:
+            await self._stop(control, inner)
+            if "summary" in holder:
+                summaries.append(holder["summary"])
+
+    async def _check_modalities(self, assoc: Any, studies: list[StudyResult], wanted: set[str],
+                                checks: list[dicom_find.FindSummary]) -> AsyncIterator[list[Any]]:
+        """For a PACS that leaves Modalities in Study empty (DCMTK's dcmqrscp): ask each study's
+        series for their modality and keep the studies that have a wanted one."""
+        log.info("the PACS does not return Modalities in Study: checking %d studies series by series",
+                 len(studies))
+        self._checked_modalities = len(studies)
+        for study in studies:
+            if self._cancel_requested or (self.limit is not None and self.count >= self.limit):
+                self._unchecked += 1
+                continue
+            keys = QueryKeys.series(study.study_instance_uid, patient_id=study.patient_id)
+            model, identifiers = self._usable_model(assoc, QueryModel.STUDY_ROOT, keys)
+            found: list[SeriesResult] = []
+            once = self._find_once(assoc, identifiers[0], model, QueryLevel.SERIES, None, checks)
+            async with contextlib.aclosing(once) as batches:
+                async for batch in batches:
+                    found.extend(batch)
+            last = checks[-1] if checks else None
+            if last is None or last.aborted or last.status != 0x0000:
+                self._unchecked += 1
+                if last is None or last.aborted:
+                    break
+                continue
+            modalities = {series.modality for series in found if series.modality}
+            if wanted & modalities:
+                counts = [series.number_of_instances for series in found]
+                checked = replace(
+                    study, modalities=tuple(sorted(modalities)),
+                    number_of_series=study.number_of_series if study.number_of_series is not None else len(found),
+                    number_of_instances=study.number_of_instances if study.number_of_instances is not None
+                    else (sum(counts) if counts and None not in counts else None),  # type: ignore[arg-type]
+                )
+                fill_study_summary(checked.dataset, checked.modalities or (), checked.number_of_series,
+                                   checked.number_of_instances)
+                yield [checked]
+            else:
+                self._filtered += 1
+
+    def _usable_model(self, assoc: Any, model: QueryModel, keys: QueryKeys
+                      ) -> tuple[QueryModel, tuple[Dataset, ...]]:
+        accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
+        if str(FIND_MODELS[model]) in accepted:
+            if keys is self.keys and model is self.prepared.model:
+                return model, self.prepared.identifiers
+            try:
+                return model, self.service.prepare(keys, model).identifiers
+            except ValueError:
+                pass
+        other = QueryModel.STUDY_ROOT if model is QueryModel.PATIENT_ROOT else QueryModel.PATIENT_ROOT
+        if keys.level is not QueryLevel.PATIENT and str(FIND_MODELS[other]) in accepted:
+            try:
+                return other, self.service.prepare(keys, other).identifiers
+            except ValueError:
+                pass
+        client = self.service.client
+        raise ServiceNotSupported(
+            client.host, client.port, f"C-FIND in the {model.value.title()} Root model",
+            detail="accepted: " + (", ".join(sorted(accepted)) or "nothing"),
+            hint="the PACS does not offer this query model to us")
+
+    async def _stop(self, control: dicom_find.FindControl, inner: AsyncIterator[list[R]]) -> None:
+        """After the inner stream: make sure the find has ended (cancel and wait when the reader left
+        early) and that its stream is drained, so the worker thread is done."""
+        if not control.finished:  # the reader left early: stop the PACS
+            self._cancel_requested = True
+            await run_blocking(control.cancel, name="find-cancel")
+        with contextlib.suppress(Exception):
+            async for _ in inner:  # drain what the worker still emitted; ends when it has ended
+                pass
+
+    def _outcome(self, summaries: list[dicom_find.FindSummary], checks: list[dicom_find.FindSummary],
+                 model: QueryModel, elapsed: float, first: float | None) -> FindOutcome:
+        last = summaries[-1] if summaries else None
+        reasons: list[str] = []
+        notes: list[str] = []
+        completeness = Completeness.COMPLETE
+        aborted = any(s.aborted for s in summaries + checks)
+        dropped = sum(s.dropped for s in summaries)
+        # Did a cancel (ours or the limit's) keep matches from us? Not when the PACS had finished
+        # (Success) and nothing came after the cancel.
+        stopped_early = last is None or aborted or dropped > 0 or last.status != 0x0000 or self._unchecked > 0
+        limit_reached = any(s.limit_reached for s in summaries)
+        cancelled = self._cancel_requested and not limit_reached and stopped_early
+        unsupported = any(s.unsupported_keys for s in summaries)
+        unreadable = sum(s.unreadable for s in summaries)
+        if limit_reached and stopped_early:
+            completeness = Completeness.INCOMPLETE
+            reasons.append(f"stopped at the limit of {self.limit} results")
+        elif cancelled:
+            completeness = Completeness.INCOMPLETE
+            reasons.append("cancelled")
+        if aborted:
+            completeness = Completeness.INCOMPLETE
+            reasons.append(next((s.abort_reason for s in summaries if s.abort_reason), "the association was aborted"))
+        if last is not None and last.status == dicom_find.CANCEL and not (limit_reached or cancelled):
+            completeness = Completeness.INCOMPLETE
+            reasons.append("the PACS ended the query as cancelled")
+        if last is None and not cancelled:
+            completeness = Completeness.INCOMPLETE
+            reasons.append("the query did not run to its end")
+        if last is not None and last.status is not None and last.status not in (0x0000, dicom_find.CANCEL):
+            category, words = status_words(last.status, "C-FIND")
+            if category == "Warning":
+                reasons.append(f"the PACS ended with a warning: {words} (0x{last.status:04X})")
+            else:
+                reasons.append(f"the PACS reported: {words} (0x{last.status:04X})")
+            completeness = Completeness.INCOMPLETE if category == "Failure" else max_completeness(
+                completeness, Completeness.POSSIBLY_INCOMPLETE)
+        if completeness is Completeness.COMPLETE or completeness is Completeness.POSSIBLY_INCOMPLETE:
+            if self.count >= ROUND_COUNT_STEP and self.count % ROUND_COUNT_STEP == 0:
+                completeness = Completeness.POSSIBLY_INCOMPLETE
+                reasons.append(f"exactly {self.count} results: the PACS may cap its answers at that number")
+        if unreadable:
+            completeness = max_completeness(completeness, Completeness.POSSIBLY_INCOMPLETE)
+            reasons.append(f"{unreadable} responses could not be read")
+        if self._unchecked and not (limit_reached or cancelled or aborted):
+            completeness = max_completeness(completeness, Completeness.POSSIBLY_INCOMPLETE)
+            reasons.append(f"the modalities of {self._unchecked} studies could not be checked")
+        if unsupported:
+            notes.append("the PACS did not support some of the keys for matching")
+        if self._checked_modalities:
+            notes.append(f"the PACS does not return Modalities in Study: {self._checked_modalities} studies were "
+                         "checked series by series")
+        if self._filtered:
+            notes.append(f"{self._filtered} answers did not match all the keys and were left out")
+        return FindOutcome(
+            level=self.level, count=self.count, completeness=completeness,
+            status=last.status if last else None, limit=self.limit, limit_reached=limit_reached,
+            cancelled=cancelled, aborted=aborted, unsupported_keys=unsupported,
+            reasons=tuple(reasons), notes=tuple(notes), queries=tuple(self.queries), query_model=model, elapsed=elapsed,
+            first_result_after=first,
+        )
+
+    def _raise_for(self, summaries: list[dicom_find.FindSummary]) -> None:
+        if not summaries:
+            return
+        last = summaries[-1]
+        if last.aborted and not last.cancel_sent:
+            timeouts = self.service.client.timeouts
+            if last.elapsed >= timeouts.dimse * 0.9:
+                raise Timeout("waiting for the PACS's C-FIND answer", timeouts.dimse)
+            raise AssociationAborted("The PACS closed the association during the C-FIND",
+                                     detail=last.abort_reason)
+        if last.status is not None and last.status not in (0x0000, dicom_find.CANCEL) \
+                and status_words(last.status, "C-FIND")[0] == "Failure":
+            raise DIMSEError(last.status, "C-FIND", comment=last.comment)
+
+
+def max_completeness(a: Completeness, b: Completeness) -> Completeness:
+    order = [Completeness.COMPLETE, Completeness.POSSIBLY_INCOMPLETE, Completeness.INCOMPLETE]
+    return a if order.index(a) >= order.index(b) else b
+
+
+def _producer(assoc: Any, identifier: Dataset, model_uid: Any, level: QueryLevel, fallback: str,
+              control: dicom_find.FindControl, limit: int | None,
+              holder: dict[str, dicom_find.FindSummary]) -> Callable[[Callable[[Any], None]], None]:
+    def produce(emit: Callable[[Any], None]) -> None:
+        holder["summary"] = dicom_find.run_find(
+            assoc, identifier, model_uid, lambda ds: emit(parse_result(level, ds, fallback)),
+            control=control, limit=limit)
+
+    return produce
+
+
+__all__ = [
+    "DatePreset",
+    "FindStream",
+    "PreparedQuery",
+    "QueryService",
+    "contains_pattern",
+    "date_range",
+    "find_contexts",
+    "name_patterns",
+    "shape_keys",
+    "time_range",
+]
