@@ -52,6 +52,19 @@ def _start(target: Callable[[], None], name: str) -> threading.Thread:
     return thread
 
 
+def start_detached(fn: Callable[[], Any], *, name: str = "detached") -> threading.Thread:
+    """Run `fn()` on a worker thread without waiting for it (its result and errors are dropped):
+    for fire-and-forget work such as sending a C-CANCEL from a plain callback."""
+
+    def target() -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - nobody waits for it
+            pass
+
+    return _start(target, name)
+
+
 async def run_blocking(fn: Callable[..., T], *args: Any, name: str = "call", **kwargs: Any) -> T:
     """Run `fn(*args, **kwargs)` on a worker thread and await its result (or exception)."""
     loop = asyncio.get_running_loop()

@@ -51,7 +51,7 @@ from .client import DICOMClient
 from .dicom import find as dicom_find
 from .dicom.identifiers import FIND_MODELS, build_identifier, fill_study_summary, identifier_text, parse_result
 from .errors import AssociationAborted, DIMSEError, ServiceNotSupported, Timeout, status_words
-from .executor import run_blocking, stream_blocking
+from .executor import run_blocking, start_detached, stream_blocking
 from .logs import phi
 from .records import (
     Completeness,
@@ -442,8 +442,12 @@ class FindStream(Generic[R]):
         self._cancel_requested = True
         control = self._control
         if control is not None and not control.requested:
-            task = asyncio.get_running_loop().create_task(
-                run_blocking(control.cancel, name="find-cancel"))
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # called from a plain callback while the loop is between turns
+                start_detached(control.cancel, name="find-cancel")
+                return
+            task = loop.create_task(run_blocking(control.cancel, name="find-cancel"))
             self._cancel_tasks.add(task)
             task.add_done_callback(self._cancel_tasks.discard)
 

@@ -5,18 +5,23 @@ from __future__ import annotations
 from dataclasses import replace
 
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QSplitter, QWidget
 
 from ..core.config import ProfileStore
+from ..core import logs
 from ..core.diagnostics import Outcome, Step
-from ..core.records import ServerProfile
+from ..core.records import FindOutcome, QueryKeys, ServerProfile
 from .controllers.echo import EchoController
 from .controllers.profiles import ProfileController
+from .controllers.query import QueryController
+from .models.results import ResultsModel
 from .widgets.connection_test import ConnectionTestDialog
 from .widgets.log_panel import LogPanel
 from .widgets.profile_dialog import ProfileDialog
 from .widgets.profile_panel import ProfilePanel
+from .widgets.query_form import QueryForm
+from .widgets.results_view import ResultsView
 
 
 class MainWindow(QMainWindow):
@@ -25,8 +30,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("PACS Browser")
         self.profile_controller = ProfileController(store or ProfileStore(), self)
         self.echo = EchoController(self)
+        self.query = QueryController(self)
         self.profiles = ProfilePanel()
         self.log = LogPanel()
+        self.query_form = QueryForm()
+        self.results_model = ResultsModel(self)
+        self.results = ResultsView(self.results_model)
+        self.unbounded_warning: QMessageBox | None = None
         self.test_dialog: ConnectionTestDialog | None = None
         self.profile_dialog: ProfileDialog | None = None
 
@@ -61,6 +71,15 @@ class MainWindow(QMainWindow):
         self.echo.started.connect(self._echo_started)
         self.echo.succeeded.connect(self._echo_succeeded)
         self.echo.failed.connect(self._echo_failed)
+        self.query_form.search_requested.connect(self.search)
+        self.query_form.cancel_requested.connect(self.query.cancel)
+        self.query.started.connect(self._query_started)
+        self.query.batch.connect(self._query_batch)
+        self.query.finished.connect(self._query_finished)
+        self.query.failed.connect(self._query_failed)
+        self.query.children_loaded.connect(self.results_model.set_children)
+        self.query.children_failed.connect(self._children_failed)
+        self.results_model.children_requested.connect(self.query.load_children)
 
         pc.reload()
         if not pc.profiles:
@@ -68,7 +87,14 @@ class MainWindow(QMainWindow):
         self._restore_geometry()
 
     def _central_area(self) -> QWidget:
-        return QWidget()
+        area = QSplitter(Qt.Orientation.Vertical)
+        area.setObjectName("queryArea")
+        area.addWidget(self.query_form)
+        area.addWidget(self.results)
+        area.setStretchFactor(0, 0)
+        area.setStretchFactor(1, 1)
+        area.setCollapsible(0, False)
+        return area
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -82,8 +108,26 @@ class MainWindow(QMainWindow):
             action = QAction(text, self)
             action.triggered.connect(slot)
             server_menu.addAction(action)
+        query_menu = self.menuBar().addMenu("&Query")
+        find_action = QAction("&Find", self)
+        find_action.setShortcut(QKeySequence.StandardKey.Find)
+        find_action.triggered.connect(self.query_form.focus_search)
+        query_menu.addAction(find_action)
+        search_action = QAction("&Search", self)
+        search_action.triggered.connect(self.query_form.request_search)
+        query_menu.addAction(search_action)
+        stop_action = QAction("S&top", self)
+        stop_action.triggered.connect(self.query.cancel)
+        query_menu.addAction(stop_action)
+        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
+        escape.activated.connect(self.query.cancel)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.log_dock.toggleViewAction())
+        self.phi_action = QAction("Show patient data in the log (debug)", self)
+        self.phi_action.setCheckable(True)
+        self.phi_action.setChecked(logs.show_phi())
+        self.phi_action.toggled.connect(logs.set_show_phi)
+        view_menu.addAction(self.phi_action)
 
     def _with_current(self, fn) -> None:
         profile = self.profiles.current_profile()
@@ -161,6 +205,59 @@ class MainWindow(QMainWindow):
         self.profiles.set_status(message, ok=passed)
         self.statusBar().showMessage(message, 15000)
 
+    # -- query -------------------------------------------------------------------------------------------
+    def search(self, keys: QueryKeys, *, confirmed: bool = False) -> None:
+        profile = self.profiles.current_profile()
+        if profile is None:
+            self.statusBar().showMessage("Choose a server on the left first (or add one).")
+            return
+        if not confirmed and self.query_form.is_unbounded():
+            self._confirm_unbounded(profile, keys)
+            return
+        self.results_model.clear()
+        self.query_form.set_running(True)
+        self.results.show_running(0)
+        self.query.search(profile, keys)
+
+    def _confirm_unbounded(self, profile: ServerProfile, keys: QueryKeys) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Search everything?",
+                          f"No name, ID or date is given: {profile.name} would send every "
+                          f"{'patient' if self.query_form.level_patient.isChecked() else 'study'} it holds "
+                          f"(at most {self.query.limit} are shown). Search anyway?",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda result: self.search(keys, confirmed=True)
+                             if result == QMessageBox.StandardButton.Yes else None)
+        self.unbounded_warning = box
+        box.open()
+
+    def _query_started(self, name: str, query_text: str) -> None:
+        self.log.add("info", f"C-FIND to {name}", query_text)
+        self.statusBar().showMessage(f"Searching {name}…")
+
+    def _query_batch(self, results: list) -> None:
+        self.results_model.add_results(results)
+        self.results.show_running(self.results_model.top_level_count())
+
+    def _query_finished(self, outcome: FindOutcome) -> None:
+        self.query_form.set_running(False)
+        self.results.show_outcome(outcome)
+        level = "ok" if outcome.complete else "warn"
+        self.log.add(level, f"C-FIND finished: {outcome.summary} in {outcome.elapsed:.2f} s",
+                     "; ".join(outcome.reasons + outcome.notes))
+        self.statusBar().showMessage(outcome.summary, 15000)
+
+    def _query_failed(self, message: str, detail: str) -> None:
+        self.query_form.set_running(False)
+        self.results.show_failure(message)
+        self.log.add("error", message, detail)
+        self.statusBar().showMessage(message)
+
+    def _children_failed(self, node, message: str) -> None:
+        self.results_model.set_children_failed(node, message)
+        self.log.add("error", message)
+
     # -- echo ----------------------------------------------------------------------------------------
     def _echo_started(self, name: str) -> None:
         self.profiles.set_status(f"Echo to {name}…")
@@ -207,5 +304,6 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     async def shutdown(self) -> None:
+        await self.query.shutdown()
         await self.echo.shutdown()
         await self.profile_controller.shutdown()

@@ -23,10 +23,12 @@ def qloop(qapp, tmp_path, monkeypatch):
     asyncio.set_event_loop(loop)
     yield loop
     asyncio.set_event_loop(None)
+    loop.close()
 
 
-def run_until(loop, condition, timeout: float = 10.0) -> None:
-    """Run the loop until `condition()` is true, at most `timeout` seconds."""
+def run_until(loop, condition, timeout: float = 10.0, *, settle: bool = True) -> None:
+    """Run the loop until `condition()` is true, at most `timeout` seconds; with `settle`, then
+    until the tasks running by then have finished too (within the same bound)."""
 
     async def wait() -> None:
         deadline = loop.time() + timeout
@@ -34,5 +36,13 @@ def run_until(loop, condition, timeout: float = 10.0) -> None:
             if loop.time() > deadline:
                 raise AssertionError(f"condition not met within {timeout} s")
             await asyncio.sleep(0.01)
+        # Let what the last step started settle while the loop runs (in the application the loop
+        # always runs; a task left pending here would take its first step outside it).
+        me = asyncio.current_task()
+        while settle:
+            pending = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+            if not pending or loop.time() > deadline:
+                break
+            await asyncio.wait(pending, timeout=max(0.01, deadline - loop.time()))
 
     loop.run_until_complete(wait())

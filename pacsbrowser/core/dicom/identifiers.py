@@ -550,9 +550,16 @@ def build_identifier(keys: QueryKeys, *, charset: str = UTF8,
     return ds
 
 
-def identifier_text(ds: Dataset) -> str:
+PATIENT_KEYWORDS = frozenset({"PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
+                              "OtherPatientNames", "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName"})
+
+
+def identifier_text(ds: Dataset, *, redact: bool = False) -> str:
     """The identifier as readable lines, '(0010,0010) PatientName = SMITH*', the exact keys sent.
-    Holds patient data: for the user's eyes, or a log through logs.phi()."""
+    Holds patient data: for the user's eyes; with `redact`, patient values go through logs.phi()
+    (shown only when patient data may be shown), for a log."""
+    from ..logs import phi
+
     lines = []
     for tag in sorted(ds.keys()):
         element = ds[tag]
@@ -560,6 +567,8 @@ def identifier_text(ds: Dataset) -> str:
         value = element.value
         if value is None or value == "":
             shown = "(return)"
+        elif redact and name in PATIENT_KEYWORDS:
+            shown = phi(value)
         elif isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
             shown = "\\".join(str(v) for v in value)
         else:

@@ -23,6 +23,6 @@ class LogPanel(QPlainTextEdit):
     def add(self, level: str, message: str, detail: str = "") -> None:
         stamp = time.strftime("%H:%M:%S")
         line = f"{stamp}  {level:<5} {message}"
-        if detail:
-            line += f"\n{'':16}{detail}"
+        for detail_line in detail.splitlines():
+            line += f"\n{'':16}{detail_line}"
         self.appendPlainText(line)

@@ -30,6 +30,9 @@ class ProfilePanel(QWidget):
         self.list = QListWidget()
         self.list.setObjectName("profileList")
         self.list.setAlternatingRowColors(True)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setSpacing(2)
         self.add_button = QPushButton("Add…")
         self.edit_button = QPushButton("Edit…")
         self.duplicate_button = QPushButton("Duplicate")
@@ -76,7 +79,7 @@ class ProfilePanel(QWidget):
         for row, profile in enumerate(profiles):
             scheme = "TLS" if profile.tls else "TCP"
             method = "C-MOVE" if profile.retrieve_method is RetrieveMethod.MOVE else "C-GET"
-            item = QListWidgetItem(f"{profile.name}\n{profile.called_ae} @ {profile.host}:{profile.port}  ·  {scheme}  ·  {method}")
+            item = QListWidgetItem(f"{profile.name}\n{profile.called_ae} @ {profile.host}:{profile.port}\n{scheme} · {method}")
             item.setData(Qt.ItemDataRole.UserRole, profile)
             item.setToolTip(f"{profile.called_ae} at {profile.host}:{profile.port}, we are {profile.calling_ae}")
             self.list.addItem(item)

@@ -1,0 +1,82 @@
+"""Make docs/window.png: the real window, on a real (virtual) X screen, showing results from a real
+Orthanc of the test lab. Run: xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python docs/screenshot.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> int:
+    from PySide6.QtWidgets import QApplication
+    import qasync
+
+    from tests.lab.data import generate
+    from tests.lab.peers import OrthancPeer, free_port
+
+    from pacsbrowser.core.config import ProfileStore
+    from pacsbrowser.core.records import RetrieveMethod, ServerProfile
+    from pacsbrowser.ui.main_window import MainWindow
+
+    work = Path(tempfile.mkdtemp(prefix="pacsbrowser-shot-"))
+    os.environ["PACSBROWSER_CONFIG_DIR"] = str(work / "config")
+    catalog = generate(work / "data")
+    peer = OrthancPeer(move_port=free_port())
+    peer.start()
+    try:
+        peer.load(catalog.paths())
+        app = QApplication(sys.argv[:1])
+        store = ProfileStore(work / "config")
+        store.add(ServerProfile(name="Radiology PACS (lab Orthanc)", host="127.0.0.1", port=peer.port,
+                                called_ae=peer.aet))
+        store.add(ServerProfile(name="Archive (C-MOVE)", host="127.0.0.1", port=peer.port, called_ae=peer.aet,
+                                retrieve_method=RetrieveMethod.MOVE, move_destination="PACSBROWSER"))
+        window = MainWindow(store)
+        window.resize(1380, 860)
+        window.show()
+        loop = qasync.QEventLoop(app)
+        asyncio.set_event_loop(loop)
+
+        async def scenario() -> None:
+            window.query_form.patient_name.setText("smith")
+            window.query_form.search_button.click()
+            for _ in range(500):
+                await asyncio.sleep(0.02)
+                if window.query.last_outcome is not None and not window.query.running:
+                    break
+            view = window.results
+            first = window.results_model.root.children[0]
+            view.tree.expand(view.proxy.mapFromSource(window.results_model.index_of(first)))
+            for _ in range(250):
+                await asyncio.sleep(0.02)
+                if first.children and first.children[0].result is not None:
+                    break
+            view.tree.setCurrentIndex(view.proxy.mapFromSource(window.results_model.index_of(first)))
+            await asyncio.sleep(0.5)
+            target = ROOT / "docs" / "window.png"
+            if os.environ.get("DISPLAY") and subprocess.run(["which", "import"], capture_output=True).returncode == 0:
+                subprocess.run(["import", "-window", "root", "-crop", "1380x860+0+0", str(target)], check=True)
+            else:
+                window.grab().save(str(target))
+            print(f"wrote {target}")
+
+        loop.run_until_complete(scenario())
+        loop.run_until_complete(window.shutdown())
+    finally:
+        peer.stop()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Runs queries for the window: one search in flight at a time, children of expanded rows on demand.
+
+Results reach the widgets in batches through signals; nothing here blocks the GUI thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from ...core.client import DICOMClient
+from ...core.dicom.identifiers import identifier_text
+from ...core.errors import DICOMNetworkError
+from ...core.query import QueryService
+from ...core.records import FindOutcome, QueryKeys, ServerProfile
+from ..models.results import Kind, Node
+
+log = logging.getLogger(__name__)
+
+
+class QueryController(QObject):
+    started = Signal(str, str)  # profile name, the query as sent (patient data redacted unless debug)
+    batch = Signal(list)  # results, in arrival order
+    finished = Signal(object)  # FindOutcome
+    failed = Signal(str, str)  # message, DICOM detail
+    children_loaded = Signal(object, list)  # Node, results
+    children_failed = Signal(object, str)  # Node, message
+
+    def __init__(self, parent: QObject | None = None, *, limit: int | None = 5000) -> None:
+        super().__init__(parent)
+        self.limit = limit
+        self._search: asyncio.Task | None = None
+        self._stream: Any = None
+        self._children: set[asyncio.Task] = set()
+        self.profile: ServerProfile | None = None
+        self.last_outcome: FindOutcome | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._search is not None and not self._search.done()
+
+    def search(self, profile: ServerProfile, keys: QueryKeys) -> asyncio.Task:
+        """Start a search (a running one is cancelled first)."""
+        self.cancel()
+        self.profile = profile
+        self._search = asyncio.ensure_future(self._run(profile, keys))
+        return self._search
+
+    def cancel(self) -> None:
+        """Stop the running search: C-CANCEL, drain, and keep what came."""
+        if self._stream is not None and self.running:
+            self._stream.cancel()
+
+    async def _run(self, profile: ServerProfile, keys: QueryKeys) -> None:
+        service = QueryService(DICOMClient.from_profile(profile), profile)
+        try:
+            prepared = service.prepare(keys)
+        except ValueError as exc:
+            self.failed.emit(str(exc), "")
+            return
+        self.started.emit(profile.name, describe_query(prepared))
+        stream = service.find(keys, limit=self.limit)
+        self._stream = stream
+        try:
+            async for results in stream.batches():
+                self.batch.emit(results)
+        except DICOMNetworkError as exc:
+            self.failed.emit(str(exc), exc.detail)
+        except asyncio.CancelledError:
+            raise
+        finally:
+            self._stream = None
+        if stream.outcome is not None:
+            self.last_outcome = stream.outcome
+            self.finished.emit(stream.outcome)
+
+    # -- children of expanded rows -------------------------------------------------------------------
+    def load_children(self, node: Node) -> asyncio.Task | None:
+        if self.profile is None:
+            self.children_failed.emit(node, "No server selected")
+            return None
+        task = asyncio.ensure_future(self._load(self.profile, node))
+        self._children.add(task)
+        task.add_done_callback(self._children.discard)
+        return task
+
+    async def _load(self, profile: ServerProfile, node: Node) -> None:
+        result = node.result
+        service = QueryService(DICOMClient.from_profile(profile), profile)
+        started = time.perf_counter()
+        try:
+            if node.kind is Kind.PATIENT:
+                stream = service.find_studies(QueryKeys.studies(patient_id=result.patient_id))
+            elif node.kind is Kind.STUDY:
+                stream = service.find_series(result.study_instance_uid)
+            else:
+                stream = service.find_instances(result.study_instance_uid, result.series_instance_uid)
+            results = await stream.collect()
+        except DICOMNetworkError as exc:
+            self.children_failed.emit(node, f"Could not load: {exc}")
+            return
+        except ValueError as exc:
+            self.children_failed.emit(node, f"Could not load: {exc}")
+            return
+        results.sort(key=_child_order)
+        log.debug("%d children in %.0f ms", len(results), (time.perf_counter() - started) * 1000)
+        self.children_loaded.emit(node, results)
+
+    async def shutdown(self) -> None:
+        self.cancel()
+        tasks = [t for t in (self._search, *self._children) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+
+
+def describe_query(prepared: Any) -> str:
+    """The query as sent, in two lines: what it matches on, then what it asks back (patient data
+    redacted unless the debug switch is on)."""
+    lines = identifier_text(prepared.identifiers[0], redact=True).splitlines()
+    matching = [line.split(") ", 1)[1] for line in lines if not line.endswith("(return)")]
+    returned = [line.split(") ", 1)[1].split(" = ")[0] for line in lines if line.endswith("(return)")]
+    model = "Patient Root" if prepared.model.value == "patient" else "Study Root"
+    text = f"{prepared.level.value} level, {model}; matching " + ("; ".join(matching) or "nothing")
+    return text + "\nasks back " + ", ".join(returned)
+
+
+def _child_order(result: Any) -> tuple:
+    number = getattr(result, "series_number", None)
+    if number is None:
+        number = getattr(result, "instance_number", None)
+    date_value = getattr(result, "study_date", None)
+    return (date_value.toordinal() if date_value else 0, number if number is not None else 1 << 30)

@@ -1,0 +1,91 @@
+"""The results tree with its count line: sortable, lazily expanded, UIDs copied from a context menu."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QMenu, QTreeView, QVBoxLayout, QWidget
+
+from ...core.records import FindOutcome
+from ..models.results import COLUMNS, RESULT_ROLE, SORT_ROLE, NAME, ResultsModel
+
+
+class ResultsView(QWidget):
+    activated = Signal(object)  # the *Result record of a double-clicked row
+
+    def __init__(self, model: ResultsModel, parent=None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.tree = QTreeView()
+        self.tree.setObjectName("resultsTree")
+        self.tree.setModel(self.proxy)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setSortingEnabled(True)
+        self.tree.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # arrival order until the user sorts
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
+        self.tree.doubleClicked.connect(self._double_clicked)
+        header = self.tree.header()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        for column, width in enumerate((230, 90, 90, 90, 75, 210, 110, 55, 70)[: len(COLUMNS)]):
+            self.tree.setColumnWidth(column, width)
+        self.summary = QLabel("No search yet.")
+        self.summary.setObjectName("resultsSummary")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 0, 6, 6)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.tree, 1)
+
+    def source_index(self, index: QModelIndex) -> QModelIndex:
+        return self.proxy.mapToSource(index)
+
+    def result_at(self, index: QModelIndex):
+        return self.proxy.data(index, RESULT_ROLE)
+
+    def show_running(self, count: int) -> None:
+        self.summary.setStyleSheet("")
+        self.summary.setText(f"Searching… {count} so far")
+
+    def show_outcome(self, outcome: FindOutcome) -> None:
+        text = outcome.summary[:1].upper() + outcome.summary[1:]
+        text += f" in {outcome.elapsed:.2f} s"
+        if outcome.notes:
+            text += " · " + " ".join(outcome.notes)
+        self.summary.setText(text)
+        self.summary.setToolTip("\n".join(outcome.reasons + outcome.notes))
+        self.summary.setStyleSheet("" if outcome.complete else "color: #9a6700; font-weight: bold;")
+
+    def show_failure(self, message: str) -> None:
+        self.summary.setText(message)
+        self.summary.setStyleSheet("color: #b3261e;")
+
+    def _double_clicked(self, index: QModelIndex) -> None:
+        result = self.result_at(index.siblingAtColumn(NAME))
+        if result is not None:
+            self.activated.emit(result)
+
+    def _context_menu(self, position) -> None:
+        index = self.tree.indexAt(position)
+        result = self.result_at(index.siblingAtColumn(NAME)) if index.isValid() else None
+        if result is None:
+            return
+        menu = QMenu(self)
+        for label, attribute in (("Copy Study Instance UID", "study_instance_uid"),
+                                 ("Copy Series Instance UID", "series_instance_uid"),
+                                 ("Copy SOP Instance UID", "sop_instance_uid"),
+                                 ("Copy Patient ID", "patient_id")):
+            value = getattr(result, attribute, "")
+            if value:
+                action = QAction(label, menu)
+                action.triggered.connect(lambda _=False, v=value: QGuiApplication.clipboard().setText(v))
+                menu.addAction(action)
+        menu.popup(self.tree.viewport().mapToGlobal(position))
+        self._menu = menu  # kept for tests
