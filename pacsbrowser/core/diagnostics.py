@@ -184,8 +184,9 @@ class ConnectionTest:
                 yield _skipped("Association", "C-ECHO", "C-FIND")
                 return
             yield Step("TLS handshake", Outcome.OK,
-                       f"{facts.get('protocol')} with {facts.get('cipher')}; server certificate "
-                       f"{cert_facts.get('subject', '?')}, issued by {cert_facts.get('issuer', '?')}",
+                       f"{facts.get('protocol')}, {facts.get('cipher')}; certificate of "
+                       f"{_common_name(cert_facts.get('subject', '?'))} issued by "
+                       f"{_common_name(cert_facts.get('issuer', '?'))}, valid until {cert_facts.get('valid_until', '?')}",
                        seconds=time.perf_counter() - step_started, facts={**facts, **cert_facts})
 
         client = DICOMClient.from_profile(p)
@@ -236,6 +237,14 @@ def _skipped(*names: str) -> Step:
     # Only the first skipped name is reported as a step; the rest are implied. Kept as one step so a
     # failure reads "X failed; the rest was not tried".
     return Step(", ".join(names), Outcome.SKIPPED, "not tried: an earlier step failed")
+
+
+def _common_name(name: str) -> str:
+    """'commonName=x' out of a distinguished name in words, or the whole name."""
+    for part in name.split(", "):
+        if part.startswith("commonName="):
+            return part.split("=", 1)[1]
+    return name
 
 
 def _certificate_facts(certificate: ServerCertificate | None) -> dict[str, str]:
