@@ -228,3 +228,24 @@ def fault_scp() -> Iterator[Callable[..., FaultSCP]]:
     yield factory
     for scp in made:
         scp.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _no_patient_data_by_default() -> Iterator[None]:
+    """Every test starts with patient data hidden (a --verbose run in-process must not leak)."""
+    from pacsbrowser.core import logs
+
+    logs.set_show_phi(False)
+    yield
+    logs.set_show_phi(False)
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_thread_left_behind() -> Iterator[None]:
+    """After each test no worker thread of ours is still running (bounded wait for stragglers)."""
+    from pacsbrowser.core import executor
+
+    yield
+    if not executor.join_all(timeout=10.0):
+        names = ", ".join(t.name for t in executor.active_threads())
+        pytest.fail(f"worker threads left running after the test: {names}", pytrace=False)
