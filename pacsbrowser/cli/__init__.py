@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from . import archive, echo, find, listen, profile
+from . import archive, echo, find, listen, profile, store
 
-COMMANDS = [echo, profile, find, listen, archive]
+COMMANDS = [echo, profile, find, store, listen, archive]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -146,10 +146,11 @@ class DICOMClient:
         await run_blocking(_release_or_abort, assoc, name="release")
 
     def abort(self) -> None:
-        """Abort the association now, without waiting for the peer."""
+        """Abort the association now, without waiting for the peer; a worker thread waiting for a
+        response on it returns at once."""
         assoc, self._assoc = self._assoc, None
-        if assoc is not None and not (assoc.is_aborted or assoc.is_released):
-            assoc.abort(block=False)
+        if assoc is not None:
+            dicom_ae.interrupt(assoc)
 
     async def __aenter__(self) -> "DICOMClient":
         await self.associate()
@@ -203,7 +204,10 @@ class VerificationService:
 
 def _send_echo(assoc: Any) -> EchoResult:
     started = time.perf_counter()
-    status = assoc.send_c_echo()
+    try:
+        status = assoc.send_c_echo()
+    finally:
+        dicom_ae.settle_reactor(assoc)
     elapsed = time.perf_counter() - started
     if not status or "Status" not in status:
         if not assoc.is_established:

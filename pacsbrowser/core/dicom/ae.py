@@ -362,6 +362,44 @@ def speaks_tls(host: str, port: int, timeout: float) -> bool:
         return False
 
 
+def settle_reactor(assoc: Any, limit: float = 0.05) -> None:
+    """Let the association's reactor thread wake up after a DIMSE exchange, before the next one.
+
+    Call after every send_c_*() that may be followed at once by another on the same association.
+
+    pynetdicom pauses the reactor during send_c_store() (so that it does not take the response
+    off the queue) and wakes it at the end. The next send_c_store() waits for `_is_paused` again,
+    but right after the wake-up that flag still says True from the last pause: a request sent at
+    once can then have its response taken by the reactor, which drops it ("Received unexpected
+    C-STORE service message") and the send waits out the DIMSE timeout. Seen against dcmqrscp on a
+    busy machine; pynetdicom 3.0. So wait (bounded) until the reactor has really woken."""
+    checkpoint = getattr(assoc, "_reactor_checkpoint", None)
+    if checkpoint is None or not hasattr(assoc, "_is_paused"):
+        return
+    deadline = time.monotonic() + limit
+    while assoc._is_paused and checkpoint.is_set() and assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.00005)
+
+
+def interrupt(assoc: Any) -> None:
+    """Abort `assoc` from another thread and wake a send_c_store() waiting on it.
+
+    A local abort does not wake a thread waiting for a DIMSE response: it would wait out the
+    whole DIMSE timeout. An empty item on the DIMSE message queue is what pynetdicom itself reads
+    as "no response", and send_c_store() then returns at once. The abort also wakes the
+    association's reactor, which takes (and drops) one queued item per turn until it sees the
+    abort: so several are queued, ahead of the abort. Left-over items die with the association."""
+    queue = getattr(getattr(assoc, "dimse", None), "msg_queue", None)
+    if queue is not None:
+        for _ in range(4):
+            queue.put((None, None))
+    try:
+        if not (assoc.is_aborted or assoc.is_released):
+            assoc.abort(block=False)
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+
+
 def verification_context() -> list[PresentationContext]:
     from pynetdicom import build_context
     from pynetdicom.sop_class import Verification
@@ -394,6 +432,8 @@ __all__ = [
     "certificate_summary",
     "classify_tls_error",
     "client_ssl_context",
+    "interrupt",
+    "settle_reactor",
     "make_ae",
     "open_association",
     "verification_context",

@@ -27,6 +27,7 @@ from pydicom.dataset import Dataset
 from pynetdicom.status import code_to_category
 
 from ..errors import AssociationAborted
+from .ae import settle_reactor
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,7 @@ def run_find(
         summary.elapsed = time.monotonic() - started
         if assoc.is_established:
             assoc.dimse_timeout = original_timeout
+            settle_reactor(assoc)  # the next C-FIND on this association must not lose its answer
     summary.cancel_sent = control.cancel_sent_at is not None
     summary.cancel_reason = control.reason
     if control.cancel_sent_at is not None:
