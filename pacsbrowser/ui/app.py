@@ -7,44 +7,53 @@ import logging
 import sys
 import traceback
 
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication
 
 log = logging.getLogger(__name__)
 
 
 def run_gui(argv: list[str] | None = None) -> int:
+    """Show the main window until it is closed; then stop what runs and return the exit status."""
     import qasync
 
+    from ..core import executor
+    from ..core.logs import quiet_pydicom
     from .main_window import MainWindow
 
+    quiet_pydicom(True)
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("pacsbrowser")
     app.setOrganizationName("pacsbrowser")
     app.setApplicationDisplayName("PACS Browser")
+    app.setQuitOnLastWindowClosed(False)  # the loop ends when the window says so, after shutdown
 
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
     window = MainWindow()
+    previous_hook = sys.excepthook
 
     def excepthook(exc_type, exc, tb) -> None:
         text = "".join(traceback.format_exception(exc_type, exc, tb))
         log.error("unexpected error: %s", text)
         window.show_error("Something went wrong inside pacsbrowser", text)
 
+    def loop_exception(_loop, context) -> None:
+        exc = context.get("exception")
+        detail = "".join(traceback.format_exception(exc)) if exc else str(context.get("message"))
+        log.error("unexpected error in a task: %s", detail)
+        window.show_error("Something went wrong inside pacsbrowser", detail)
+
     sys.excepthook = excepthook
-    window.show()
+    loop.set_exception_handler(loop_exception)
     closed = asyncio.Event()
-    app.aboutToQuit.connect(closed.set)
+    window.closing.connect(closed.set)
+    window.show()
     try:
-        asyncio.run(_run_until(closed, window), loop_factory=lambda: qasync.QEventLoop(app))
-    except RuntimeError as exc:  # the loop stops when the last window closes
-        if "Event loop stopped" not in str(exc):
-            raise
+        with loop:
+            loop.run_until_complete(closed.wait())
+            loop.run_until_complete(window.shutdown())
+    finally:
+        sys.excepthook = previous_hook
+        asyncio.set_event_loop(None)
+        executor.join_all(timeout=2.0)  # bounded: worker threads are daemons and end with the process
     return 0
-
-
-async def _run_until(closed: asyncio.Event, window) -> None:
-    await closed.wait()
-    await window.shutdown()
-
-
-def show_fatal(message: str) -> None:
-    QMessageBox.critical(None, "pacsbrowser", message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QSplitter, QWidget
 
@@ -25,6 +25,8 @@ from .widgets.results_view import ResultsView
 
 
 class MainWindow(QMainWindow):
+    closing = Signal()  # the user closed the window: the application shuts down
+
     def __init__(self, store: ProfileStore | None = None) -> None:
         super().__init__()
         self.setWindowTitle("PACS Browser")
@@ -302,6 +304,7 @@ class MainWindow(QMainWindow):
         settings.setValue("main_window/state", self.saveState())
         settings.setValue("main_window/splitter", self.splitter.saveState())
         super().closeEvent(event)
+        self.closing.emit()
 
     async def shutdown(self) -> None:
         await self.query.shutdown()
