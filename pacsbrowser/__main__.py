@@ -6,6 +6,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # thumbnail workers are processes; needed in frozen builds
     args = sys.argv[1:] if argv is None else argv
     if not args:
         from .ui.app import run_gui

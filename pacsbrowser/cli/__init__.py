@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from . import archive, echo, find, listen, profile, store
+from . import archive, echo, find, listen, profile, store, thumbnail
 
-COMMANDS = [echo, profile, find, store, listen, archive]
+COMMANDS = [echo, profile, find, store, listen, archive, thumbnail]
 
 
 def build_parser() -> argparse.ArgumentParser:

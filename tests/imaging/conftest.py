@@ -1,0 +1,122 @@
+"""Fixtures for the imaging tests (core.imaging, core.thumbcache, core.thumbnails, the CLI).
+
+    samples         dict[name, Sample]: tests/imaging/samples.py's files, made once per session
+    pydicom_files   the sample files pydicom ships that are present offline (never downloaded)
+    workdir         a temporary folder of ours, removed after the test
+
+Every test here checks that it leaves no thread, child process or temporary file of ours behind.
+The comparison with DCMTK prints its per-file table in the terminal summary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from . import reference
+from .samples import Sample, make_samples
+
+
+
+def _children() -> set[int]:
+    """Our direct child processes that are not zombies (Linux /proc; empty elsewhere)."""
+    found = set()
+    me = str(os.getpid())
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me and fields[0] != "Z":
+            found.add(int(entry))
+    return found
+
+
+@pytest.fixture(scope="session")
+def _session_dir() -> Iterator[Path]:
+    """Everything these tests write lives under here; removed at the end of the session."""
+    path = Path(tempfile.mkdtemp(prefix="pacsbrowser-imaging-"))
+    (path / "work").mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(_session_dir: Path) -> Iterator[None]:
+    """No thread, child process or temporary file of ours outlives its test (bounded waits)."""
+    threads_before = set(threading.enumerate())
+    children_before = _children()
+    work = _session_dir / "work"
+    yield
+    deadline = time.monotonic() + 10.0
+    while _children() - children_before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not (_children() - children_before), "child processes left behind"
+    deadline = time.monotonic() + 10.0
+    while True:
+        extra = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        if not extra or time.monotonic() > deadline:
+            break
+        for thread in extra:
+            thread.join(max(0.0, min(0.2, deadline - time.monotonic())))
+    assert not extra, f"threads left behind: {[t.name for t in extra]}"
+    assert not list(work.iterdir()), f"temporary files left behind: {list(work.iterdir())}"
+
+
+@pytest.fixture
+def workdir(_session_dir: Path) -> Iterator[Path]:
+    """A temporary folder for one test, removed after it (the session's folder is checked)."""
+    path = Path(tempfile.mkdtemp(prefix="test-", dir=_session_dir / "work"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def samples(_session_dir: Path) -> dict[str, Sample]:
+    return make_samples(_session_dir / "samples")
+
+
+def local_pydicom_files() -> list[Path]:
+    """pydicom's own test files that this install has on disk (get_testdata_file with
+    download=False: the network is closed, and nothing is fetched)."""
+    from pydicom.data import get_testdata_file
+    from pydicom.data.data_manager import DATA_ROOT
+
+    names = sorted(p.name for p in (Path(DATA_ROOT) / "test_files").glob("*.dcm"))
+    found = []
+    for name in names:
+        path = get_testdata_file(name, download=False)
+        if path:
+            found.append(Path(path))
+    return found
+
+
+@pytest.fixture(scope="session")
+def pydicom_files() -> list[Path]:
+    return local_pydicom_files()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+    lines = reference.table()
+    if lines:
+        terminalreporter.section("thumbnails vs DCMTK (mean absolute difference per pixel, 0..255)")
+        for line in lines:
+            terminalreporter.write_line(line)
