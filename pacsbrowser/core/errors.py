@@ -195,3 +195,46 @@ class ArchiveError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class MoveDestinationUnknown(DIMSEError):
+    """C-MOVE refused because the PACS does not know where to send: says what to register.
+
+    `certain` is True for 0xA801 (the PACS said so); False when the PACS refused the C-MOVE with a
+    general failure before sending anything (Orthanc answers 0xC000), which is most often the same
+    cause. `host` and `port` are our listener's address as the PACS should see it.
+    """
+
+    def __init__(self, status: int, destination_ae: str, host: str | None, port: int | None, *,
+                 certain: bool = True, comment: str = "") -> None:
+        self.destination_ae, self.host, self.port, self.certain = destination_ae, host, port, certain
+        if host is None and port is None:  # not our own listener: we do not know its address
+            where = "its host and port"
+        else:
+            where = f"host {host or 'this computer'}" + (f", port {port}" if port else "")
+        register = (f"ask the PACS administrator to register AE title {destination_ae} at {where} "
+                    f"as a C-MOVE destination, or retrieve with C-GET instead")
+        super().__init__(status, "C-MOVE", comment=comment, hint=register)
+        lead = ("The PACS does not know the move destination" if certain
+                else "The PACS refused the C-MOVE before sending anything; most likely it does not know the "
+                     "move destination")
+        self.message = f"{lead} {destination_ae} (0x{status:04X}): {register}"
+
+
+class RetrieveInterrupted(AssociationAborted):
+    """A C-GET or C-MOVE broke off part-way (the PACS aborted, the connection closed, or the PACS went
+    silent). What arrived is kept; a new retrieve fetches only the rest. `summary` is the
+    RetrieveSummary up to the break."""
+
+    def __init__(self, what: str, received: int, expected: int | None, *, summary: object = None,
+                 detail: str = "", timed_out: bool = False) -> None:
+        self.received, self.expected, self.summary, self.timed_out = received, expected, summary, timed_out
+        if expected is not None:
+            count = f"{received} of {expected} instances arrived"
+            rest = max(0, expected - received)
+            tail = f"; retrieve again to fetch the other {rest}" if rest else ""
+        else:
+            count = f"{received} instances arrived"
+            tail = "; retrieve again to fetch the rest"
+        kept = " and are kept in the archive" if received else ""
+        super().__init__(f"{what}: {count}{kept}{tail}", detail)
