@@ -49,6 +49,7 @@ from pynetdicom import build_context
 
 from .client import DICOMClient
 from .dicom import find as dicom_find
+from .dicom.operation import DEFAULT_CANCEL_TIMEOUT
 from .dicom.identifiers import FIND_MODELS, build_identifier, fill_study_summary, identifier_text, parse_result
 from .errors import AssociationAborted, DIMSEError, ServiceNotSupported, Timeout, status_words
 from .executor import run_blocking, start_detached, stream_blocking
@@ -299,7 +300,7 @@ class QueryService:
     """
 
     def __init__(self, client: DICOMClient, profile: ServerProfile | None = None, *,
-                 cancel_timeout: float = dicom_find.DEFAULT_CANCEL_TIMEOUT,
+                 cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT,
                  today: Callable[[], date] | None = None) -> None:
         self.client = client
         self.query_model = profile.query_model if profile else QueryModel.STUDY_ROOT

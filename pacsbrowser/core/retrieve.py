@@ -55,6 +55,7 @@ from pynetdicom import build_context, evt
 from .archive import Archive
 from .client import DICOMClient
 from .dicom import retrieve as dicom_retrieve
+from .dicom.operation import DEFAULT_CANCEL_TIMEOUT
 from .dicom.retrieve import UNCOMPRESSED, ContextGroup, RequestResult, RetrieveControl
 from .errors import (
     ArchiveError,
@@ -81,7 +82,6 @@ from .records import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CANCEL_TIMEOUT = 5.0
 _USE_MOVE = ("retrieve with C-MOVE instead (set the profile's retrieve method to C-MOVE; the PACS must know our "
              "AE title, host and port)")
 _USE_GET = "retrieve with C-GET instead (set the profile's retrieve method to C-GET)"

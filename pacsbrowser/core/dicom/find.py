@@ -15,9 +15,7 @@ sending matches after C-CANCEL is cut off too.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,19 +26,13 @@ from pynetdicom.status import code_to_category
 
 from ..errors import AssociationAborted
 from .ae import settle_reactor
+from .operation import DEFAULT_CANCEL_TIMEOUT, OperationControl, next_message_id
 
 log = logging.getLogger(__name__)
 
 PENDING = (0xFF00, 0xFF01)
 CANCEL = 0xFE00
-DEFAULT_CANCEL_TIMEOUT = 5.0  # seconds the PACS has to stop after C-CANCEL before we abort
 
-_message_ids = itertools.count(1)
-
-
-def next_message_id() -> int:
-    """Message IDs 1..65535, unique among the operations running in this process."""
-    return next(_message_ids) % 65535 + 1
 
 
 @dataclass
@@ -68,96 +60,8 @@ class FindSummary:
         return code_to_category(self.status) if self.status is not None else "None"
 
 
-class FindControl:
-    """The stop handle of one C-FIND: thread-safe, idempotent, usable before the find starts."""
-
-    def __init__(self, cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT) -> None:
-        self.cancel_timeout = cancel_timeout
-        self._lock = threading.Lock()
-        self._requested = threading.Event()
-        self._finished = threading.Event()
-        self._assoc: Any = None
-        self._msg_id: int | None = None
-        self._model: Any = None
-        self.reason = ""
-        self.cancel_sent_at: float | None = None
-        self.aborted = False
-        self.abort_reason = ""
-
-    @property
-    def requested(self) -> bool:
-        return self._requested.is_set()
-
-    @property
-    def finished(self) -> bool:
-        return self._finished.is_set()
-
-    def cancel(self, *, wait: bool = True, reason: str = "cancelled") -> bool:
-        """Stop the find: C-CANCEL now; with `wait`, block until it ends, aborting the association if
-        the PACS has not stopped within `cancel_timeout`. True when the find has ended."""
-        self._request(reason)
-        if not wait:
-            return self.finished
-        if self._finished.wait(self.cancel_timeout):
-            return True
-        self._abort(f"the PACS did not stop within {self.cancel_timeout:g} s of C-CANCEL")
-        return self._finished.wait(self.cancel_timeout)
-
-    # -- used by run_find -------------------------------------------------------------------
-
-    def _attach(self, assoc: Any, msg_id: int, model: Any) -> None:
-        with self._lock:
-            self._assoc, self._msg_id, self._model = assoc, msg_id, model
-            if self._requested.is_set():
-                self._send_cancel_locked()
-
-    def _request(self, reason: str) -> None:
-        with self._lock:
-            if self._requested.is_set():
-                return
-            self.reason = reason
-            self._requested.set()
-            if self._assoc is not None and not self._finished.is_set():
-                self._send_cancel_locked()
-
-    def _send_cancel_locked(self) -> None:
-        assoc = self._assoc
-        if self.cancel_sent_at is not None or assoc is None:
-            return
-        try:
-            assoc.send_c_cancel(self._msg_id, query_model=self._model)
-        except Exception as exc:  # noqa: BLE001 - the association is already gone: nothing to cancel
-            log.debug("C-CANCEL not sent: %s", exc)
-            return
-        self.cancel_sent_at = time.monotonic()
-        current = assoc.dimse_timeout
-        if current is None or current > self.cancel_timeout:
-            assoc.dimse_timeout = self.cancel_timeout
-
-    def _overdue(self) -> bool:
-        sent = self.cancel_sent_at
-        return sent is not None and time.monotonic() - sent > self.cancel_timeout
-
-    def _abort(self, why: str) -> None:
-        with self._lock:
-            assoc = self._assoc
-            if assoc is None or self._finished.is_set() or self.aborted:
-                return
-            self.aborted, self.abort_reason = True, why
-        log.warning("aborting the association: %s", why)
-        try:
-            assoc.abort()
-        except Exception as exc:  # noqa: BLE001 - the reader must still be woken
-            log.debug("abort: %s", exc)
-        finally:
-            # Wake a reader blocked on the next response: pynetdicom yields an empty status for
-            # (None, None) and ends the generator.
-            assoc.dimse.msg_queue.put((None, None))
-
-    def _finish(self) -> None:
-        with self._lock:
-            self._finished.set()
-            self._assoc = None
+# The C-FIND stop handle is the shared one (C-CANCEL, bounded drain, then abort).
+FindControl = OperationControl
 
 
 def run_find(
@@ -191,7 +95,7 @@ def run_find(
         except RuntimeError as exc:  # pynetdicom: "must be established"
             raise AssociationAborted("The association with the PACS closed before the C-FIND could be sent",
                                      detail=str(exc)) from exc
-        control._attach(assoc, msg_id, model)
+        control._attach(assoc, msg_id, query_model=model)
         for status, found in responses:
             code = status.get("Status") if status else None
             if code is None:  # pynetdicom's sign of a timeout, an abort or an invalid response
@@ -220,7 +124,7 @@ def run_find(
                             summary.limit_reached = True
                             control._request("limit")
                 if control._overdue():
-                    control._abort(f"the PACS kept sending matches {control.cancel_timeout:g} s after C-CANCEL")
+                    control.abort(f"the PACS kept sending matches {control.cancel_timeout:g} s after C-CANCEL")
                 continue
             summary.status = code
             summary.comment = str(status.get("ErrorComment", "") or "")

@@ -24,7 +24,6 @@ itself, on the reading thread, calling the EVT_C_STORE handler bound at associat
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -33,24 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import (
-    UID,
-    ExplicitVRLittleEndian,
-    HTJ2K,
-    HTJ2KLossless,
-    HTJ2KLosslessRPCL,
-    ImplicitVRLittleEndian,
-    JPEG2000,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    RLELossless,
-)
-from pynetdicom import _config as pynetdicom_config
+from pydicom.uid import UID, JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless, RLELossless
 from pynetdicom import build_role
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.presentation import PresentationContext, build_context
@@ -63,14 +45,12 @@ from pynetdicom.status import code_to_category
 from ..archive import Archive, MalformedDataset
 from ..errors import ArchiveError, AssociationAborted
 from ..records import QueryLevel
-from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
+from .ae import settle_reactor  # importing ae also quiets pynetdicom's log (it prints identifiers)
+from .operation import OperationControl, next_message_id
+from .syntaxes import COMPRESSED, UNCOMPRESSED
 
 log = logging.getLogger(__name__)
 
-# pynetdicom would log C-GET/C-MOVE identifiers (UIDs only, but also whatever a PACS puts in a
-# failure identifier): off, as core.dicom.find does for C-FIND.
-pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
-pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = False
 
 GET_MODEL = StudyRootQueryRetrieveInformationModelGet
 MOVE_MODEL = StudyRootQueryRetrieveInformationModelMove
@@ -79,24 +59,9 @@ UID_LIST_CHUNK = 200  # SOP Instance UIDs per C-GET/C-MOVE identifier (about 13 
 
 PENDING = (0xFF00, 0xFF01)
 CANCEL = 0xFE00
-DEFAULT_CANCEL_TIMEOUT = 5.0
 
-UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
-# Proposed, each in its own context, for every image class the PACS said the study holds.
-COMPRESSED_SYNTAXES = (
-    RLELossless,
-    JPEGLosslessSV1,
-    JPEGLossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    JPEG2000Lossless,
-    JPEG2000,
-    HTJ2KLossless,
-    HTJ2KLosslessRPCL,
-    HTJ2K,
-)
+# Proposed, each compressed syntax in its own context, for every image class the PACS said the study holds.
+COMPRESSED_SYNTAXES = COMPRESSED
 # When the PACS does not say which classes a study holds, a common set, with the compressed
 # syntaxes PACS actually store, so that the whole set fits one association.
 DEFAULT_COMPRESSED = (RLELossless, JPEGLosslessSV1, JPEGBaseline8Bit, JPEGLSLossless, JPEG2000Lossless, JPEG2000)
@@ -136,11 +101,6 @@ _STORE_OUT_OF_RESOURCES = 0xA700
 _STORE_CANNOT_UNDERSTAND = 0xC000
 _STORE_PROCESSING_FAILURE = 0x0110
 
-_message_ids = itertools.count(1)
-
-
-def next_message_id() -> int:
-    return next(_message_ids) % 65535 + 1
 
 
 def is_image_class(sop_class: str) -> bool:
@@ -357,92 +317,9 @@ class AbortWatch:
 # One request
 
 
-class RetrieveControl:
-    """The stop handle of one C-GET/C-MOVE request: thread-safe, idempotent, usable before the
-    request starts. `cancel()` sends C-CANCEL at once and gives the PACS `cancel_timeout` seconds to
-    end the operation (sub-operations still arriving are kept); then it aborts the association."""
-
-    def __init__(self, cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT) -> None:
-        self.cancel_timeout = cancel_timeout
-        self._lock = threading.Lock()
-        self._requested = threading.Event()
-        self._finished = threading.Event()
-        self._assoc: Any = None
-        self._msg_id: int | None = None
-        self._context_id: int | None = None
-        self.cancel_sent_at: float | None = None
-        self.aborted = False
-        self.abort_reason = ""
-        self.timed_out = False  # aborted by an idle watchdog, not after a cancel
-
-    @property
-    def requested(self) -> bool:
-        return self._requested.is_set()
-
-    @property
-    def finished(self) -> bool:
-        return self._finished.is_set()
-
-    def cancel(self, *, wait: bool = True) -> bool:
-        """C-CANCEL now; with `wait`, block until the request ends, aborting the association when the
-        PACS has not ended it within `cancel_timeout`. True when it has ended."""
-        with self._lock:
-            if not self._requested.is_set():
-                self._requested.set()
-                if self._assoc is not None and not self._finished.is_set():
-                    self._send_cancel_locked()
-        if not wait:
-            return self.finished
-        if self._finished.wait(self.cancel_timeout):
-            return True
-        self.abort(f"the PACS did not stop within {self.cancel_timeout:g} s of C-CANCEL")
-        return self._finished.wait(self.cancel_timeout)
-
-    def abort(self, why: str, *, timed_out: bool = False) -> None:
-        """Abort the association now and wake the reader (`timed_out`: because the PACS went silent)."""
-        with self._lock:
-            assoc = self._assoc
-            if assoc is None or self._finished.is_set() or self.aborted:
-                return
-            self.aborted, self.abort_reason, self.timed_out = True, why, timed_out
-        log.warning("aborting the association: %s", why)
-        try:
-            assoc.abort()
-        except Exception as exc:  # noqa: BLE001 - the reader must still be woken
-            log.debug("abort: %s", exc)
-        finally:
-            assoc.dimse.msg_queue.put((None, None))  # pynetdicom ends the generator on (None, None)
-
-    # -- used by send_retrieve
-
-    def _attach(self, assoc: Any, msg_id: int, context_id: int) -> None:
-        with self._lock:
-            self._assoc, self._msg_id, self._context_id = assoc, msg_id, context_id
-            if self._requested.is_set():
-                self._send_cancel_locked()
-
-    def _send_cancel_locked(self) -> None:
-        assoc = self._assoc
-        if self.cancel_sent_at is not None or assoc is None:
-            return
-        try:
-            assoc.send_c_cancel(self._msg_id, context_id=self._context_id)
-        except Exception as exc:  # noqa: BLE001 - the association is gone already
-            log.debug("C-CANCEL not sent: %s", exc)
-            return
-        self.cancel_sent_at = time.monotonic()
-        current = assoc.dimse_timeout
-        if current is None or current > self.cancel_timeout:
-            assoc.dimse_timeout = self.cancel_timeout
-
-    def _overdue(self) -> bool:
-        sent = self.cancel_sent_at
-        return sent is not None and time.monotonic() - sent > self.cancel_timeout
-
-    def _finish(self) -> None:
-        with self._lock:
-            self._finished.set()
-            self._assoc = None
+# The C-GET/C-MOVE stop handle is the shared one: cancel() sends C-CANCEL at once and gives the PACS
+# `cancel_timeout` seconds to end the operation (sub-operations still arriving are kept), then aborts.
+RetrieveControl = OperationControl
 
 
 @dataclass
@@ -492,18 +369,6 @@ def _failed_uids(identifier: Dataset | None) -> tuple[str, ...]:
     return tuple(str(v) for v in value if v)
 
 
-def _settle(assoc: Any, limit: float = 0.05) -> None:
-    """Let the association's reactor wake after a request before the next one is sent (pynetdicom
-    3.0 pauses it during a request; a request sent before it has really woken can lose its answer;
-    see core.dicom.store._settle)."""
-    checkpoint = getattr(assoc, "_reactor_checkpoint", None)
-    if checkpoint is None or not hasattr(assoc, "_is_paused"):
-        return
-    deadline = time.monotonic() + limit
-    while assoc._is_paused and checkpoint.is_set() and assoc.is_established and time.monotonic() < deadline:
-        time.sleep(0.00005)
-
-
 def send_retrieve(
     assoc: Any,
     identifier: Dataset,
@@ -537,7 +402,7 @@ def send_retrieve(
     last_activity = started
     what = "C-MOVE" if move_destination else "C-GET"
     try:
-        _settle(assoc)
+        settle_reactor(assoc)
         if no_dimse_timeout:
             assoc.dimse_timeout = None
         try:
@@ -550,7 +415,7 @@ def send_retrieve(
             raise AssociationAborted(f"The association with the PACS closed before the {what} could be sent",
                                      detail=str(exc)) from exc
         result.sent = True
-        control._attach(assoc, msg_id, context.context_id)
+        control._attach(assoc, msg_id, context_id=context.context_id)
         for status, answer in responses:
             code = status.get("Status") if status else None
             if code is None:  # pynetdicom's sign of an abort, a closed connection or a timeout

@@ -32,24 +32,6 @@ from datetime import datetime
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    HTJ2K,
-    HTJ2KLossless,
-    HTJ2KLosslessRPCL,
-    ImplicitVRLittleEndian,
-    JPEG2000,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    RLELossless,
-)
 from pynetdicom import AllStoragePresentationContexts, StoragePresentationContexts, build_context, evt
 from pynetdicom.ae import ApplicationEntity
 from pynetdicom.presentation import PresentationContext
@@ -59,30 +41,13 @@ from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAsso
 from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
 from ..archive import Archive, MalformedDataset, StoredInstance
 from ..errors import ArchiveError, ListenerError
+from .syntaxes import ACCEPTED_FOR_STORAGE
 from ..records import DEFAULT_MAX_PDU, Timeouts, TLSConfiguration
 
 log = logging.getLogger(__name__)
 
 # What we accept, in our order of preference when a peer proposes several in one context.
-# Uncompressed first, then the compressed syntaxes, stored as they come.
-STORAGE_TRANSFER_SYNTAXES = [
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    JPEG2000Lossless,
-    JPEG2000,
-    HTJ2KLossless,
-    HTJ2KLosslessRPCL,
-    HTJ2K,
-    RLELossless,
-]
+STORAGE_TRANSFER_SYNTAXES = list(ACCEPTED_FOR_STORAGE)
 
 # C-STORE statuses (PS3.4 B.2.3)
 SUCCESS = 0x0000

@@ -54,13 +54,12 @@ from pynetdicom.status import code_to_category
 
 from ..errors import AssociationAborted, Timeout, status_words
 from .ae import interrupt, settle_reactor
+from .syntaxes import MAX_CONTEXTS, UNCOMPRESSED
 from ..logs import phi
 from ..records import StoreOutcome, StoreResult
 
 log = logging.getLogger(__name__)
 
-MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1..255
-UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # a DICOMDIR: an index of media, not an instance
 
 
