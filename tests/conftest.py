@@ -241,11 +241,13 @@ def _no_patient_data_by_default() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _no_worker_thread_left_behind() -> Iterator[None]:
-    """After each test no worker thread of ours is still running (bounded wait for stragglers)."""
-    from pacsbrowser.core import executor
+def _no_leftovers() -> Iterator[None]:
+    """After each test no thread, worker thread or child process it started is still running
+    (bounded wait for those ending). Session peers start before the snapshot and are not counted."""
+    from tests.lab.hygiene import Snapshot
 
+    snapshot = Snapshot()
     yield
-    if not executor.join_all(timeout=10.0):
-        names = ", ".join(t.name for t in executor.active_threads())
-        pytest.fail(f"worker threads left running after the test: {names}", pytrace=False)
+    problems = snapshot.leftovers()
+    if problems:
+        pytest.fail("left running after the test: " + "; ".join(problems), pytrace=False)

@@ -15,55 +15,12 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pacsbrowser.core.archive import Archive
-
-
-def _children() -> set[int]:
-    """Our direct child processes (Linux /proc; empty elsewhere)."""
-    found = set()
-    me = str(os.getpid())
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me and fields[0] != "Z":
-            found.add(int(entry))
-    return found
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers() -> Iterator[None]:
-    """No thread or child process of ours outlives its test (bounded wait for those ending)."""
-    before = set(threading.enumerate())
-    children_before = _children()
-    yield
-    deadline = time.monotonic() + 10.0
-    while _children() - children_before and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not (_children() - children_before), "child processes left behind"
-    deadline = time.monotonic() + 10.0
-    while True:
-        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not extra or time.monotonic() > deadline:
-            break
-        for thread in extra:
-            thread.join(max(0.0, min(0.2, deadline - time.monotonic())))
-    assert not extra, f"threads left behind: {[t.name for t in extra]}"
 
 
 @pytest.fixture

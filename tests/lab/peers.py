@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -225,8 +226,15 @@ def stop_all(peers: Iterable["_PeerProcess"]) -> None:
         peer.stop()
 
 
+def running_peer_pids() -> set[int]:
+    """Process IDs of the lab peers running now (session and module peers outlive single tests)."""
+    return {peer.pid for peer in list(_PeerProcess.instances) if peer.running and peer.pid is not None}
+
+
 class _PeerProcess:
     """A server process in its own temp dir, with a log, readiness and loopback checks."""
+
+    instances: "weakref.WeakSet[_PeerProcess]"
 
     binary: Path
     package: str = ""  # the Debian package that provides ``binary``
@@ -246,6 +254,7 @@ class _PeerProcess:
         self._log_file: Any = None
         self.startup_seconds: float | None = None
         self._term_sent = False
+        _PeerProcess.instances.add(self)
 
     # -- to implement
     def _command(self) -> list[str]:
@@ -750,3 +759,6 @@ class DcmqrscpPeer(_PeerProcess):
     def start(self, timeout: float = 20.0, attempts: int = 3) -> "DcmqrscpPeer":
         super().start(timeout, attempts)
         return self
+
+
+_PeerProcess.instances = weakref.WeakSet()

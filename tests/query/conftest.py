@@ -20,7 +20,6 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from pacsbrowser.core import executor
 from pacsbrowser.core.client import DICOMClient
 from pacsbrowser.core.query import QueryService
 from pacsbrowser.core.records import RetryPolicy, ServerProfile, Timeouts
@@ -28,20 +27,6 @@ from tests.lab.data import Catalog
 from tests.lab.peers import LabError, OrthancPeer
 
 LOOPBACK = "127.0.0.1"
-
-
-@pytest.fixture(autouse=True)
-def no_thread_left_behind() -> Iterator[None]:
-    """Every test ends with no core worker thread and no thread it started (pynetdicom's association
-    and DUL threads, SCP servers) still running; the last ones get a bounded moment to exit."""
-    before = set(threading.enumerate())
-    yield
-    assert executor.join_all(5.0), f"worker threads left: {executor.active_threads()}"
-    deadline = time.monotonic() + 5.0
-    for thread in set(threading.enumerate()) - before:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
-    assert not left, f"threads left: {left}"
 
 
 def profile_for(peer: Any, **changes: Any) -> ServerProfile:

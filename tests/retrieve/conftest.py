@@ -19,11 +19,8 @@ process, outlives it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,48 +33,6 @@ from tests.lab.data import Catalog
 from tests.lab.peers import DcmqrscpPeer, LabError, OrthancPeer
 
 from .helpers import GeneratedStudy, RetrieveSCP, make_big_study, make_compressed_study, make_many_class_study
-
-
-def _children() -> set[int]:
-    """Our direct child processes, leaving out the lab's peers (session leaders of their own, and
-    started by session fixtures a test may be the first to ask for)."""
-    found = set()
-    me = str(os.getpid())
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me and fields[0] != "Z" and fields[3] != entry:  # fields[3]: the session id
-            found.add(int(entry))
-    return found
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers() -> Iterator[None]:
-    """No core worker thread, association or server thread, and no child process of this test
-    outlives it (bounded wait for those ending)."""
-    before = set(threading.enumerate())
-    children_before = _children()
-    yield
-    assert executor.join_all(10.0), f"worker threads left: {executor.active_threads()}"
-    deadline = time.monotonic() + 10.0
-    while True:
-        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not extra or time.monotonic() > deadline:
-            break
-        for thread in extra:
-            thread.join(max(0.0, min(0.2, deadline - time.monotonic())))
-    assert not extra, f"threads left behind: {[t.name for t in extra]}"
-    children = _children() - children_before
-    assert not children, f"child processes left behind: {children}"
 
 
 @pytest.fixture

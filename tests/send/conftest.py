@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,23 +28,6 @@ from tests.lab.data import Catalog, lab_uid
 from tests.lab.peers import DcmqrscpPeer, LabError, OrthancPeer, dcmtk, stop_all
 
 from .helpers import CompressedSet
-
-
-@pytest.fixture(autouse=True)
-def no_leftovers() -> Iterator[None]:
-    """No worker thread, association or other thread of ours outlives its test (bounded wait)."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 10.0
-    executor.join_all(5.0)
-    while True:
-        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not extra or time.monotonic() > deadline:
-            break
-        for thread in extra:
-            thread.join(max(0.0, min(0.2, deadline - time.monotonic())))
-    assert not executor.active_threads(), executor.active_threads()
-    assert not extra, f"threads left behind: {[t.name for t in extra]}"
 
 
 @pytest.fixture
