@@ -34,3 +34,19 @@ def test_echo_button_reports_success_and_failure(qtbot, qloop, orthanc, tmp_path
     run_until(qloop, lambda: "refused" in window.profiles.status.text())
     assert "connection refused" in window.statusBar().currentMessage()
     window.grab().save(str(tmp_path / "echo.png"))
+
+
+def test_geometry_and_layout_are_remembered_between_runs(qtbot, qloop, tmp_path):
+    store = ProfileStore(tmp_path / "profiles")
+    first = MainWindow(store)
+    qtbot.addWidget(first)
+    first.show()
+    first.resize(700, 520)  # within the offscreen screen, so nothing is clamped
+    first.log_dock.hide()
+    size = (first.width(), first.height())
+    first.close()
+    second = MainWindow(store)
+    qtbot.addWidget(second)
+    second.show()
+    assert (second.width(), second.height()) == size != (1200, 800)  # not the first-run default
+    assert not second.log_dock.isVisible()
