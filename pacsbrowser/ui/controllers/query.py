@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class QueryController(QObject):
+    ROWS_PER_TURN = 200
     started = Signal(str, str)  # profile name, the query as sent (patient data redacted unless debug)
     batch = Signal(list)  # results, in arrival order
     finished = Signal(object)  # FindOutcome
@@ -67,7 +68,12 @@ class QueryController(QObject):
         self._stream = stream
         try:
             async for results in stream.batches():
-                self.batch.emit(results)
+                # Hand rows to the window a few hundred at a time, giving the loop a turn between
+                # them: inserting thousands at once stalls the window for a second.
+                for start in range(0, len(results), self.ROWS_PER_TURN):
+                    self.batch.emit(results[start : start + self.ROWS_PER_TURN])
+                    if start + self.ROWS_PER_TURN < len(results):
+                        await asyncio.sleep(0)
         except DICOMNetworkError as exc:
             self.failed.emit(str(exc), exc.detail)
         except asyncio.CancelledError:
