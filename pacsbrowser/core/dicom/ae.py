@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -24,6 +25,7 @@ from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import AddressInformation, AssociationSocket, T_CONNECT
 
+from .responsive import is_responsive, make_responsive
 from ..errors import (
     AssociationAborted,
     AssociationRejected,
@@ -49,6 +51,7 @@ pynetdicom_config.LOG_REQUEST_IDENTIFIERS = False
 pynetdicom_config.LOG_RESPONSE_IDENTIFIERS = False
 
 _RECV_CHUNK = 1 << 20
+_FIND_MODELS = {"1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.2.1"}  # Patient, Study Root C-FIND
 
 
 class ObservedSocket(AssociationSocket):
@@ -108,9 +111,14 @@ class ObservedSocket(AssociationSocket):
 
 
 class PacsAE(ApplicationEntity):
-    """An AE whose requestor sockets are ObservedSockets."""
+    """An AE whose requestor sockets are ObservedSockets and whose associations wait for events
+    instead of polling (responsive.make_responsive: called here, before their threads start)."""
+
+    responsive = True  # set per association request by open_association
 
     def _create_socket(self, assoc, address, tls_args):  # type: ignore[override]
+        if self.responsive:
+            make_responsive(assoc)
         sock = ObservedSocket(assoc, address=address)
         sock.tls_args = tls_args
         return sock
@@ -196,6 +204,8 @@ def open_association(
         tls_args = (client_ssl_context(tls, host, port), server_name)
     observed = _Observed()
     handlers = [(evt.EVT_PDU_RECV, observed.on_pdu_received), *evt_handlers]
+    # C-FIND keeps pynetdicom's polling (see responsive.py, "C-FIND and the window").
+    ae.responsive = not all(str(cx.abstract_syntax) in _FIND_MODELS for cx in contexts)
     started = time.monotonic()
     try:
         assoc = ae.associate(
@@ -211,6 +221,7 @@ def open_association(
     except (OSError, socket.gaierror) as exc:  # name resolution and binding failures raise here
         raise ConnectionFailed(host, port, _os_reason(exc), detail=repr(exc)) from exc
     if assoc.is_established:
+        keep_responses_for_callers(assoc)
         return assoc
     elapsed = time.monotonic() - started
     sock: ObservedSocket | None = assoc.dul.socket if isinstance(assoc.dul.socket, ObservedSocket) else None
@@ -362,6 +373,27 @@ def speaks_tls(host: str, port: int, timeout: float) -> bool:
         return False
 
 
+def keep_responses_for_callers(assoc: Any) -> None:
+    """Stop the association's own reactor thread from taking DIMSE messages off the queue.
+
+    pynetdicom's reactor polls the queue to serve requests a peer sends; our send_c_*() callers
+    pause it first, but the pause handshake is racy (`_is_paused` is read before the reactor has
+    really stopped), so under load the reactor can take the answer to our request and drop it,
+    and the request then waits out the whole DIMSE timeout (seen: a C-ECHO hanging 60 s). On the
+    associations we request, a peer sends us no requests outside the operations we run (C-GET's
+    sub-operations arrive inside send_c_get), so the reactor is kept from the queue altogether.
+    """
+    dimse = assoc.dimse
+    get_msg = dimse.get_msg
+
+    def get_msg_unless_reactor(block: bool = False):
+        if threading.current_thread() is assoc:
+            return None, None
+        return get_msg(block)
+
+    dimse.get_msg = get_msg_unless_reactor
+
+
 def settle_reactor(assoc: Any, limit: float = 0.05) -> None:
     """Let the association's reactor thread wake up after a DIMSE exchange, before the next one.
 
@@ -374,8 +406,8 @@ def settle_reactor(assoc: Any, limit: float = 0.05) -> None:
     C-STORE service message") and the send waits out the DIMSE timeout. Seen against dcmqrscp on a
     busy machine; pynetdicom 3.0. So wait (bounded) until the reactor has really woken."""
     checkpoint = getattr(assoc, "_reactor_checkpoint", None)
-    if checkpoint is None or not hasattr(assoc, "_is_paused"):
-        return
+    if checkpoint is None or not hasattr(assoc, "_is_paused") or is_responsive(assoc):
+        return  # a responsive reactor checks the checkpoint again before taking a message
     deadline = time.monotonic() + limit
     while assoc._is_paused and checkpoint.is_set() and assoc.is_established and time.monotonic() < deadline:
         time.sleep(0.00005)

@@ -39,6 +39,7 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
+from .responsive import make_responsive
 from ..archive import Archive, MalformedDataset, StoredInstance
 from ..errors import ArchiveError, ListenerError
 from .syntaxes import ACCEPTED_FOR_STORAGE
@@ -228,7 +229,7 @@ class _RequestHandler(RequestHandler):
         from pynetdicom.association import Association
         from pynetdicom._globals import MODE_ACCEPTOR
 
-        assoc = Association(self.ae, MODE_ACCEPTOR)
+        assoc = make_responsive(Association(self.ae, MODE_ACCEPTOR))
         assoc._server = self.server
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
         assoc.set_socket(_AcceptorSocket(assoc, client_socket=self.request))
