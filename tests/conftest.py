@@ -230,6 +230,30 @@ def fault_scp() -> Iterator[Callable[..., FaultSCP]]:
         scp.shutdown()
 
 
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A fresh temporary folder for one test, removed afterwards."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="pacsbrowser-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def archive(workdir: Path) -> Iterator[Any]:
+    """An empty local archive in `workdir`, closed afterwards."""
+    from pacsbrowser.core.archive import Archive
+
+    arc = Archive(workdir / "archive")
+    try:
+        yield arc
+    finally:
+        arc.close()
+
+
 @pytest.fixture(autouse=True)
 def _no_patient_data_by_default() -> Iterator[None]:
     """Every test starts with patient data hidden (a --verbose run in-process must not leak)."""

@@ -1,7 +1,6 @@
 """Fixtures for the archive and Storage SCP tests.
 
-    workdir          a temporary folder of ours, removed after the test
-    archive          an Archive in workdir/archive, closed after the test
+    workdir, archive  (the root conftest) a temporary folder, and an empty Archive in it
     pacsbrowser_cmd  [python, -m, pacsbrowser]: our command line in a child process
     child_env        the environment for it
 Helpers (storescu, synthetic datasets, polling) are in helpers.py.
@@ -12,33 +11,9 @@ Every test here also checks that it leaves no thread or child process of ours be
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-from pacsbrowser.core.archive import Archive
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pacsbrowser-archive-test-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def archive(workdir: Path) -> Iterator[Archive]:
-    arc = Archive(workdir / "archive")
-    try:
-        yield arc
-    finally:
-        arc.close()
 
 
 @pytest.fixture

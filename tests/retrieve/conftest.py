@@ -19,38 +19,16 @@ process, outlives it.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pacsbrowser.core import executor
-from pacsbrowser.core.archive import Archive
 from tests.lab.data import Catalog
 from tests.lab.peers import DcmqrscpPeer, LabError, OrthancPeer
 
 from .helpers import GeneratedStudy, RetrieveSCP, make_big_study, make_compressed_study, make_many_class_study
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pacsbrowser-retrieve-test-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def archive(workdir: Path) -> Iterator[Archive]:
-    arc = Archive(workdir / "archive")
-    try:
-        yield arc
-    finally:
-        arc.close()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ Every test also checks that no thread of ours and no pynetdicom association outl
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,20 +22,10 @@ import pydicom
 import pytest
 from pydicom.uid import JPEG2000Lossless
 
-from pacsbrowser.core import executor
 from tests.lab.data import Catalog, lab_uid
 from tests.lab.peers import DcmqrscpPeer, LabError, OrthancPeer, dcmtk, stop_all
 
 from .helpers import CompressedSet
-
-
-@pytest.fixture
-def workdir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="pacsbrowser-send-test-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
