@@ -11,8 +11,8 @@ from enum import Enum
 from pynetdicom import status as _status
 
 
-class DICOMNetworkError(Exception):
-    """Base of every failure talking to a DICOM peer."""
+class PacsbrowserError(Exception):
+    """An error with a sentence for the user (`str()`) and its technical detail (`detail`)."""
 
     def __init__(self, message: str, detail: str = "") -> None:
         super().__init__(message)
@@ -21,6 +21,10 @@ class DICOMNetworkError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class DICOMNetworkError(PacsbrowserError):
+    """Base of every failure talking to a DICOM peer."""
 
 
 class ConnectionFailed(DICOMNetworkError):
@@ -184,17 +188,9 @@ class ListenerError(DICOMNetworkError):
         super().__init__(message, detail)
 
 
-class ArchiveError(Exception):
+class ArchiveError(PacsbrowserError):
     """The local archive cannot be opened or changed (in use by another process, unreadable index,
     not an archive folder)."""
-
-    def __init__(self, message: str, detail: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class MoveDestinationUnknown(DIMSEError):

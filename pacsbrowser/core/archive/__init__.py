@@ -922,26 +922,6 @@ def _fsync_dir(path: Path) -> None:
 
 
 __all__ = [
-    "Archive",
-    "InstanceInfo",
-    "InstanceRow",
-    "MalformedDataset",
-    "PatientRow",
-    "RepairReport",
-    "SeriesRow",
-    "StoredInstance",
-    "StudyRow",
-    "VerifyReport",
-    "default_archive_dir",
-    "parse_dataset",
-    "relative_path",
-    "safe_name",
-    "split_part10",
-]
-
-
-
-__all__ = [
     "DEFAULT_MIN_FREE_BYTES",
     "Archive",
     "InstanceInfo",
