@@ -75,7 +75,7 @@ def case_move(ctx: Context) -> list[Row]:
     with ctx.worker("move", **target, study=study, expected=n, listener_port=lab.move_port) as worker:
         alternate(ctx, [row], WorkerSide(worker), theirs)
         _finish([row], worker)
-    row.note = ("ours: RetrieveService.move_study to our StorageSCP (listening before the clock starts), "
+    row.note = ("ours: RetrieveService.move_study to our ArchiveServer (listening before the clock starts), "
                 "planning queries, fsync'd archive writes and indexing included; DCMTK: movescu until its "
                 "final response, storescp receiving (its CPU added to movescu's)")
     return [row]

@@ -144,7 +144,7 @@ def markdown(rows: list[Row], info: dict[str, str], *, reps: int, warmup: int, w
         "under the lab's LD_PRELOAD loopback shim with `TCP_NODELAY=1`.",
         "- Repetitions: as above; thumbnails 3 (500 dcmj2pnm processes take ~14 s a repetition).",
         "- Ours: the core API the application uses (DICOMClient, VerificationService, QueryService, "
-        "DICOMStorageClient, StorageSCP over a fresh Archive, RetrieveService, ThumbnailService; the GUI case "
+        "StoreService, ArchiveServer over a fresh Archive, RetrieveService, ThumbnailService; the GUI case "
         "drives MainWindow offscreen under qasync), each case in a fresh worker process on a warm interpreter: "
         "imports and set-up are not timed. DCMTK: the tool's whole process, exec to exit, as a user runs it.",
         "- Peak RSS: ours = the high-water mark (VmHWM) of the worker process that ran only that case; it "

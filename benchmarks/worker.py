@@ -6,7 +6,7 @@ Every answer carries the process's peak RSS (ru_maxrss, KiB) and CPU seconds so 
 memory of a case is that of a process that ran only that case.
 
 What is timed is the core API the application itself uses (DICOMClient, VerificationService,
-QueryService, DICOMStorageClient, StorageSCP + Archive, RetrieveService, ThumbnailService), on a
+QueryService, StoreService, ArchiveServer + Archive, RetrieveService, ThumbnailService), on a
 warm interpreter: imports and setup are not timed, a DCMTK tool's process start is.
 """
 
@@ -141,16 +141,16 @@ class FindStudies(Case):
 
 
 class Store(Case):
-    """The files of a folder to the PACS over `parallel` associations (DICOMStorageClient)."""
+    """The files of a folder to the PACS over `parallel` associations (StoreService)."""
 
     def run(self) -> dict[str, Any]:
-        from pacsbrowser.core.storage import DICOMStorageClient
+        from pacsbrowser.core.store import StoreService
 
         parallel = self.config["parallel"]
         folder = self.config["folder"]
 
         async def work():
-            return await DICOMStorageClient(self.profile(), parallel=parallel).store([folder])
+            return await StoreService(self.profile(), parallel=parallel).store([folder])
 
         started = time.perf_counter()
         summary = self.loop.run_until_complete(work())
@@ -162,7 +162,7 @@ class Store(Case):
 
 
 class Receive(Case):
-    """Our Storage SCP (StorageSCP over a fresh Archive); the harness sends with storescu between
+    """Our Storage SCP (ArchiveServer over a fresh Archive); the harness sends with storescu between
     `arm` and `collect`, and times the sender."""
 
     scp: Any = None
@@ -170,11 +170,11 @@ class Receive(Case):
 
     def arm(self) -> dict[str, Any]:
         from pacsbrowser.core.archive import Archive
-        from pacsbrowser.core.listener import StorageSCP
+        from pacsbrowser.core.server import ArchiveServer
 
         folder = self.tmp / f"archive-{time.monotonic_ns()}"
         self.archive = Archive(folder, durable=self.config.get("durable", True))
-        self.scp = StorageSCP(0, "PACSBROWSER", self.archive, host="127.0.0.1")
+        self.scp = ArchiveServer(0, "PACSBROWSER", self.archive, host="127.0.0.1")
         self.loop.run_until_complete(self.scp.start())
         return {"port": self.scp.address[1]}
 
@@ -234,11 +234,11 @@ class Move(Case):
 
     def run(self) -> dict[str, Any]:
         from pacsbrowser.core.archive import Archive
-        from pacsbrowser.core.listener import StorageSCP
+        from pacsbrowser.core.server import ArchiveServer
         from pacsbrowser.core.retrieve import RetrieveService
 
         archive = Archive(self.tmp / f"archive-{time.monotonic_ns()}")
-        scp = StorageSCP(self.config["listener_port"], "PACSBROWSER", archive, host="127.0.0.1")
+        scp = ArchiveServer(self.config["listener_port"], "PACSBROWSER", archive, host="127.0.0.1")
         try:
             self.loop.run_until_complete(scp.start())
             service = RetrieveService(self.profile(), archive, scp=scp)
@@ -338,7 +338,7 @@ def polling_baseline() -> None:
     measure what it changed (before/after in benchmarks/RESULTS.md)."""
     if os.environ.get("PACSBROWSER_BENCH_POLLING") != "1":
         return
-    from pacsbrowser.core.dicom import ae, scp
+    from pacsbrowser.core.dicom import ae, server as scp
 
     ae.make_responsive = scp.make_responsive = lambda assoc: assoc
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..core.archive import DEFAULT_MIN_FREE_BYTES, Archive, default_archive_dir
 from ..core.errors import ArchiveError
-from ..core.listener import StorageSCP
+from ..core.server import ArchiveServer
 from ..core.logs import phi, quiet_pydicom, show_phi
 from ..core.records import DEFAULT_CALLING_AE, Received, TLSConfiguration
 from .common import EXIT_ERROR, EXIT_OK, add_output_options, run_command
@@ -78,7 +78,7 @@ def handle(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_ERROR
         try:
-            scp = StorageSCP(args.port, args.aet, archive, tls=tls, allowed_calling_aes=args.allow or None,
+            scp = ArchiveServer(args.port, args.aet, archive, tls=tls, allowed_calling_aes=args.allow or None,
                              max_associations=args.max_associations, host=args.host,
                              on_image_received=lambda record: print(describe(record), flush=True))
         except ValueError as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..core.config import ConfigError
 from ..core.records import StoreOutcome, StoreProgress, StoreResult
-from ..core.storage import DICOMStorageClient, StoreSummary
+from ..core.store import StoreService, StoreSummary
 from .common import (
     EXIT_DIMSE,
     EXIT_OK,
@@ -132,7 +132,7 @@ def handle(args: argparse.Namespace) -> int:
             raise ConfigError("--parallel must be at least 1")
         profile = profile_from_args(args)
         display = _Display(args.verbose)
-        storage = DICOMStorageClient(profile, parallel=args.parallel, progress_interval=0.2)
+        storage = StoreService(profile, parallel=args.parallel, progress_interval=0.2)
         summary = await storage.store(args.paths, on_progress=display.progress)
         display.flush()
         if not summary.results:

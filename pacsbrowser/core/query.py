@@ -17,7 +17,7 @@ Matching rules (what a user types -> what the PACS is asked), PS3.4 C.2.2.2:
   first one that finds something. A name in an ideographic script (Chinese, Japanese, Korean) is
   matched anywhere in the value (`*山田*`), since it may be stored in the alphabetic group or after
   `=` in the ideographic one. Patient and referring physician names step through their cases
-  together. Every identifier sent is kept in `FindStream.queries` ("show the exact query sent").
+  together. Every identifier sent is kept in `FindJob.queries` ("show the exact query sent").
 - Descriptions: contained anywhere (`*chest*`), upper-cased when typed all in lower case.
 - IDs, accession numbers, UIDs: exact, as typed (the user's own wildcards are kept).
 - Modalities, sex, body part: upper-case. Several modalities: any of them (ModalitiesInStudy list).
@@ -56,7 +56,7 @@ from .executor import run_blocking, start_detached, stream_blocking
 from .logs import phi
 from .records import (
     Completeness,
-    FindOutcome,
+    FindSummary,
     InstanceResult,
     PatientResult,
     QueryKeys,
@@ -332,27 +332,27 @@ class QueryService:
 
     # -- finding ----------------------------------------------------------------------------
 
-    def find(self, keys: QueryKeys, *, limit: int | None = None) -> "FindStream[Any]":
+    def find(self, keys: QueryKeys, *, limit: int | None = None) -> "FindJob[Any]":
         if limit is not None and limit < 1:
             raise ValueError("a limit is a whole number of results, 1 or more")
-        return FindStream(self, keys, limit=limit)
+        return FindJob(self, keys, limit=limit)
 
     def find_patients(self, keys: QueryKeys | None = None, *, limit: int | None = None,
-                      **key_args: Any) -> "FindStream[PatientResult]":
+                      **key_args: Any) -> "FindJob[PatientResult]":
         return self.find(_keys(keys, QueryLevel.PATIENT, QueryKeys.patients, key_args), limit=limit)
 
     def find_studies(self, keys: QueryKeys | None = None, *, limit: int | None = None,
-                     **key_args: Any) -> "FindStream[StudyResult]":
+                     **key_args: Any) -> "FindJob[StudyResult]":
         return self.find(_keys(keys, QueryLevel.STUDY, QueryKeys.studies, key_args), limit=limit)
 
     def find_series(self, keys: QueryKeys | str, *, limit: int | None = None,
-                    **key_args: Any) -> "FindStream[SeriesResult]":
+                    **key_args: Any) -> "FindJob[SeriesResult]":
         if isinstance(keys, str):
             keys, key_args = QueryKeys.series(keys, **key_args), {}
         return self.find(_keys(keys, QueryLevel.SERIES, QueryKeys.series, key_args), limit=limit)
 
     def find_instances(self, keys: QueryKeys | str, series_instance_uid: str | None = None, *,
-                       limit: int | None = None, **key_args: Any) -> "FindStream[InstanceResult]":
+                       limit: int | None = None, **key_args: Any) -> "FindJob[InstanceResult]":
         if isinstance(keys, str):
             if not series_instance_uid:
                 raise ValueError("an instance query needs the Series Instance UID")
@@ -371,7 +371,7 @@ def _keys(keys: QueryKeys | None, level: QueryLevel, build: Callable[..., QueryK
     return keys
 
 
-class FindStream(Generic[R]):
+class FindJob(Generic[R]):
     """One C-FIND in progress: an async iterator of results (or of batches, `batches()`).
 
     Read it once. `cancel()` (from the loop, e.g. a Cancel button) sends C-CANCEL; the iteration
@@ -395,7 +395,7 @@ class FindStream(Generic[R]):
         self.prepared = service.prepare(keys)  # raises ValueError now, before anything is sent
         self.queries: list[str] = []  # identifiers actually sent, as text (patient data: see logs.phi)
         self.count = 0
-        self.outcome: FindOutcome | None = None
+        self.outcome: FindSummary | None = None
         self._cancel_requested = False
         self._control: dicom_find.FindControl | None = None
         self._cancel_tasks: set[asyncio.Task] = set()
@@ -458,7 +458,7 @@ class FindStream(Generic[R]):
                 await agen.aclose()  # type: ignore[attr-defined]
         await self._settle_cancel_tasks()
 
-    async def __aenter__(self) -> "FindStream[R]":
+    async def __aenter__(self) -> "FindJob[R]":
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
@@ -474,8 +474,8 @@ class FindStream(Generic[R]):
         client, prepared = self.service.client, self.prepared
         loop = asyncio.get_running_loop()
         started = loop.time()
-        summaries: list[dicom_find.FindSummary] = []
-        checks: list[dicom_find.FindSummary] = []  # series queries checking modalities
+        summaries: list[dicom_find.FindResponses] = []
+        checks: list[dicom_find.FindResponses] = []  # series queries checking modalities
         seen: set[Any] = set()
         wanted = set(self.keys.modalities) if self.level is QueryLevel.STUDY else set()
         unchecked: list[StudyResult] = []  # studies the PACS said no modality of
@@ -547,13 +547,13 @@ class FindStream(Generic[R]):
         return batch
 
     async def _find_once(self, assoc: Any, identifier: Dataset, model: QueryModel, level: QueryLevel,
-                         limit: int | None, summaries: list[dicom_find.FindSummary]
+                         limit: int | None, summaries: list[dicom_find.FindResponses]
                          ) -> AsyncIterator[list[Any]]:
         """One C-FIND on a worker thread, its results in batches; its summary goes to `summaries`
         (also when the reader leaves early: the find is then cancelled and drained first)."""
         control = dicom_find.FindControl(self.service.cancel_timeout)
         self._control = control
-        holder: dict[str, dicom_find.FindSummary] = {}
+        holder: dict[str, dicom_find.FindResponses] = {}
         self.queries.append(identifier_text(identifier))
         log.info("C-FIND %s level (%s root)", level.name.lower(), model.value)
         log.debug("C-FIND identifier:\n%s", phi(self.queries[-1]))
@@ -569,7 +569,7 @@ class FindStream(Generic[R]):
                 summaries.append(holder["summary"])
 
     async def _check_modalities(self, assoc: Any, studies: list[StudyResult], wanted: set[str],
-                                checks: list[dicom_find.FindSummary]) -> AsyncIterator[list[Any]]:
+                                checks: list[dicom_find.FindResponses]) -> AsyncIterator[list[Any]]:
         """For a PACS that leaves Modalities in Study empty (DCMTK's dcmqrscp): ask each study's
         series for their modality and keep the studies that have a wanted one."""
         log.info("the PACS does not return Modalities in Study: checking %d studies series by series",
@@ -639,8 +639,8 @@ class FindStream(Generic[R]):
             async for _ in inner:  # drain what the worker still emitted; ends when it has ended
                 pass
 
-    def _outcome(self, summaries: list[dicom_find.FindSummary], checks: list[dicom_find.FindSummary],
-                 model: QueryModel, elapsed: float, first: float | None) -> FindOutcome:
+    def _outcome(self, summaries: list[dicom_find.FindResponses], checks: list[dicom_find.FindResponses],
+                 model: QueryModel, elapsed: float, first: float | None) -> FindSummary:
         last = summaries[-1] if summaries else None
         reasons: list[str] = []
         notes: list[str] = []
@@ -694,7 +694,7 @@ class FindStream(Generic[R]):
                          "checked series by series")
         if self._filtered:
             notes.append(f"{self._filtered} answers did not match all the keys and were left out")
-        return FindOutcome(
+        return FindSummary(
             level=self.level, count=self.count, completeness=completeness,
             status=last.status if last else None, limit=self.limit, limit_reached=limit_reached,
             cancelled=cancelled, aborted=aborted, unsupported_keys=unsupported,
@@ -702,7 +702,7 @@ class FindStream(Generic[R]):
             first_result_after=first,
         )
 
-    def _raise_for(self, summaries: list[dicom_find.FindSummary]) -> None:
+    def _raise_for(self, summaries: list[dicom_find.FindResponses]) -> None:
         if not summaries:
             return
         last = summaries[-1]
@@ -724,7 +724,7 @@ def max_completeness(a: Completeness, b: Completeness) -> Completeness:
 
 def _producer(assoc: Any, identifier: Dataset, model_uid: Any, level: QueryLevel, fallback: str,
               control: dicom_find.FindControl, limit: int | None,
-              holder: dict[str, dicom_find.FindSummary]) -> Callable[[Callable[[Any], None]], None]:
+              holder: dict[str, dicom_find.FindResponses]) -> Callable[[Callable[[Any], None]], None]:
     def produce(emit: Callable[[Any], None]) -> None:
         holder["summary"] = dicom_find.run_find(
             assoc, identifier, model_uid, lambda ds: emit(parse_result(level, ds, fallback)),
@@ -735,7 +735,7 @@ def _producer(assoc: Any, identifier: Dataset, model_uid: Any, level: QueryLevel
 
 __all__ = [
     "DatePreset",
-    "FindStream",
+    "FindJob",
     "PreparedQuery",
     "QueryService",
     "contains_pattern",

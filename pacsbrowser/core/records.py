@@ -571,7 +571,7 @@ class Completeness(str, Enum):
 
 
 @dataclass(frozen=True)
-class FindOutcome:
+class FindSummary:
     """How a C-FIND ended, for the window's status line and the command line's summary.
 
     `count` results were handed to the caller; `complete`, `incomplete` (for certain: our limit, a

@@ -1,7 +1,7 @@
 """Retrieving studies, series and instances into the local archive: C-GET or C-MOVE, with progress,
 cancel and resume.
 
-    service = RetrieveService(profile, archive)            # scp=StorageSCP for C-MOVE, optional
+    service = RetrieveService(profile, archive)            # scp=ArchiveServer for C-MOVE, optional
     job = service.get_study(study_uid)                       # or move_study(uid, "PACSBROWSER")
     async for progress in job:                               # RetrieveProgress, as it changes
         bar.set(progress.fraction); label.set(f"{progress.received} ({progress.rate:.0f}/s)")
@@ -56,7 +56,7 @@ from .archive import Archive
 from .client import DICOMClient
 from .dicom import retrieve as dicom_retrieve
 from .dicom.operation import DEFAULT_CANCEL_TIMEOUT
-from .dicom.retrieve import UNCOMPRESSED, ContextGroup, RequestResult, RetrieveControl
+from .dicom.retrieve import UNCOMPRESSED, ContextGroup, RetrieveResponses, RetrieveControl
 from .errors import (
     ArchiveError,
     DICOMNetworkError,
@@ -67,7 +67,7 @@ from .errors import (
     status_words,
 )
 from .executor import run_blocking, stream_blocking
-from .listener import StorageSCP
+from .server import ArchiveServer
 from .query import QueryService, find_contexts
 from .records import (
     QueryKeys,
@@ -188,13 +188,13 @@ def plan_requests(target: Target, plan: Plan, todo: list[Wanted] | None) -> list
 class RetrieveService:
     """C-GET and C-MOVE into `archive` from the PACS of `profile`.
 
-    `scp`: a running (or startable) StorageSCP over the same archive, for C-MOVE to our own AE
+    `scp`: a running (or startable) ArchiveServer over the same archive, for C-MOVE to our own AE
     title; without one, a job that needs it starts one on `profile.listener_port` (bound to
     `listener_host`, "" = every interface) and stops it when done. `cancel_timeout`: seconds the PACS
     has to end an operation after C-CANCEL before the association is aborted.
     """
 
-    def __init__(self, profile: ServerProfile, archive: Archive, *, scp: StorageSCP | None = None,
+    def __init__(self, profile: ServerProfile, archive: Archive, *, scp: ArchiveServer | None = None,
                  listener_host: str = "", cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT) -> None:
         if scp is not None and scp.archive is not archive:
             raise ValueError("the Storage SCP must write into the same archive as the retrieve")
@@ -204,10 +204,10 @@ class RetrieveService:
         self.listener_host = listener_host
         self.cancel_timeout = cancel_timeout
         self._move_jobs: set[RetrieveJob] = set()
-        self._tapped: StorageSCP | None = None
+        self._tapped: ArchiveServer | None = None
         self._tapped_callback: Any = None
         self._listener_users = 0
-        self._own_scp: StorageSCP | None = None
+        self._own_scp: ArchiveServer | None = None
         self._started_given = False
         self._listener_lock: asyncio.Lock | None = None
 
@@ -273,7 +273,7 @@ class RetrieveService:
 
     # -- our listener (C-MOVE to ourselves) ------------------------------------------------
 
-    async def _acquire_listener(self, job: "RetrieveJob") -> StorageSCP:
+    async def _acquire_listener(self, job: "RetrieveJob") -> ArchiveServer:
         if self._listener_lock is None:
             self._listener_lock = asyncio.Lock()
         async with self._listener_lock:
@@ -282,7 +282,7 @@ class RetrieveService:
                 if self._own_scp is None:
                     # grace: a PACS has answered its last sub-operation by the time the job ends;
                     # an association it still holds open then is not worth waiting for long.
-                    self._own_scp = StorageSCP(self.profile.listener_port, self.profile.calling_ae, self.archive,
+                    self._own_scp = ArchiveServer(self.profile.listener_port, self.profile.calling_ae, self.archive,
                                                host=self.listener_host, timeouts=self.profile.timeouts,
                                                max_pdu=self.profile.max_pdu, grace=2.0)
                 scp = self._own_scp
@@ -310,7 +310,7 @@ class RetrieveService:
                     self._started_given = False  # we started it, we stop it
                     await self.scp.stop()
 
-    def _tap(self, scp: StorageSCP) -> None:
+    def _tap(self, scp: ArchiveServer) -> None:
         """See what the listener receives, keeping its own callback."""
         if self._tapped is scp:
             return
@@ -844,8 +844,8 @@ class RetrieveJob:
             self._arrival = None
         await run_blocking(self.archive.flush, name="archive-flush")
 
-    def _check_destination(self, result: RequestResult, number: int, local_host: str,
-                           scp: StorageSCP | None) -> None:
+    def _check_destination(self, result: RetrieveResponses, number: int, local_host: str,
+                           scp: ArchiveServer | None) -> None:
         status = result.status
         if status is None:
             return
@@ -864,7 +864,7 @@ class RetrieveJob:
     # -- one request
 
     async def _send(self, assoc: Any, request: Request, *, handler: Any = None, watch: Any = None,
-                    destination: str | None = None, idle: float | None = None) -> RequestResult:
+                    destination: str | None = None, idle: float | None = None) -> RetrieveResponses:
         """One request on a worker thread, its events applied here. `idle`: instead of pynetdicom's
         DIMSE timeout, abort when neither a response nor an instance at our listener came for that
         many seconds (a C-MOVE PACS need not send pending responses while it sends)."""
@@ -879,7 +879,7 @@ class RetrieveJob:
             self._queued = None
         self._cur = (request.count, 0, 0, 0)
         identifier = request.identifier(self.target.study_uid)
-        holder: dict[str, RequestResult] = {}
+        holder: dict[str, RetrieveResponses] = {}
 
         def produce(emit: Callable[[tuple], None]) -> None:
             if handler is not None:
@@ -962,7 +962,7 @@ class RetrieveJob:
         elif kind == "refused":
             self._refused.append(str(event[2]))
 
-    def _interrupted(self, result: RequestResult, client: DICOMClient) -> None:
+    def _interrupted(self, result: RetrieveResponses, client: DICOMClient) -> None:
         """The association broke during a request: raise (or, after our own cancel, just stop)."""
         self._aborted = True
         if result.aborted_by == "us" and self._cancel_requested:

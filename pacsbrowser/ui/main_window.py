@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QS
 from ..core.config import ProfileStore
 from ..core import logs
 from ..core.diagnostics import Outcome, Step
-from ..core.records import FindOutcome, QueryKeys, ServerProfile
+from ..core.records import FindSummary, QueryKeys, ServerProfile
 from .controllers.echo import EchoController
 from .controllers.profiles import ProfileController
 from .controllers.query import QueryController
@@ -242,7 +242,7 @@ class MainWindow(QMainWindow):
         self.results_model.add_results(results)
         self.results.show_running(self.results_model.top_level_count())
 
-    def _query_finished(self, outcome: FindOutcome) -> None:
+    def _query_finished(self, outcome: FindSummary) -> None:
         self.query_form.set_running(False)
         self.results.show_outcome(outcome)
         level = "ok" if outcome.complete else "warn"

@@ -15,7 +15,7 @@ from pydicom.uid import (
 )
 
 from pacsbrowser.core.records import StoreOutcome
-from pacsbrowser.core.storage import DICOMStorageClient
+from pacsbrowser.core.store import StoreService
 from tests.lab.data import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, Catalog
 from tests.lab.peers import DcmqrscpPeer
 
@@ -43,7 +43,7 @@ def _headers(ds) -> dict:
 def test_explicit_vr_only_peer_gets_compressed_files_decompressed(compressed, lab_data: Catalog):
     plain = lab_data.uncompressed_instances()[:3]
     with RecordingSCP(transfer_syntaxes=[ExplicitVRLittleEndian]) as scp:
-        summary = asyncio.run(DICOMStorageClient(profile_for(scp), parallel=2).store(
+        summary = asyncio.run(StoreService(profile_for(scp), parallel=2).store(
             [*compressed.all, *(i.path for i in plain)]))
         assert summary.complete, summary.problems
         results = {str(r.path): r for r in summary.results}
@@ -88,7 +88,7 @@ def test_dcmqrscp_accepting_uncompressed_only_gets_everything_decompressed(compr
 def test_implicit_vr_only_dcmqrscp_gets_re_encoded_files(lab_data: Catalog):
     files = [lab_data.uncompressed_instances()[0], lab_data.rle_instances()[0]]
     with DcmqrscpPeer(aet="IMPLICIT", extra_args=["+xi"]) as peer:
-        summary = asyncio.run(DICOMStorageClient(profile_for(peer), parallel=1).store([i.path for i in files]))
+        summary = asyncio.run(StoreService(profile_for(peer), parallel=1).store([i.path for i in files]))
         assert summary.complete, summary.problems
         assert all(r.converted and r.transfer_syntax == ImplicitVRLittleEndian for r in summary.results)
         stored = dcmqrscp_files(peer)
@@ -105,7 +105,7 @@ def test_when_nothing_fits_the_file_is_reported_not_dropped(compressed, lab_data
     rle_cr = next(i for i in lab_data.rle_instances() if i.modality == "CR")
     j2k = compressed.made["jpeg2000"]  # an MR image
     with RecordingSCP(transfer_syntaxes=[JPEG2000Lossless]) as scp:
-        summary = asyncio.run(DICOMStorageClient(profile_for(scp)).store([plain.path, rle.path, j2k, rle_cr.path]))
+        summary = asyncio.run(StoreService(profile_for(scp)).store([plain.path, rle.path, j2k, rle_cr.path]))
         by_path = {r.path: r for r in summary.results}
         assert len(summary.results) == 4
         # no J2K context was proposed for CR (nothing to send in it): every CR context was refused
@@ -126,7 +126,7 @@ def test_classes_the_peer_does_not_support_fail_by_name(lab_data: Catalog):
     ct = lab_data.instances_with_modality("CT")[:2]
     mr = lab_data.instances_with_modality("MR")[:2]
     with RecordingSCP(sop_classes=[CT_IMAGE_STORAGE]) as scp:
-        storage = DICOMStorageClient(profile_for(scp))
+        storage = StoreService(profile_for(scp))
         mixed = asyncio.run(storage.store([i.path for i in ct + mr]))
         only_mr = asyncio.run(storage.store([i.path for i in mr]))  # no context at all: association refused
     assert [r.outcome for r in mixed.results].count(StoreOutcome.SUCCESS) == 2

@@ -19,7 +19,7 @@ from pacsbrowser.core.dicom import ae as dicom_ae
 from pacsbrowser.core.dicom import store as dicom_store
 from pacsbrowser.core.dicom.store import Unsendable, check_file, iter_sources, plan_contexts, read_header
 from pacsbrowser.core.records import StoreOutcome
-from pacsbrowser.core.storage import DICOMStorageClient
+from pacsbrowser.core.store import StoreService
 from tests.lab.data import CT_IMAGE_STORAGE, Catalog
 
 from .helpers import RecordingSCP, profile_for, store_cli
@@ -161,7 +161,7 @@ def test_datasets_and_headerless_files_are_sent_and_the_callers_dataset_is_not_c
     dcmwrite(raw_path, raw_source, implicit_vr=True, little_endian=True)
     assert raw_path.read_bytes()[:2] == b"\x08\x00"
     with RecordingSCP(transfer_syntaxes=[ExplicitVRLittleEndian, ImplicitVRLittleEndian]) as scp:
-        summary = asyncio.run(DICOMStorageClient(profile_for(scp)).store([rle, bare, raw_path]))
+        summary = asyncio.run(StoreService(profile_for(scp)).store([rle, bare, raw_path]))
         assert summary.complete, summary.problems
         assert {r.name for r in summary.results} == {"dataset 1", "dataset 2", str(raw_path)}
         got = {s.sop_instance_uid: s.dataset for s in scp.by_uid().values() for s in s}
@@ -174,7 +174,7 @@ def test_progress_comes_in_batches_and_adds_up(lab_data: Catalog, workdir):
     (workdir / "junk.txt").write_text("junk")
     reports = []
     with RecordingSCP() as scp:
-        storage = DICOMStorageClient(profile_for(scp), parallel=2, progress_interval=0.05)
+        storage = StoreService(profile_for(scp), parallel=2, progress_interval=0.05)
         summary = asyncio.run(storage.store([lab_data.root, workdir], on_progress=reports.append))
     assert reports[-1].finished and not any(r.finished for r in reports[:-1])
     assert 2 <= len(reports) < len(summary.results)  # batched, not one report per file
@@ -193,7 +193,7 @@ def test_progress_comes_in_batches_and_adds_up(lab_data: Catalog, workdir):
 def test_the_pacs_status_comes_back_in_words(status, outcome, words, exit_status, lab_data: Catalog):
     files = [i.path for i in lab_data.instances[:3]]
     with RecordingSCP(status=status) as scp:
-        summary = asyncio.run(DICOMStorageClient(profile_for(scp)).store(files))
+        summary = asyncio.run(StoreService(profile_for(scp)).store(files))
         assert [r.outcome for r in summary.results] == [outcome] * 3
         assert all(r.status == status and words.lower() in r.reason.lower() for r in summary.results), summary.results
         assert summary.complete is (outcome is StoreOutcome.WARNING)

@@ -19,7 +19,7 @@ from pynetdicom.sop_class import uid_to_service_class
 
 from pacsbrowser.core.errors import ConnectionFailed
 from pacsbrowser.core.pool import ConnectionPool
-from pacsbrowser.core.storage import DICOMStorageClient
+from pacsbrowser.core.store import StoreService
 from tests.lab.data import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, Catalog, lab_uid
 
 from .helpers import RecordingSCP, profile_for, store_cli
@@ -33,7 +33,7 @@ def test_parallel_sends_use_n_associations_each_reused(lab_data: Catalog):
 
         async def send():
             async with pool:
-                return await DICOMStorageClient(pool.profile, pool=pool).store(lab_data.root)
+                return await StoreService(pool.profile, pool=pool).store(lab_data.root)
 
         summary = asyncio.run(send())
         assert summary.complete and len(summary.stored) == len(lab_data.instances)
@@ -100,7 +100,7 @@ def test_more_than_128_contexts_are_spread_over_associations(workdir):
             _tiny_image(sop_class, number, syntax).save_as(path, enforce_file_format=True)
             paths.append(path)
     with RecordingSCP() as scp:
-        summary = asyncio.run(DICOMStorageClient(profile_for(scp), parallel=2).store(workdir))
+        summary = asyncio.run(StoreService(profile_for(scp), parallel=2).store(workdir))
         assert summary.complete, summary.problems
         assert len(summary.stored) == 100
         assert max(scp.requested_contexts) <= 128 and sum(scp.requested_contexts) >= 150, scp.requested_contexts
@@ -113,7 +113,7 @@ def test_more_than_128_contexts_are_spread_over_associations(workdir):
 def test_a_broken_association_re_sends_only_what_was_not_confirmed(lab_data: Catalog):
     files = [i.path for i in lab_data.instances[:30]]
     with RecordingSCP(abort_at={10}) as scp:  # aborts instead of answering store request 10
-        summary = asyncio.run(DICOMStorageClient(profile_for(scp, retries=2), parallel=1).store(files))
+        summary = asyncio.run(StoreService(profile_for(scp, retries=2), parallel=1).store(files))
         assert summary.complete, summary.problems
         assert summary.associations == 2 and scp.aborted == 1
         assert sorted(Counter(s.sop_instance_uid for s in scp.stored).values()) == [1] * 30  # once each
@@ -127,7 +127,7 @@ def test_a_peer_that_keeps_aborting_gives_per_file_failures(fault_scp, lab_data:
     scp = fault_scp("abort_after_n", abort_after=5)  # every store after the 5th is aborted
     files = [i.path for i in lab_data.instances[:12]]
     started = time.monotonic()
-    summary = asyncio.run(DICOMStorageClient(profile_for(scp, retries=1), parallel=1).store(files))
+    summary = asyncio.run(StoreService(profile_for(scp, retries=1), parallel=1).store(files))
     assert time.monotonic() - started < 5
     assert len(summary.stored) == 5 and len(summary.failed) == 7 and not summary.complete
     assert summary.error is not None and "closed the association" in str(summary.error)
@@ -150,7 +150,7 @@ def test_connection_refused_raises_and_nothing_is_left_open(unused_port, lab_dat
 
     reports = []
     with pytest.raises(ConnectionFailed, match="connection refused"):
-        asyncio.run(DICOMStorageClient(profile_for(Nowhere), parallel=3).store(lab_data.paths()[:5],
+        asyncio.run(StoreService(profile_for(Nowhere), parallel=3).store(lab_data.paths()[:5],
                                                                               on_progress=reports.append))
     final = reports[-1]  # the window still gets every file's result before the error
     assert final.finished and final.failed == 5 and final.stored == 0
@@ -160,7 +160,7 @@ def test_connection_refused_raises_and_nothing_is_left_open(unused_port, lab_dat
 def test_cancel_stops_at_once_and_aborts(lab_data: Catalog):
     with RecordingSCP(delay=5.0) as scp:  # a PACS that takes 5 s to answer each file
         async def scenario():
-            task = asyncio.create_task(DICOMStorageClient(profile_for(scp, timeout=30), parallel=2).store(lab_data.root))
+            task = asyncio.create_task(StoreService(profile_for(scp, timeout=30), parallel=2).store(lab_data.root))
             deadline = time.monotonic() + 5
             while scp.requests < 2 and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
@@ -177,7 +177,7 @@ def test_cancel_stops_at_once_and_aborts(lab_data: Catalog):
 
 def test_a_pacs_allowing_fewer_associations_than_asked_still_gets_everything(lab_data: Catalog):
     with RecordingSCP(max_associations=2, delay=0.005) as scp:  # rejects the 3rd and 4th (transient)
-        summary = asyncio.run(DICOMStorageClient(profile_for(scp, retries=1), parallel=4).store(lab_data.root))
+        summary = asyncio.run(StoreService(profile_for(scp, retries=1), parallel=4).store(lab_data.root))
         assert summary.complete, summary.problems
         assert len(summary.stored) == len(lab_data.instances)
         assert summary.error is None

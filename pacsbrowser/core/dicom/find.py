@@ -36,7 +36,7 @@ CANCEL = 0xFE00
 
 
 @dataclass
-class FindSummary:
+class FindResponses:
     """How one C-FIND went on the wire."""
 
     status: int | None = None  # the final status; None when none came (abort, timeout)
@@ -73,14 +73,14 @@ def run_find(
     control: FindControl | None = None,
     limit: int | None = None,
     msg_id: int | None = None,
-) -> FindSummary:
+) -> FindResponses:
     """Send one C-FIND and hand each matching identifier to `on_result` as it arrives.
 
     Stops after `limit` identifiers (C-CANCEL, then drains to the final status). Never leaves the
     response generator half-read. Raises only what `on_result` raised (after draining).
     """
     control = control or FindControl()
-    summary = FindSummary()
+    summary = FindResponses()
     if control.requested:  # cancelled before it started: send nothing
         summary.cancel_reason = control.reason
         control._finish()
@@ -150,4 +150,4 @@ def run_find(
     return summary
 
 
-__all__ = ["CANCEL", "DEFAULT_CANCEL_TIMEOUT", "PENDING", "FindControl", "FindSummary", "next_message_id", "run_find"]
+__all__ = ["CANCEL", "DEFAULT_CANCEL_TIMEOUT", "PENDING", "FindControl", "FindResponses", "next_message_id", "run_find"]

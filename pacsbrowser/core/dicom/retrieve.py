@@ -323,7 +323,7 @@ RetrieveControl = OperationControl
 
 
 @dataclass
-class RequestResult:
+class RetrieveResponses:
     """How one C-GET/C-MOVE request went on the wire."""
 
     status: int | None = None  # the final status; None when none came
@@ -375,12 +375,12 @@ def send_retrieve(
     *,
     move_destination: str | None = None,
     control: RetrieveControl | None = None,
-    on_pending: Callable[[RequestResult], None] | None = None,
+    on_pending: Callable[[RetrieveResponses], None] | None = None,
     handler: GetStoreHandler | None = None,
     watch: AbortWatch | None = None,
     msg_id: int | None = None,
     no_dimse_timeout: bool = False,
-) -> RequestResult:
+) -> RetrieveResponses:
     """Send one C-GET (or C-MOVE to `move_destination`) and read its responses to the end.
 
     `on_pending(result)` after each pending response (result holds the PACS's latest counts).
@@ -391,7 +391,7 @@ def send_retrieve(
     could be sent.
     """
     control = control or RetrieveControl()
-    result = RequestResult()
+    result = RetrieveResponses()
     if control.requested:  # cancelled before it started: send nothing
         control._finish()
         return result
@@ -482,7 +482,7 @@ __all__ = [
     "AbortWatch",
     "ContextGroup",
     "GetStoreHandler",
-    "RequestResult",
+    "RetrieveResponses",
     "RetrieveControl",
     "accepted_storage_syntaxes",
     "accepts_model",

@@ -16,7 +16,7 @@ from ...core.client import DICOMClient
 from ...core.dicom.identifiers import identifier_text
 from ...core.errors import DICOMNetworkError
 from ...core.query import QueryService
-from ...core.records import FindOutcome, QueryKeys, ServerProfile
+from ...core.records import FindSummary, QueryKeys, ServerProfile
 from ..models.results import Kind, Node
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class QueryController(QObject):
     ROWS_PER_TURN = 200
     started = Signal(str, str)  # profile name, the query as sent (patient data redacted unless debug)
     batch = Signal(list)  # results, in arrival order
-    finished = Signal(object)  # FindOutcome
+    finished = Signal(object)  # FindSummary
     failed = Signal(str, str)  # message, DICOM detail
     children_loaded = Signal(object, list)  # Node, results
     children_failed = Signal(object, str)  # Node, message
@@ -38,7 +38,7 @@ class QueryController(QObject):
         self._stream: Any = None
         self._children: set[asyncio.Task] = set()
         self.profile: ServerProfile | None = None
-        self.last_outcome: FindOutcome | None = None
+        self.last_outcome: FindSummary | None = None
 
     @property
     def running(self) -> bool:

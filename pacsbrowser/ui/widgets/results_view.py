@@ -6,7 +6,7 @@ from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QMenu, QTreeView, QVBoxLayout, QWidget
 
-from ...core.records import FindOutcome
+from ...core.records import FindSummary
 from ..models.results import COLUMNS, RESULT_ROLE, SORT_ROLE, NAME, ResultsModel
 
 
@@ -54,7 +54,7 @@ class ResultsView(QWidget):
         self.summary.setStyleSheet("")
         self.summary.setText(f"Searching… {count} so far")
 
-    def show_outcome(self, outcome: FindOutcome) -> None:
+    def show_outcome(self, outcome: FindSummary) -> None:
         text = outcome.summary[:1].upper() + outcome.summary[1:]
         text += f" in {outcome.elapsed:.2f} s"
         if outcome.notes:

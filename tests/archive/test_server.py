@@ -24,7 +24,7 @@ import pacsbrowser.core.archive as archive_module
 from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.client import DICOMClient, VerificationService
 from pacsbrowser.core.errors import AssociationRejected, ListenerError
-from pacsbrowser.core.listener import StorageSCP
+from pacsbrowser.core.server import ArchiveServer
 from pacsbrowser.core.records import NO_RETRY, Received, Timeouts, TLSConfiguration
 
 from .helpers import (
@@ -60,7 +60,7 @@ async def storescu(port: int, files, timeout: float = 60.0, **options) -> tuple[
     return proc.returncode, out.decode(errors="replace")
 
 
-async def collect(scp: StorageSCP, into: list[Received]) -> None:
+async def collect(scp: ArchiveServer, into: list[Received]) -> None:
     async for record in scp:
         into.append(record)
 
@@ -93,7 +93,7 @@ def test_storescu_sends_the_whole_lab_set(archive, lab_data):
     streamed: list[Received] = []
 
     async def main():
-        scp = StorageSCP(0, AET, archive, host=LOOPBACK, on_image_received=callback.append)
+        scp = ArchiveServer(0, AET, archive, host=LOOPBACK, on_image_received=callback.append)
         await scp.start()
         consumer = asyncio.create_task(collect(scp, streamed))
         try:
@@ -168,7 +168,7 @@ def test_every_common_transfer_syntax_is_accepted_and_stored_as_received(archive
     config = write_storescu_config(files, workdir / "storescu.cfg")
 
     async def main():
-        async with StorageSCP(0, AET, archive, host=LOOPBACK) as scp:
+        async with ArchiveServer(0, AET, archive, host=LOOPBACK) as scp:
             return await storescu(scp.address[1], files, config=config)
 
     code, out = run(main())
@@ -186,7 +186,7 @@ def test_four_senders_at_once_lose_nothing_and_duplicate_nothing(archive, lab_da
     streamed: list[Received] = []
 
     async def main():
-        scp = StorageSCP(0, AET, archive, host=LOOPBACK, max_associations=4)
+        scp = ArchiveServer(0, AET, archive, host=LOOPBACK, max_associations=4)
         await scp.start()
         consumer = asyncio.create_task(collect(scp, streamed))
         try:
@@ -227,7 +227,7 @@ def test_a_stalled_index_never_stalls_the_sender(archive, lab_data, monkeypatch)
     monkeypatch.setattr(Archive, "_index_batch", stalled)
 
     async def main():
-        async with StorageSCP(0, AET, archive, host=LOOPBACK) as scp:
+        async with ArchiveServer(0, AET, archive, host=LOOPBACK) as scp:
             try:
                 code, out = await storescu(scp.address[1], lab_files(lab_data))
                 indexed_while_sending = archive.counts()["instances"]
@@ -251,7 +251,7 @@ def test_a_port_in_use_is_a_clear_error(archive):
         taken.bind((LOOPBACK, 0))
         taken.listen()
         port = taken.getsockname()[1]
-        scp = StorageSCP(port, AET, archive, host=LOOPBACK)
+        scp = ArchiveServer(port, AET, archive, host=LOOPBACK)
         with pytest.raises(ListenerError) as info:
             run(scp.start())
     assert f"Cannot listen on 127.0.0.1:{port}: the port is already in use" in str(info.value)
@@ -262,7 +262,7 @@ def test_a_calling_ae_not_allowed_is_rejected_and_nothing_is_written(archive, la
     files = lab_files(lab_data)[:5]
 
     async def main():
-        async with StorageSCP(0, AET, archive, host=LOOPBACK, allowed_calling_aes=["MODALITY1"]) as scp:
+        async with ArchiveServer(0, AET, archive, host=LOOPBACK, allowed_calling_aes=["MODALITY1"]) as scp:
             refused = await storescu(scp.address[1], files, calling="INTRUDER")
             counts = archive.counts()
             files_after_refusal = our_files(archive.root)
@@ -296,7 +296,7 @@ def test_uids_crafted_as_paths_stay_inside_the_archive(archive, workdir):
     streamed: list[Received] = []
 
     async def main():
-        async with StorageSCP(0, AET, archive, host=LOOPBACK) as scp:
+        async with ArchiveServer(0, AET, archive, host=LOOPBACK) as scp:
             consumer = asyncio.create_task(collect(scp, streamed))
             result = await storescu(scp.address[1], files)
         await asyncio.wait_for(consumer, 10)
@@ -362,7 +362,7 @@ def test_a_full_disk_answers_out_of_resources_and_leaves_no_partial_file(archive
     datasets = [make_dataset() for _ in range(6)]
 
     async def main():
-        async with StorageSCP(0, AET, archive, host=LOOPBACK) as scp:
+        async with ArchiveServer(0, AET, archive, host=LOOPBACK) as scp:
             statuses = await asyncio.to_thread(_pynetdicom_send, scp.address[1], datasets)
             # storescu: write 7 onwards; -nh: carry on after a refusal
             code, out = await storescu(scp.address[1], lab_files(lab_data), extra=["-nh"])
@@ -396,7 +396,7 @@ def test_a_malformed_data_set_is_refused_with_cannot_understand(archive, workdir
     del missing_uids.SeriesInstanceUID
 
     async def main():
-        async with StorageSCP(0, AET, archive, host=LOOPBACK) as scp:
+        async with ArchiveServer(0, AET, archive, host=LOOPBACK) as scp:
             return await asyncio.to_thread(_pynetdicom_send, scp.address[1], [missing_uids], [broken, good])
 
     statuses = run(main())
@@ -415,7 +415,7 @@ def test_tls_with_client_certificates(archive, lab_data, certs):
     files = lab_files(lab_data)[:3]
 
     async def main():
-        async with StorageSCP(0, AET, archive, tls=tls, host=LOOPBACK) as scp:
+        async with ArchiveServer(0, AET, archive, tls=tls, host=LOOPBACK) as scp:
             port = scp.address[1]
             secure = await storescu(port, files, extra=["+tls", str(certs.client_key), str(certs.client_cert),
                                                         "+cf", str(certs.ca_cert)])
@@ -434,7 +434,7 @@ def test_tls_with_client_certificates(archive, lab_data, certs):
 
 def test_echo_and_the_association_limit(archive):
     async def main():
-        async with StorageSCP(0, AET, archive, host=LOOPBACK, max_associations=1,
+        async with ArchiveServer(0, AET, archive, host=LOOPBACK, max_associations=1,
                               timeouts=Timeouts.uniform(10)) as scp:
             port = scp.address[1]
             first = DICOMClient(LOOPBACK, port, called_ae=AET)
@@ -463,7 +463,7 @@ def test_every_storage_sop_class_is_accepted(archive):
     from pynetdicom import AE, AllStoragePresentationContexts, StoragePresentationContexts
     from pynetdicom.sop_class import BasicTextSRStorage, EncapsulatedPDFStorage
 
-    from pacsbrowser.core.dicom.scp import STORAGE_TRANSFER_SYNTAXES, storage_contexts
+    from pacsbrowser.core.dicom.server import STORAGE_TRANSFER_SYNTAXES, storage_contexts
 
     offered = {str(cx.abstract_syntax): set(map(str, cx.transfer_syntax)) for cx in storage_contexts()}
     assert all(offered[str(cx.abstract_syntax)] == set(map(str, STORAGE_TRANSFER_SYNTAXES))
@@ -489,7 +489,7 @@ def test_every_storage_sop_class_is_accepted(archive):
             assoc.release()
 
     async def main():
-        async with StorageSCP(0, AET, archive, host=LOOPBACK) as scp:
+        async with ArchiveServer(0, AET, archive, host=LOOPBACK) as scp:
             return await asyncio.to_thread(send, scp.address[1])
 
     assert run(main()) == [0, 0]

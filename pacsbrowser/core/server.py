@@ -1,7 +1,7 @@
 """The async Storage SCP: where retrieved (C-MOVE) and pushed images arrive.
 
     archive = Archive()
-    scp = StorageSCP(11112, "PACSBROWSER", archive, on_image_received=show)
+    scp = ArchiveServer(11112, "PACSBROWSER", archive, on_image_received=show)
     await scp.start()
     async for received in scp:      # Received records, as they are indexed
         ...
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .archive import Archive, StoredInstance
-from .dicom.scp import StoreServer, StoreStats
+from .dicom.server import DicomServer, StoreStats
 from .errors import ListenerError
 from .executor import run_blocking
 from .records import DEFAULT_MAX_PDU, Received, Timeouts, TLSConfiguration, validate_ae_title
@@ -35,7 +35,7 @@ from .records import DEFAULT_MAX_PDU, Received, Timeouts, TLSConfiguration, vali
 log = logging.getLogger(__name__)
 
 
-class StorageSCP:
+class ArchiveServer:
     """A Storage SCP over `archive`, on `host`:`port` ("" = every interface; port 0 = any free
     port, see `address`). `allowed_calling_aes`: when given, other calling AE titles are rejected
     at association (calling AE title not recognised)."""
@@ -80,7 +80,7 @@ class StorageSCP:
         self._buffer: collections.deque[Received] = collections.deque(maxlen=max(1, buffer))
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: StoreServer | None = None
+        self._server: DicomServer | None = None
         self._stopped = True
         self._tasks: set[asyncio.Task] = set()
         self._last_stats = StoreStats()
@@ -88,7 +88,7 @@ class StorageSCP:
     def __repr__(self) -> str:
         host, port = self.address
         state = "running" if self.is_running else "stopped"
-        return f"<StorageSCP {self.ae_title}@{host or '*'}:{port} {state}>"
+        return f"<ArchiveServer {self.ae_title}@{host or '*'}:{port} {state}>"
 
     @property
     def is_running(self) -> bool:
@@ -115,7 +115,7 @@ class StorageSCP:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopped = False
-        server = StoreServer(
+        server = DicomServer(
             self.host,
             self.port,
             self.ae_title,
@@ -153,7 +153,7 @@ class StorageSCP:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def __aenter__(self) -> "StorageSCP":
+    async def __aenter__(self) -> "ArchiveServer":
         await self.start()
         return self
 
@@ -228,4 +228,4 @@ class StorageSCP:
             await self._wake.wait()
 
 
-__all__ = ["Received", "StorageSCP"]
+__all__ = ["Received", "ArchiveServer"]

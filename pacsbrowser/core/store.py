@@ -1,6 +1,6 @@
 """Sending files to a PACS (C-STORE): the async face over core.dicom.store and the pool.
 
-    storage = DICOMStorageClient(profile, parallel=4)
+    storage = StoreService(profile, parallel=4)
     summary = await storage.store([folder, "extra.dcm"], on_progress=show)
     for result in summary.problems: ...
 
@@ -163,7 +163,7 @@ class _Run:
             self.flush_handle = None
 
 
-class DICOMStorageClient:
+class StoreService:
     """C-STORE of files, folders and datasets to the PACS of `profile`.
 
     `parallel`: associations used at once (each by one task at a time). Give a ConnectionPool to
@@ -189,7 +189,7 @@ class DICOMStorageClient:
         self._sleep: Sleep = sleep or asyncio.sleep
 
     def __repr__(self) -> str:
-        return f"<DICOMStorageClient {self.profile.called_ae}@{self.profile.host}:{self.profile.port} x{self.parallel}>"
+        return f"<StoreService {self.profile.called_ae}@{self.profile.host}:{self.profile.port} x{self.parallel}>"
 
     async def store(self, sources: Source | Iterable[Source], *,
                     on_progress: ProgressCallback | None = None) -> StoreSummary:
@@ -376,4 +376,4 @@ def _size(source: Any) -> int:
         return 0
 
 
-__all__ = ["DICOMStorageClient", "StoreSummary"]
+__all__ = ["StoreService", "StoreSummary"]

@@ -1,7 +1,7 @@
 """Our Storage SCP on pynetdicom: presentation contexts, the C-STORE handler and the server.
 
-Synchronous: `StoreServer.start()` and `shutdown()` block briefly and run on worker threads (the
-async face is core.listener). pynetdicom runs one thread per association; the C-STORE handler runs
+Synchronous: `DicomServer.start()` and `shutdown()` block briefly and run on worker threads (the
+async face is core.server). pynetdicom runs one thread per association; the C-STORE handler runs
 on it, writes the received bytes into the archive as they came (no decode and re-encode), queues
 the indexing and returns its status at once, so a slow index never stalls the sending PACS.
 
@@ -280,7 +280,7 @@ def _bind_error(host: str, port: int, exc: BaseException) -> ListenerError:
                          detail=repr(exc))
 
 
-class StoreServer:
+class DicomServer:
     """A running Storage SCP (pynetdicom server thread plus one thread per association)."""
 
     def __init__(
@@ -405,7 +405,7 @@ __all__ = [
     "OUT_OF_RESOURCES",
     "STORAGE_TRANSFER_SYNTAXES",
     "StoreHandler",
-    "StoreServer",
+    "DicomServer",
     "StoreStats",
     "server_ssl_context",
     "storage_contexts",
