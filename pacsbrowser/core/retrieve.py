@@ -49,7 +49,6 @@ from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydicom.uid import UID
 from pynetdicom import build_context, evt
 
 from .archive import Archive
@@ -57,6 +56,7 @@ from .client import DICOMClient
 from .dicom import retrieve as dicom_retrieve
 from .dicom.operation import DEFAULT_CANCEL_TIMEOUT
 from .dicom.retrieve import UNCOMPRESSED, ContextGroup, RetrieveResponses, RetrieveControl
+from .dicom.syntaxes import syntax_name
 from .errors import (
     ArchiveError,
     DICOMNetworkError,
@@ -86,11 +86,6 @@ _USE_MOVE = ("retrieve with C-MOVE instead (set the profile's retrieve method to
              "AE title, host and port)")
 _USE_GET = "retrieve with C-GET instead (set the profile's retrieve method to C-GET)"
 _UNCOMPRESSED = {str(u) for u in UNCOMPRESSED}
-
-
-def _syntax_name(uid: str) -> str:
-    name = UID(uid).name
-    return name if name and name != uid else uid
 
 
 # --------------------------------------------------------------------------------------------
@@ -713,7 +708,7 @@ class RetrieveJob:
                     next_first[sop_class] = options[0]
             if not next_first:
                 return
-            names = sorted({_syntax_name(s) for s in next_first.values()})
+            names = sorted({syntax_name(s) for s in next_first.values()})
             self._notes.append(f"{len(still)} instance{'s' if len(still) != 1 else ''} the PACS could not send "
                                f"{'were' if len(still) != 1 else 'was'} asked for again on a new association with "
                                f"{', '.join(names)} first")

@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
+from pacsbrowser.core.dicom import contexts as dc
 from pacsbrowser.core.dicom import retrieve as dr
+from pacsbrowser.core.dicom.syntaxes import MAX_CONTEXTS
 from pacsbrowser.core.records import QueryLevel
+from pacsbrowser.core.sopclasses import RT_DOSE_STORAGE as RT_DOSE, has_pixel_data, is_image_class
 from pacsbrowser.core.retrieve import Plan, Request, Target, Wanted, plan_requests
 
 from .helpers import MANY_CLASSES
@@ -16,49 +19,58 @@ CT = "1.2.840.10008.5.1.4.1.1.2"
 SR = "1.2.840.10008.5.1.4.1.1.88.22"
 
 
-def _syntaxes(group: dr.ContextGroup, sop_class: str) -> list[list[str]]:
+def _syntaxes(group: dc.ContextGroup, sop_class: str) -> list[list[str]]:
     return [[str(s) for s in cx.transfer_syntax] for cx in group.contexts if str(cx.abstract_syntax) == sop_class]
 
 
 def test_one_image_class():
-    (group,) = dr.plan_get_contexts([CT])
-    assert str(group.contexts[0].abstract_syntax) == str(dr.GET_MODEL)
+    (group,) = dc.plan_get_contexts([CT])
+    assert str(group.contexts[0].abstract_syntax) == str(dc.GET_MODEL)
     contexts = _syntaxes(group, CT)
     assert contexts[0] == [ExplicitVRLittleEndian, ImplicitVRLittleEndian]  # uncompressed share one
     assert all(len(c) == 1 for c in contexts[1:])  # each compressed syntax alone
-    assert {c[0] for c in contexts[1:]} == {str(s) for s in dr.COMPRESSED_SYNTAXES}
+    assert {c[0] for c in contexts[1:]} == {str(s) for s in dc.COMPRESSED_SYNTAXES}
     assert [(r.sop_class_uid, r.scu_role, r.scp_role) for r in group.roles] == [(CT, False, True)]
 
 
 def test_non_image_classes_get_uncompressed_only():
-    (group,) = dr.plan_get_contexts([SR, CT])
+    (group,) = dc.plan_get_contexts([SR, CT])
     assert _syntaxes(group, SR) == [[ExplicitVRLittleEndian, ImplicitVRLittleEndian]]
-    assert len(group.contexts) == 1 + 1 + 1 + len(dr.COMPRESSED_SYNTAXES)
+    assert len(group.contexts) == 1 + 1 + 1 + len(dc.COMPRESSED_SYNTAXES)
 
 
 @pytest.mark.parametrize("classes", [list(MANY_CLASSES), [f"1.2.3.{n}" for n in range(300)]])
 def test_never_more_than_128_contexts(classes):
-    groups = dr.plan_get_contexts(classes)
+    groups = dc.plan_get_contexts(classes)
     assert len(groups) > 1
     seen = [c for g in groups for c in g.sop_classes]
     assert sorted(seen) == sorted(classes)  # every class in exactly one group
     for group in groups:
-        assert len(group.contexts) <= dr.MAX_CONTEXTS
+        assert len(group.contexts) <= MAX_CONTEXTS
         assert {r.sop_class_uid for r in group.roles} == set(group.sop_classes)
-        assert sum(str(cx.abstract_syntax) == str(dr.GET_MODEL) for cx in group.contexts) == 1
+        assert sum(str(cx.abstract_syntax) == str(dc.GET_MODEL) for cx in group.contexts) == 1
 
 
 def test_default_set_fits_one_association():
-    (group,) = dr.default_groups()
-    assert len(group.contexts) <= dr.MAX_CONTEXTS
-    assert set(dr.DEFAULT_CLASSES) == set(group.sop_classes)
+    (group,) = dc.default_groups()
+    assert len(group.contexts) <= MAX_CONTEXTS
+    assert set(dc.DEFAULT_CLASSES) == set(group.sop_classes)
 
 
 def test_first_syntax_goes_first():
-    (group,) = dr.plan_get_contexts([CT], first={CT: str(RLELossless)})
+    (group,) = dc.plan_get_contexts([CT], first={CT: str(RLELossless)})
     contexts = _syntaxes(group, CT)
     assert contexts[0] == [str(RLELossless)]
     assert [ExplicitVRLittleEndian, ImplicitVRLittleEndian] in contexts
+
+
+def test_rt_dose_gets_compressed_contexts_but_is_no_image():
+    # one classification: RT Dose carries pixel data (C-GET proposes compressed syntaxes for it), but
+    # is not an image class (a C-STORE check must not call an RT Dose without pixels truncated)
+    (group,) = dc.plan_get_contexts([RT_DOSE])
+    assert len(_syntaxes(group, RT_DOSE)) == 1 + len(dc.COMPRESSED_SYNTAXES)
+    assert has_pixel_data(RT_DOSE) and not is_image_class(RT_DOSE)
+    assert is_image_class(CT) and not has_pixel_data(SR)
 
 
 def test_identifiers():

@@ -1,20 +1,8 @@
-"""C-GET and C-MOVE, synchronously: presentation-context planning, identifiers, the C-STORE handler
-of a C-GET, and one request read to its end with C-CANCEL and a bounded stop.
+"""C-GET and C-MOVE, synchronously: identifiers, the C-STORE handler of a C-GET, and one request
+read to its end with C-CANCEL and a bounded stop.
 
-Runs on core worker threads (see core.executor); core.retrieve is the async face.
-
-Presentation contexts for C-GET (PS3.4 C.4.3, PS3.7 D.3.3.4): the instances come back as C-STORE
-sub-operations on our own association, so for every storage SOP class the request may return we
-propose a context and the SCP role (SCP/SCU Role Selection). An SCP accepts one transfer syntax per
-context, so the uncompressed syntaxes share one context and every compressed one gets a context of
-its own; a PACS that cannot convert (DCMTK's dcmqrscp) can then send a compressed file as it is.
-At most 128 contexts fit an association (PS3.8 9.3.2.2: IDs 1..255, odd); classes that do not fit
-go into further groups, each on its own association.
-
-dcmqrscp sends every file of a SOP class on the *first* accepted context of that class, whatever
-the file's own syntax: RLE files fail on an uncompressed context and uncompressed files on an RLE
-one. `plan_get_contexts(first=...)` puts a chosen syntax's context first, so that what failed on
-one association can be fetched on another (core.retrieve does those rounds).
+Runs on core worker threads (see core.executor); core.retrieve is the async face. The presentation
+contexts of a C-GET are planned in core.dicom.contexts (re-exported here for core.retrieve).
 
 Reading a request: pynetdicom's response generator handles the C-STORE sub-operations of a C-GET
 itself, on the reading thread, calling the EVT_C_STORE handler bound at association; so
@@ -27,74 +15,29 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.uid import UID, JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless, RLELossless
-from pynetdicom import build_role
 from pynetdicom.pdu import A_ABORT_RQ
-from pynetdicom.presentation import PresentationContext, build_context
-from pynetdicom.sop_class import (
-    StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
-)
 from pynetdicom.status import code_to_category
 
 from ..archive import Archive, MalformedDataset
 from ..errors import ArchiveError, AssociationAborted
 from ..records import QueryLevel
 from .ae import settle_reactor  # importing ae also quiets pynetdicom's log (it prints identifiers)
+from .contexts import GET_MODEL, MOVE_MODEL, ContextGroup, default_groups, plan_get_contexts
 from .operation import OperationControl, next_message_id
-from .syntaxes import COMPRESSED, UNCOMPRESSED
+from .syntaxes import UNCOMPRESSED
 
 log = logging.getLogger(__name__)
 
 
-GET_MODEL = StudyRootQueryRetrieveInformationModelGet
-MOVE_MODEL = StudyRootQueryRetrieveInformationModelMove
-MAX_CONTEXTS = 128  # PS3.8 9.3.2.2
 UID_LIST_CHUNK = 200  # SOP Instance UIDs per C-GET/C-MOVE identifier (about 13 KB)
 
 PENDING = (0xFF00, 0xFF01)
 CANCEL = 0xFE00
-
-# Proposed, each compressed syntax in its own context, for every image class the PACS said the study holds.
-COMPRESSED_SYNTAXES = COMPRESSED
-# When the PACS does not say which classes a study holds, a common set, with the compressed
-# syntaxes PACS actually store, so that the whole set fits one association.
-DEFAULT_COMPRESSED = (RLELossless, JPEGLosslessSV1, JPEGBaseline8Bit, JPEGLSLossless, JPEG2000Lossless, JPEG2000)
-DEFAULT_IMAGE_CLASSES = (
-    "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
-    "1.2.840.10008.5.1.4.1.1.4",  # MR Image Storage
-    "1.2.840.10008.5.1.4.1.1.1",  # Computed Radiography Image Storage
-    "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray Image Storage - For Presentation
-    "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography X-Ray Image Storage - For Presentation
-    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image Storage
-    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame Image Storage
-    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image Storage
-    "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame True Color Secondary Capture Image Storage
-    "1.2.840.10008.5.1.4.1.1.12.1",  # X-Ray Angiographic Image Storage
-    "1.2.840.10008.5.1.4.1.1.12.2",  # X-Ray Radiofluoroscopic Image Storage
-    "1.2.840.10008.5.1.4.1.1.20",  # Nuclear Medicine Image Storage
-    "1.2.840.10008.5.1.4.1.1.128",  # Positron Emission Tomography Image Storage
-    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT Image Storage
-    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image Storage
-)
-DEFAULT_OTHER_CLASSES = (
-    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR Storage
-    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR Storage
-    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR Storage
-    "1.2.840.10008.5.1.4.1.1.88.59",  # Key Object Selection Document Storage
-    "1.2.840.10008.5.1.4.1.1.11.1",  # Grayscale Softcopy Presentation State Storage
-    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF Storage
-    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
-    "1.2.840.10008.5.1.4.1.1.481.2",  # RT Dose Storage
-    "1.2.840.10008.5.1.4.1.1.481.3",  # RT Structure Set Storage
-    "1.2.840.10008.5.1.4.1.1.481.5",  # RT Plan Storage
-)
-DEFAULT_CLASSES = DEFAULT_IMAGE_CLASSES + DEFAULT_OTHER_CLASSES
 
 # C-STORE statuses our handler answers with (PS3.4 B.2.3)
 _STORE_OUT_OF_RESOURCES = 0xA700
@@ -102,88 +45,8 @@ _STORE_CANNOT_UNDERSTAND = 0xC000
 _STORE_PROCESSING_FAILURE = 0x0110
 
 
-
-def is_image_class(sop_class: str) -> bool:
-    """Whether instances of `sop_class` carry pixel data that may be compressed."""
-    if sop_class in DEFAULT_IMAGE_CLASSES:
-        return True
-    if sop_class in DEFAULT_OTHER_CLASSES:
-        return sop_class == "1.2.840.10008.5.1.4.1.1.481.2"  # RT Dose has pixel data
-    name = UID(sop_class).name
-    return "Image" in name and "Key Object" not in name and "Presentation State" not in name
-
-
 # --------------------------------------------------------------------------------------------
-# Presentation contexts
-
-
-@dataclass(frozen=True)
-class ContextGroup:
-    """The contexts of one C-GET association: the retrieve model, then the storage contexts of
-    `sop_classes` (each with the SCP role proposed). `first` maps a class to the syntax whose context
-    was put first for it (absent: uncompressed first)."""
-
-    sop_classes: tuple[str, ...]
-    contexts: tuple[PresentationContext, ...]
-    roles: tuple[Any, ...]
-    first: tuple[tuple[str, str], ...] = ()
-
-    def __contains__(self, sop_class: object) -> bool:
-        return sop_class in self.sop_classes
-
-
-def storage_contexts(sop_class: str, compressed: Sequence[str], first: str | None = None) -> list[PresentationContext]:
-    """The uncompressed syntaxes in one context, each compressed syntax in its own; the context of
-    `first` (a syntax) ahead of the others when given."""
-    contexts: list[tuple[str, list[str]]] = [("uncompressed", [str(s) for s in UNCOMPRESSED])]
-    contexts += [(str(s), [str(s)]) for s in compressed if str(s) not in {str(u) for u in UNCOMPRESSED}]
-    if first is not None and str(first) not in {str(u) for u in UNCOMPRESSED}:
-        contexts.sort(key=lambda item: item[0] != str(first))
-    return [build_context(sop_class, syntaxes) for _, syntaxes in contexts]
-
-
-def plan_get_contexts(
-    sop_classes: Iterable[str],
-    *,
-    compressed: Sequence[str] | None = None,
-    first: dict[str, str] | None = None,
-    limit: int = MAX_CONTEXTS,
-) -> list[ContextGroup]:
-    """Groups of at most `limit` contexts (one of them the C-GET model) for `sop_classes`, in order.
-
-    Image classes get `compressed` (default COMPRESSED_SYNTAXES) in contexts of their own; other
-    classes the uncompressed context only. A class that cannot fit even alone (more syntaxes than
-    the limit allows) gets as many of its contexts as fit.
-    """
-    compressed = COMPRESSED_SYNTAXES if compressed is None else tuple(compressed)
-    first = first or {}
-    budget = limit - 1  # the C-GET model's context
-    groups: list[ContextGroup] = []
-    classes: list[str] = []
-    contexts: list[PresentationContext] = []
-
-    def close() -> None:
-        if classes:
-            groups.append(ContextGroup(
-                tuple(classes), (build_context(GET_MODEL), *contexts),
-                tuple(build_role(c, scp_role=True) for c in classes),
-                tuple((c, first[c]) for c in classes if c in first)))
-
-    for sop_class in dict.fromkeys(str(c) for c in sop_classes if c):
-        own = storage_contexts(sop_class, compressed if is_image_class(sop_class) else (), first.get(sop_class))
-        own = own[:budget]
-        if contexts and len(contexts) + len(own) > budget:
-            close()
-            classes, contexts = [], []
-        classes.append(sop_class)
-        contexts.extend(own)
-    close()
-    return groups
-
-
-def default_groups(first: dict[str, str] | None = None) -> list[ContextGroup]:
-    """Contexts for a study whose SOP classes the PACS did not say (one association)."""
-    return plan_get_contexts(DEFAULT_CLASSES, compressed=DEFAULT_COMPRESSED, first=first)
+# Presentation contexts: what the PACS accepted (the plan is .contexts')
 
 
 def accepted_storage_syntaxes(assoc: Any) -> dict[str, list[str]]:
@@ -474,11 +337,9 @@ def send_retrieve(
 
 
 __all__ = [
-    "COMPRESSED_SYNTAXES",
-    "DEFAULT_CLASSES",
     "GET_MODEL",
-    "MAX_CONTEXTS",
     "MOVE_MODEL",
+    "UNCOMPRESSED",
     "AbortWatch",
     "ContextGroup",
     "GetStoreHandler",
@@ -488,9 +349,7 @@ __all__ = [
     "accepts_model",
     "chunks",
     "default_groups",
-    "is_image_class",
     "plan_get_contexts",
     "retrieve_identifier",
     "send_retrieve",
-    "storage_contexts",
 ]

@@ -1,4 +1,5 @@
-"""Transfer syntaxes we propose and accept, in one place for C-STORE, C-GET and our Storage SCP."""
+"""Transfer syntaxes we propose and accept, in one place for C-STORE, C-GET and our Storage SCP,
+and the words for a syntax or a SOP class in a message."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pydicom.uid import (
     JPEGLSLossless,
     JPEGLSNearLossless,
     RLELossless,
+    UID,
 )
 
 MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1..255
@@ -46,3 +48,15 @@ COMPRESSED = (
 #: What our Storage SCP accepts, in its order of preference when a peer proposes several in one
 #: context: uncompressed first, then everything else, stored as it comes.
 ACCEPTED_FOR_STORAGE = (*UNCOMPRESSED, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, *COMPRESSED)
+
+
+def syntax_name(uid: str) -> str:
+    """A transfer syntax's name ("RLE Lossless"), or its UID when pydicom does not know it."""
+    name = UID(uid).name
+    return name if name and name != uid else uid
+
+
+def class_name(uid: str) -> str:
+    """A SOP class's name ("CT Image Storage"), or "SOP class <uid>" when pydicom does not know it."""
+    name = UID(uid).name
+    return name if name and name != uid else f"SOP class {uid}"
