@@ -1,4 +1,5 @@
-"""Sending files to a PACS (C-STORE): the async face over core.dicom.store and the pool.
+"""Sending files to a PACS (C-STORE): the async face over core.dicomfiles (finding and checking
+files), core.dicom.store (sending them) and the pool.
 
     storage = StoreService(profile, parallel=4)
     summary = await storage.store([folder, "extra.dcm"], on_progress=show)
@@ -21,12 +22,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
 
 from .dicom import store as dicom_store
+from .dicom.contexts import ContextGroup, plan_store_contexts
+from .dicom.syntaxes import class_name
+from .dicomfiles import StoreItem, scan
 from .errors import DICOMNetworkError, ServiceNotSupported
 from .executor import run_blocking, stream_blocking
 from .logs import phi
@@ -209,7 +212,7 @@ class StoreService:
             run.total = len(items) + len(run.results)
             run.bytes_total = run.bytes_done + sum(item.size for item in items)
             run.report()
-            for group in dicom_store.plan_contexts(item.key for item in items):
+            for group in plan_store_contexts(item.key for item in items):
                 queue = deque(item for item in items if item.sop_class_uid in group)
                 await self._send_group(run, pool, group, queue)
             run.report(finished=True)  # the results of every file, even when raising next
@@ -222,27 +225,17 @@ class StoreService:
             if self.pool is None:
                 await pool.close()
 
-    async def _scan(self, sources: list[Source], run: _Run) -> list[dicom_store.StoreItem]:
+    async def _scan(self, sources: list[Source], run: _Run) -> list[StoreItem]:
         """Read the headers (on a worker thread), report what cannot be sent, keep the rest."""
         stop = threading.Event()
 
         def producer(emit: Callable[[Any], None]) -> None:
-            for name, source, problem in dicom_store.iter_sources(sources):
+            for entry in scan(sources):
                 if stop.is_set():
                     return
-                if problem:
-                    emit(dicom_store.skipped(name, problem, source if isinstance(source, Path) else None))
-                    continue
-                try:
-                    if isinstance(source, Dataset):
-                        emit(dicom_store.dataset_item(name, source))
-                    else:
-                        emit(dicom_store.read_header(name, source))
-                except dicom_store.Unsendable as exc:
-                    size = _size(source)
-                    emit(dicom_store.skipped(name, str(exc), source if isinstance(source, Path) else None, size))
+                emit(entry)
 
-        items: list[dicom_store.StoreItem] = []
+        items: list[StoreItem] = []
         try:
             async for batch in stream_blocking(producer, name="store-scan", batch_seconds=0.02):
                 for entry in batch:
@@ -255,8 +248,8 @@ class StoreService:
             stop.set()
         return items
 
-    async def _send_group(self, run: _Run, pool: ConnectionPool, group: dicom_store.ContextGroup,
-                          queue: deque[dicom_store.StoreItem]) -> None:
+    async def _send_group(self, run: _Run, pool: ConnectionPool, group: ContextGroup,
+                          queue: deque[StoreItem]) -> None:
         workers = min(self.parallel, len(queue))
         errors: list[DICOMNetworkError] = []
         async with asyncio.TaskGroup() as tasks:
@@ -273,15 +266,15 @@ class StoreService:
             error = errors[-1] if errors else run.error
             for item in queue:
                 if isinstance(error, ServiceNotSupported):
-                    reason = f"the PACS does not accept {dicom_store.class_name(item.sop_class_uid)} objects"
+                    reason = f"the PACS does not accept {class_name(item.sop_class_uid)} objects"
                 else:
                     reason = f"not sent: {error}" if error else "not sent"
                     run.failure = error or run.failure
                 run.add(item.result(StoreOutcome.FAILED, reason))
             queue.clear()
 
-    async def _worker(self, run: _Run, pool: ConnectionPool, group: dicom_store.ContextGroup,
-                      queue: deque[dicom_store.StoreItem], errors: list[DICOMNetworkError],
+    async def _worker(self, run: _Run, pool: ConnectionPool, group: ContextGroup,
+                      queue: deque[StoreItem], errors: list[DICOMNetworkError],
                       ready: asyncio.Event) -> None:
         """Take files from `queue` and send them over one pooled association at a time; `ready` is
         set once the first association is open (or this worker gave up).
@@ -298,7 +291,7 @@ class StoreService:
             except RuntimeError:  # the loop is closed: nobody is listening any more
                 pass
 
-        def take() -> dicom_store.StoreItem | None:
+        def take() -> StoreItem | None:
             try:
                 item = queue.popleft()  # deque operations are atomic: threads and loop share it
             except IndexError:
@@ -350,7 +343,7 @@ class StoreService:
         finally:
             ready.set()
 
-    def _unconfirmed(self, run: _Run, queue: deque[dicom_store.StoreItem], item: dicom_store.StoreItem,
+    def _unconfirmed(self, run: _Run, queue: deque[StoreItem], item: StoreItem,
                      error: DICOMNetworkError) -> None:
         """The association broke before the PACS confirmed `item`: send it again, or give up."""
         if item.attempts > self.profile.retry.max_retries:
@@ -367,13 +360,6 @@ async def _first_of(event: asyncio.Event, task: asyncio.Task) -> None:
         await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiter.cancel()
-
-
-def _size(source: Any) -> int:
-    try:
-        return Path(source).stat().st_size if isinstance(source, Path) else 0
-    except OSError:
-        return 0
 
 
 __all__ = ["StoreService", "StoreSummary"]

@@ -19,7 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, evt
 
-from pacsbrowser.core.dicom.store import read_header
+from pacsbrowser.core.dicomfiles import read_header
 from pacsbrowser.core.records import RetryPolicy, ServerProfile, Timeouts
 from tests.lab.peers import dcmtk
 

@@ -17,7 +17,8 @@ from pynetdicom import _config as pynetdicom_config
 
 from pacsbrowser.core.dicom import ae as dicom_ae
 from pacsbrowser.core.dicom import store as dicom_store
-from pacsbrowser.core.dicom.store import Unsendable, check_file, iter_sources, plan_contexts, read_header
+from pacsbrowser.core.dicom.contexts import plan_store_contexts
+from pacsbrowser.core.dicomfiles import Unsendable, check_file, iter_sources, read_header
 from pacsbrowser.core.records import StoreOutcome
 from pacsbrowser.core.store import StoreService
 from tests.lab.data import CT_IMAGE_STORAGE, Catalog
@@ -95,7 +96,7 @@ def test_folders_are_walked_lazily_in_order_and_each_file_comes_once(lab_data: C
 def test_contexts_one_per_compressed_syntax_and_both_uncompressed_in_groups_of_128():
     keys = [(f"1.2.840.10008.5.1.4.1.1.{n}", syntax) for n in range(60)
             for syntax in (ExplicitVRLittleEndian, RLELossless, JPEG2000Lossless)]
-    groups = plan_contexts(keys)
+    groups = plan_store_contexts(keys)
     assert [len(g.contexts) for g in groups] == [128, 112]  # 4 contexts a class, 32 + 28 classes
     for group in groups:
         by_class: dict[str, list[str]] = {}
