@@ -17,8 +17,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..core.imaging import DEFAULT_SIZE, MAX_SIZE, Kind, Thumbnail, write_png
+from ..core.imaging import DEFAULT_SIZE, MAX_SIZE, Kind, Thumbnail
 from ..core.logs import configure_logging
+from ..core.png import write_png
 from ..core.thumbcache import thumbnail_to_png_text
 from ..core.thumbnails import ThumbnailService, default_workers
 from .common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, add_output_options

@@ -19,8 +19,8 @@ YBR conversion inside the decoder); numpy does the rest.
 states, key object selections, encapsulated PDF, RT plans, waveforms...) become a placeholder
 labelled with what they are, damaged or undecodable files a placeholder that says so.
 
-A tiny PNG codec (zlib, no Pillow) is here too: the thumbnail cache and `pacsbrowser thumbnail`
-write PNG, the cache reads its own files back.
+The steps live apart: core.scaling (size and area averaging), core.windowing (the VOI window),
+core.png (the PNG codec the thumbnail cache and `pacsbrowser thumbnail` write with).
 """
 
 from __future__ import annotations
@@ -29,10 +29,7 @@ import enum
 import logging
 import math
 import os
-import secrets
 import struct
-import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,10 +42,13 @@ from pydicom.pixels import (
     apply_color_lut,
     apply_modality_lut,
     apply_voi,
-    apply_windowing,
     pixel_array,
 )
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+
+from .scaling import downscale, fit_size, pixel_aspect, resample
+from .sopclasses import is_image_class
+from .windowing import Window, apply_window, auto_window, file_voi_lut, file_window
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,11 @@ __all__ = [
     "Thumbnail",
     "Window",
     "auto_window",
-    "decode_png",
     "downscale",
-    "encode_png",
     "fit_size",
     "placeholder",
-    "read_png",
     "render",
     "representative_frame",
-    "write_png",
 ]
 
 DEFAULT_SIZE = 128
@@ -93,21 +89,6 @@ class Kind(str, enum.Enum):
     UNSUPPORTED = "unsupported"  # a transfer syntax or photometric interpretation we cannot decode
     MISSING = "missing"  # the file is gone (only the thumbnail service makes these)
 
-
-@dataclass(frozen=True)
-class Window:
-    """A VOI window as DICOM defines it (PS3.3 C.11.2.1.2): LINEAR, LINEAR_EXACT or SIGMOID.
-
-    `source`: "file" (Window Center/Width of the file), "auto" (computed from the pixels),
-    "given" (asked for by the caller), "lut" (the file's VOI LUT Sequence; center and width then
-    describe the LUT's input range and are for information only).
-    """
-
-    center: float
-    width: float
-    function: str = "LINEAR"
-    source: str = "file"
-    explanation: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,92 +136,6 @@ class Thumbnail:
                 f"{'x3' if self.is_color else ''}, sop={self.sop_instance_uid!r})")
 
 
-# --------------------------------------------------------------------------------------------
-# Geometry
-
-
-def fit_size(rows: int, columns: int, size: int, aspect: float = 1.0) -> tuple[int, int]:
-    """(height, width) of an image of `rows` x `columns` scaled so its longer side is `size`.
-
-    `aspect` is the height/width ratio of one pixel (row spacing / column spacing). The shorter
-    side is rounded down, as DCMTK does, and is at least 1.
-    """
-    if rows < 1 or columns < 1:
-        raise ValueError(f"an image needs at least one row and column, not {rows}x{columns}")
-    if size < 1:
-        raise ValueError(f"size must be at least 1, not {size}")
-    height = rows * aspect
-    width = float(columns)
-    if width >= height:
-        return max(1, int(math.floor(height * size / width + 1e-9))), size
-    return size, max(1, int(math.floor(width * size / height + 1e-9)))
-
-
-def _resample_axis(src: np.ndarray, n_out: int, axis: int) -> np.ndarray:
-    """Area averaging along one axis, exact for any ratio: output pixel j is the mean of the
-    input over [j, j+1) * n_in / n_out. The running integral of a piecewise-constant row is
-    piecewise linear, so each mean is a difference of two interpolated integrals: O(n), and no
-    BLAS (whose spinning threads would fight the worker processes for the cores)."""
-    n_in = src.shape[axis]
-    if n_in == n_out:
-        return src
-    a = np.moveaxis(src, axis, 0)
-    integral = np.empty((n_in + 1, *a.shape[1:]), dtype=np.float64)
-    integral[0] = 0.0
-    np.cumsum(a, axis=0, dtype=np.float64, out=integral[1:])
-    edges = np.arange(n_out + 1, dtype=np.float64) * (n_in / n_out)
-    k = np.minimum(np.floor(edges).astype(np.intp), n_in - 1)
-    frac = (edges - k).reshape(-1, *([1] * (a.ndim - 1)))
-    at_edges = integral[k] + frac * a[k]
-    out = (at_edges[1:] - at_edges[:-1]) * (n_out / n_in)
-    return np.moveaxis(out, 0, axis)
-
-
-# Rows are converted to floats and narrowed a band at a time: a 4000 x 5000 mammogram never exists
-# as float64 (160 MB) in a worker, only its stored values and a band of this many values (4 MB).
-_BAND_VALUES = 1 << 19
-
-
-def _reduce(image: np.ndarray, height: int, width: int,
-            to_float: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """`to_float` of `image`, resampled to (height, width) by area averaging: a band of rows at a
-    time narrowed to `width` columns, then the narrow image to `height` rows. Area averaging is
-    separable, so the order of the axes does not change the result."""
-    if height < 1 or width < 1:
-        raise ValueError("the output needs at least one row and column")
-    row_values = max(1, int(np.prod(image.shape[1:])))
-    band = max(1, _BAND_VALUES // row_values)
-    parts = [_resample_axis(np.asarray(to_float(image[start:start + band]), dtype=np.float64), width, 1)
-             for start in range(0, image.shape[0], band)]
-    narrow = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
-    return _resample_axis(narrow, height, 0)
-
-
-def downscale(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """`image` (h, w) or (h, w, c) resampled to (height, width) by area averaging, as float64.
-
-    Exact for any ratio (each output pixel averages the input area it covers, like DCMTK's
-    default scaling); enlarging works too (each output pixel then takes the input pixel under
-    it, blended at the seams).
-    """
-    out = _reduce(np.asarray(image), height, width, lambda band: band)
-    return out.copy() if out is image else out
-
-
-def _pixel_aspect(ds: Dataset) -> float:
-    """Height/width of one pixel: Pixel Aspect Ratio, else Pixel Spacing; 1 when unknown."""
-    try:
-        if "PixelAspectRatio" in ds:
-            vertical, horizontal = (float(v) for v in ds.PixelAspectRatio)
-            if vertical > 0 and horizontal > 0:
-                return vertical / horizontal
-        if "PixelSpacing" in ds:
-            row_spacing, column_spacing = (float(v) for v in ds.PixelSpacing)
-            if row_spacing > 0 and column_spacing > 0:
-                return row_spacing / column_spacing
-    except (TypeError, ValueError):
-        pass
-    return 1.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +184,7 @@ def _should_have_pixels(ds: Dataset) -> bool:
     if len(ds) == 0:  # nothing after the File Meta Information
         return True
     sop_class = _sop_class(ds)
-    return bool(sop_class) and "Image Storage" in UID(sop_class).name
+    return bool(sop_class) and is_image_class(sop_class)
 
 
 def _no_pixels_label(ds: Dataset) -> str:
@@ -308,113 +203,11 @@ def _no_pixels_label(ds: Dataset) -> str:
     return "No image"
 
 
-# --------------------------------------------------------------------------------------------
-# Windows
-
-
 def representative_frame(frames: int) -> int:
     """The frame a multi-frame object is shown by: the middle one (0-based)."""
     return max(0, (frames - 1) // 2) if frames > 1 else 0
 
 
-def auto_window(values: np.ndarray, *, low_percentile: float = 0.5, high_percentile: float = 99.5,
-                exclude: float | None = None) -> Window:
-    """A robust LINEAR window for modality values with none in the file: from the `low` to the
-    `high` percentile (a few hot or padding pixels do not flatten the image), min/max when those
-    coincide. `exclude` (Pixel Padding Value) is left out of the statistics."""
-    data = np.asarray(values, dtype=np.float64).ravel()
-    if exclude is not None:
-        kept = data[data != exclude]
-        if kept.size:
-            data = kept
-    data = data[np.isfinite(data)]
-    if not data.size:
-        return Window(0.5, 1.0, "LINEAR", "auto")
-    lo, hi = np.percentile(data, [low_percentile, high_percentile])
-    if hi <= lo:
-        lo, hi = float(data.min()), float(data.max())
-    if hi <= lo:  # a flat image: any window, shown mid grey
-        return Window(float(lo) + 0.5, 1.0, "LINEAR", "auto")
-    # LINEAR maps c - 0.5 - (w - 1) / 2 to black and c - 0.5 + (w - 1) / 2 to white
-    return Window(float(lo + hi) / 2 + 0.5, float(hi - lo) + 1.0, "LINEAR", "auto")
-
-
-def _window_dataset(ds: Dataset, window: Window) -> Dataset:
-    """A small data set carrying `window` for pydicom's apply_windowing, with the attributes that
-    set its output range copied from `ds`."""
-    voi = Dataset()
-    voi.PhotometricInterpretation = "MONOCHROME2"
-    voi.BitsStored = int(ds.get("BitsStored", 16) or 16)
-    voi.PixelRepresentation = int(ds.get("PixelRepresentation", 0) or 0)
-    voi.WindowCenter = window.center
-    voi.WindowWidth = window.width
-    voi.VOILUTFunction = window.function
-    return voi
-
-
-def _apply_window(values: np.ndarray, ds: Dataset, window: Window) -> np.ndarray:
-    """Modality values through a window, normalised to 0..1 (pydicom's apply_windowing maps to
-    the range the stored bits allow; both ends of that range are found by windowing -inf, +inf)."""
-    voi = _window_dataset(ds, window)
-    with np.errstate(over="ignore"):
-        out = apply_windowing(np.asarray(values, dtype=np.float64), voi)
-        y_min, y_max = apply_windowing(np.array([-np.inf, np.inf]), voi)
-    return (out - y_min) / (y_max - y_min)
-
-
-def _file_window(ds: Dataset, index: int) -> Window | None:
-    """The file's `index`-th Window Center/Width (the last one when there are fewer), if usable."""
-    if "WindowCenter" not in ds or "WindowWidth" not in ds:
-        return None
-    try:
-        centers = _as_floats(ds["WindowCenter"].value)
-        widths = _as_floats(ds["WindowWidth"].value)
-        explanations = [str(v) for v in _as_list(ds.get("WindowCenterWidthExplanation", []))]
-    except (TypeError, ValueError):
-        return None
-    if not centers or not widths:
-        return None
-    i = min(max(0, index), len(centers) - 1, len(widths) - 1)
-    function = str(ds.get("VOILUTFunction", "") or "LINEAR").strip().upper()
-    if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
-        function = "LINEAR"
-    width = widths[i]
-    if width <= 0 or (function == "LINEAR" and width < 1) or not math.isfinite(centers[i]):
-        return None
-    return Window(centers[i], width, function, "file", explanations[i] if i < len(explanations) else "")
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        return list(value)
-    return [value]
-
-
-def _as_floats(value: Any) -> list[float]:
-    return [float(v) for v in _as_list(value)]
-
-
-def _voi_lut(ds: Dataset, index: int) -> tuple[int, int, Window] | None:
-    """The index of the VOI LUT Sequence item to use, its bits per entry and a Window describing
-    its input range, if the file has a usable VOI LUT."""
-    seq = ds.get("VOILUTSequence")
-    if not seq:
-        return None
-    i = min(max(0, index), len(seq) - 1)
-    item = seq[i]
-    if "LUTDescriptor" not in item or "LUTData" not in item:
-        return None
-    try:
-        entries, first, bits = (int(v) for v in item.LUTDescriptor)
-    except (TypeError, ValueError):
-        return None
-    entries = entries or 65536
-    if bits not in (8, *range(10, 17)):
-        return None
-    explanation = str(item.get("LUTExplanation", "") or "")
-    return i, bits, Window(first + entries / 2, float(entries), "LUT", "lut", explanation)
 
 
 # --------------------------------------------------------------------------------------------
@@ -608,33 +401,33 @@ def _render(src: Path | Dataset, ds: Dataset, size: int | None, frame: int | Non
     arr = _decode_frame(src, ds, frame)
     if frames > 1 and arr.ndim == (3 if samples == 1 else 4):  # a decoder that ignored index
         arr = arr[frame]
-    height, width = (rows, columns) if size is None else fit_size(rows, columns, int(size), _pixel_aspect(ds))
+    height, width = (rows, columns) if size is None else fit_size(rows, columns, int(size), pixel_aspect(ds))
     common = dict(rows=rows, columns=columns, frames=frames, frame=frame, **attrs)
 
     if arr.ndim == 3 and arr.shape[-1] == 3:  # RGB, or YBR the decoder converted to RGB
-        unit = _reduce(arr, height, width, lambda band: _color_to_unit(band, ds))
+        unit = resample(arr, height, width, lambda band: _color_to_unit(band, ds))
         return Thumbnail(pixels=_to_uint8(unit), **common)
     if arr.ndim != 2:
         raise _Unrenderable(Kind.UNSUPPORTED, "Unsupported image",
                             f"{samples} samples per pixel, photometric interpretation {photometric or 'missing'}")
     if photometric == "PALETTE COLOR":
-        unit = _reduce(arr, height, width, lambda band: _palette_to_unit(band, ds))
+        unit = resample(arr, height, width, lambda band: _palette_to_unit(band, ds))
         return Thumbnail(pixels=_to_uint8(unit), **common)
     if photometric not in ("MONOCHROME1", "MONOCHROME2", ""):
         raise _Unrenderable(Kind.UNSUPPORTED, "Unsupported image",
                             f"photometric interpretation {photometric} with one sample per pixel")
 
     # modality LUT band by band, scaled, then the VOI on the small image (DCMTK's order)
-    small = _reduce(arr, height, width, lambda band: _modality_values(band, ds))
-    voi_lut = None if given is not None or not prefer_voi_lut else _voi_lut(ds, window_index)
+    small = resample(arr, height, width, lambda band: _modality_values(band, ds))
+    voi_lut = None if given is not None or not prefer_voi_lut else file_voi_lut(ds, window_index)
     used: Window
     if voi_lut is not None:
         item, bits, used = voi_lut
         mapped = apply_voi(np.rint(small).astype(np.int64), ds, index=item)
         unit = mapped.astype(np.float64) / float(2**bits - 1)
     else:
-        used = given or _file_window(ds, window_index) or _auto_window_of(arr, ds)
-        unit = _apply_window(small, ds, used)
+        used = given or file_window(ds, window_index) or _auto_window_of(arr, ds)
+        unit = apply_window(small, ds, used)
     del arr
     if photometric == "MONOCHROME1":
         unit = 1.0 - unit
@@ -663,151 +456,3 @@ def _padding(ds: Dataset) -> float | None:
     except (TypeError, ValueError):
         return None
     return stored * slope + intercept
-
-
-# --------------------------------------------------------------------------------------------
-# PNG (PS: no Pillow in the project; zlib does the compression)
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def encode_png(pixels: np.ndarray, text: dict[str, str] | None = None, *, level: int = 6) -> bytes:
-    """8-bit grey (h, w) or RGB (h, w, 3) PNG bytes; `text` goes into tEXt chunks (Latin-1)."""
-    arr = np.ascontiguousarray(pixels)
-    if arr.dtype != np.uint8:
-        raise ValueError(f"PNG pixels must be uint8, not {arr.dtype}")
-    if arr.ndim == 2:
-        color_type, channels = 0, 1
-    elif arr.ndim == 3 and arr.shape[2] == 3:
-        color_type, channels = 2, 3
-    else:
-        raise ValueError(f"PNG pixels must be (h, w) or (h, w, 3), not {arr.shape}")
-    height, width = arr.shape[:2]
-    if height < 1 or width < 1:
-        raise ValueError("a PNG needs at least one row and column")
-    rows = arr.reshape(height, width * channels)
-    # filter type 1 (Sub) on every row: vectorised, and smaller than no filter on smooth images
-    sub = rows.copy()
-    sub[:, channels:] = rows[:, channels:] - rows[:, :-channels]  # uint8 arithmetic wraps mod 256
-    raw = np.concatenate([np.ones((height, 1), np.uint8), sub], axis=1).tobytes()
-    out = [_PNG_SIGNATURE,
-           _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0))]
-    for key, value in (text or {}).items():
-        out.append(_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1", "replace")))
-    out.append(_chunk(b"IDAT", zlib.compress(raw, level)))
-    out.append(_chunk(b"IEND", b""))
-    return b"".join(out)
-
-
-def decode_png(data: bytes) -> tuple[np.ndarray, dict[str, str]]:
-    """Pixels and tEXt of an 8-bit grey or RGB, non-interlaced PNG (ours, or DCMTK's with -il).
-
-    Raises ValueError for anything else or a damaged file.
-    """
-    if not data.startswith(_PNG_SIGNATURE):
-        raise ValueError("not a PNG file")
-    pos = len(_PNG_SIGNATURE)
-    header = None
-    idat: list[bytes] = []
-    text: dict[str, str] = {}
-    while pos + 12 <= len(data):
-        (length,) = struct.unpack_from(">I", data, pos)
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + length]
-        if len(body) != length:
-            raise ValueError("truncated PNG chunk")
-        (crc,) = struct.unpack_from(">I", data, pos + 8 + length)
-        if zlib.crc32(kind + body) & 0xFFFFFFFF != crc:
-            raise ValueError(f"bad CRC in PNG chunk {kind!r}")
-        pos += 12 + length
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"tEXt":
-            key, _, value = body.partition(b"\0")
-            text[key.decode("latin-1")] = value.decode("latin-1")
-        elif kind == b"IEND":
-            break
-    else:
-        raise ValueError("PNG without IEND chunk")
-    if header is None:
-        raise ValueError("PNG without IHDR chunk")
-    width, height, depth, color_type, _, _, interlace = header
-    channels = {0: 1, 2: 3}.get(color_type)
-    if depth != 8 or channels is None or interlace:
-        raise ValueError(f"unsupported PNG: depth {depth}, colour type {color_type}, interlace {interlace}")
-    try:
-        raw = zlib.decompress(b"".join(idat))
-    except zlib.error as exc:
-        raise ValueError(f"damaged PNG data: {exc}") from exc
-    stride = width * channels
-    if len(raw) != height * (stride + 1):
-        raise ValueError("PNG data length does not match its size")
-    lines = np.frombuffer(raw, np.uint8).reshape(height, stride + 1)
-    out = np.zeros((height, stride), np.uint8)
-    prev = np.zeros(stride, np.int32)
-    for y in range(height):
-        ftype, line = lines[y, 0], lines[y, 1:].astype(np.int32)
-        if ftype == 0:
-            cur = line
-        elif ftype == 1:  # Sub: a running sum per channel
-            cur = np.cumsum(line.reshape(width, channels), axis=0).reshape(-1) & 0xFF
-        elif ftype == 2:  # Up
-            cur = (line + prev) & 0xFF
-        elif ftype in (3, 4):  # Average, Paeth: each byte depends on the one to its left
-            cur = line.copy()
-            up = prev
-            for x in range(stride):
-                left = int(cur[x - channels]) if x >= channels else 0
-                if ftype == 3:
-                    predictor = (left + int(up[x])) >> 1
-                else:
-                    upper_left = int(up[x - channels]) if x >= channels else 0
-                    p = left + int(up[x]) - upper_left
-                    pa, pb, pc = abs(p - left), abs(p - int(up[x])), abs(p - upper_left)
-                    predictor = left if pa <= pb and pa <= pc else (int(up[x]) if pb <= pc else upper_left)
-                cur[x] = (int(cur[x]) + predictor) & 0xFF
-        else:
-            raise ValueError(f"unknown PNG filter type {ftype}")
-        out[y] = cur
-        prev = cur.astype(np.int32)
-    pixels = out.reshape(height, width) if channels == 1 else out.reshape(height, width, 3)
-    return pixels, text
-
-
-def read_png(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, str]]:
-    return decode_png(Path(path).read_bytes())
-
-
-def write_png(path: str | os.PathLike[str], pixels: np.ndarray, text: dict[str, str] | None = None) -> Path:
-    """Write a PNG atomically: a temporary file in the same folder, then a rename over `path`.
-
-    The file gets the usual permissions (0666 less the umask), unlike a mkstemp file.
-    """
-    path = Path(path)
-    data = encode_png(pixels, text)
-    for _ in range(100):  # a name clash needs another process with the same pid and token
-        tmp = path.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(6)}.png")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover
-        raise FileExistsError(f"no free temporary name next to {path}")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path

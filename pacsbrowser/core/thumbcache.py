@@ -31,7 +31,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .imaging import RENDER_VERSION, Kind, Thumbnail, Window, decode_png, write_png
+from .imaging import RENDER_VERSION, Kind, Thumbnail, Window
+from .png import decode_png, write_png
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from pydicom import dcmread
 
-from pacsbrowser.core.imaging import Thumbnail, read_png
+from pacsbrowser.core.imaging import Thumbnail
+from pacsbrowser.core.png import read_png
 
 DCMJ2PNM = "/usr/bin/dcmj2pnm"
 DCML2PNM = "/usr/bin/dcml2pnm"

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from pacsbrowser.cli import build_parser, main
-from pacsbrowser.core.imaging import read_png, render
+from pacsbrowser.core.imaging import render
+from pacsbrowser.core.png import read_png
 from pacsbrowser.core.thumbcache import thumbnail_from_png
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pydicom")

@@ -1,4 +1,4 @@
-"""The PNG codec in core.imaging: our files read back, libpng's (DCMTK's) files read right."""
+"""The PNG codec in core.png: our files read back, libpng's (DCMTK's) files read right."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pacsbrowser.core.imaging import decode_png, encode_png, read_png, write_png
+from pacsbrowser.core.png import decode_png, encode_png, read_png, write_png
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pydicom")
 

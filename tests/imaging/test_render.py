@@ -409,7 +409,7 @@ def test_a_large_frame_is_reduced_band_by_band(workdir, monkeypatch):
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
-    import pacsbrowser.core.imaging as imaging
+    import pacsbrowser.core.scaling as scaling
 
     y, x = np.mgrid[0:2048, 0:2048]
     ds = Dataset()
@@ -431,7 +431,7 @@ def test_a_large_frame_is_reduced_band_by_band(workdir, monkeypatch):
             tracemalloc.stop()
 
     banded, banded_peak = measured()
-    monkeypatch.setattr(imaging, "_BAND_VALUES", 1 << 30)
+    monkeypatch.setattr(scaling, "_BAND_VALUES", 1 << 30)
     whole, whole_peak = measured()
     print(f"\n2048x2048 frame: peak {banded_peak / 1e6:.1f} MB in bands, {whole_peak / 1e6:.1f} MB whole")
     np.testing.assert_array_equal(banded, whole)
