@@ -6,8 +6,8 @@ One PNG per (SOP Instance UID, size), under a directory the caller gives (the ar
     <directory>/<shard>/<uid>/<size>-<fingerprint>.png
 
 ``<shard>`` is two hex digits of the UID's SHA-256 (no folder grows to a million entries);
-``<uid>`` is the UID itself when it is a valid UID (digits and dots, at most 64 characters) and
-``x`` + SHA-256 otherwise, so a crafted UID never leaves the directory. ``<fingerprint>`` is made of
+``<uid>`` is the archive's own safe name for it (core.archive.paths.safe_name: the UID itself when
+valid, ``x`` + a SHA-256 otherwise), so a crafted UID never leaves the directory. ``<fingerprint>`` is made of
 the source file's size, mtime_ns and inode and of the renderer's version: an instance replaced in
 the archive (a new file, renamed over the old one) or a change to the rendering is a cache miss by
 itself, and the stale entry is removed when the new one is written. `invalidate(uid)` drops all
@@ -24,13 +24,13 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from .archive.paths import safe_name
 from .imaging import RENDER_VERSION, Kind, Thumbnail, Window
 from .png import decode_png, write_png
 
@@ -38,14 +38,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ThumbnailCache", "fingerprint", "thumbnail_from_png", "thumbnail_to_png_text"]
 
-_VALID_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _TEXT_KEY = "pacsbrowser"
-
-
-def _uid_dir(uid: str) -> str:
-    if len(uid) <= 64 and _VALID_UID.match(uid):
-        return uid
-    return "x" + hashlib.sha256(uid.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def fingerprint(source: str | os.PathLike[str]) -> str:
@@ -110,19 +103,25 @@ class ThumbnailCache:
         if not sop_instance_uid:
             raise ValueError("a cached thumbnail needs a SOP Instance UID")
         shard = hashlib.sha256(sop_instance_uid.encode("utf-8", "surrogateescape")).hexdigest()[:2]
-        return self.directory / shard / _uid_dir(sop_instance_uid)
+        return self.directory / shard / safe_name(sop_instance_uid)
 
     def path_for(self, sop_instance_uid: str, size: int, source_fingerprint: str) -> Path:
         return self.instance_dir(sop_instance_uid) / f"{int(size)}-{source_fingerprint}.png"
 
+    def _entry(self, sop_instance_uid: str, size: int, source: str | os.PathLike[str],
+               source_fingerprint: str | None) -> Path | None:
+        """Where this version of `source` is cached at `size`; None when the source is gone."""
+        try:
+            return self.path_for(sop_instance_uid, size, source_fingerprint or fingerprint(source))
+        except OSError:
+            return None
+
     def get(self, sop_instance_uid: str, size: int, source: str | os.PathLike[str],
             *, source_fingerprint: str | None = None) -> Thumbnail | None:
         """The cached thumbnail of this version of `source`, or None (a miss)."""
-        try:
-            fp = source_fingerprint or fingerprint(source)
-        except OSError:
+        path = self._entry(sop_instance_uid, size, source, source_fingerprint)
+        if path is None:
             return None
-        path = self.path_for(sop_instance_uid, size, fp)
         try:
             data = path.read_bytes()
         except OSError:
@@ -142,11 +141,9 @@ class ThumbnailCache:
         Returns the file written, or None when the source is gone or the disk refuses (a cache
         that cannot write is only slower, never an error).
         """
-        try:
-            fp = source_fingerprint or fingerprint(source)
-        except OSError:
+        path = self._entry(sop_instance_uid, size, source, source_fingerprint)
+        if path is None:
             return None
-        path = self.path_for(sop_instance_uid, size, fp)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_png(path, thumbnail.pixels, thumbnail_to_png_text(thumbnail))

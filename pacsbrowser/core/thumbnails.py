@@ -37,9 +37,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom import dcmread
-
 from . import executor
+from .archive.part10 import MalformedDataset
+from .dicomfiles import read_file_meta
 from .imaging import DEFAULT_SIZE, MAX_SIZE, Kind, Thumbnail, placeholder, render
 from .thumbcache import ThumbnailCache, fingerprint
 
@@ -59,6 +59,8 @@ class ThumbnailRequest:
 
 @dataclass
 class ServiceStats:
+    """What a ThumbnailService has done so far (for the window's status line, tests and benchmarks)."""
+
     submitted: int = 0
     rendered: int = 0
     cache_hits: int = 0
@@ -88,12 +90,12 @@ def _worker_init() -> None:
 
 
 def _read_sop_instance_uid(path: str) -> str | None:
+    """The SOP Instance UID in the file's File Meta Information (the cache's key), if it has one."""
     try:
-        ds = dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
-        uid = str(ds.get("SOPInstanceUID", "") or "").strip()
-        return uid or None
-    except Exception:  # noqa: BLE001 - the render will say what is wrong with the file
+        meta = read_file_meta(path)
+    except (OSError, MalformedDataset):  # the render will say what is wrong with the file
         return None
+    return (meta.sop_instance_uid or None) if meta is not None else None
 
 
 def make_thumbnail(path: str, size: int, cache_dir: str | None = None,
@@ -103,7 +105,8 @@ def make_thumbnail(path: str, size: int, cache_dir: str | None = None,
     Never raises for a file's content or absence.
     """
     cache = ThumbnailCache(cache_dir) if cache_dir else None
-    fp = None
+    fp: str | None = None
+    uid: str | None = None
     if cache is not None:
         try:
             fp = fingerprint(path)
@@ -123,7 +126,7 @@ def make_thumbnail(path: str, size: int, cache_dir: str | None = None,
     except OSError as exc:
         return placeholder("Unreadable file", size, kind=Kind.DAMAGED, detail=str(exc)), False
     if cache is not None and fp is not None:
-        uid = sop_instance_uid or thumbnail.sop_instance_uid
+        uid = uid or thumbnail.sop_instance_uid  # the key it was looked up by, when it had one
         if uid:
             cache.put(uid, size, path, thumbnail, source_fingerprint=fp)
     return thumbnail, False
