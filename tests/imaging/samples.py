@@ -266,17 +266,21 @@ def make_samples(root: Path) -> dict[str, Sample]:
         extra={"index": index, "lut": {k: np.rint(v_).astype(np.uint16) for k, v_ in lut.items()}})
 
     # ---- compressed: each transfer syntax ---------------------------------------------------------
-    grey8 = _base(30, SC_IMAGE, "OT")
-    grey8.set_pixel_data(np.rint(img * 255).astype(np.uint8), "MONOCHROME2", 8, generate_instance_uid=False)
-    grey8.WindowCenter, grey8.WindowWidth = 128, 256
-    grey8_path = _save(grey8, root / "grey8.dcm")
-    add("grey8", grey8_path, "8-bit grey, uncompressed")
+    def grey(name: str, number: int, sop_class: UID, modality: str, pixels: np.ndarray, bits: int,
+             window: tuple[int, int], what: str) -> Path:
+        """An uncompressed MONOCHROME2 source for the compressed twins below."""
+        ds = _base(number, sop_class, modality)
+        ds.set_pixel_data(pixels, "MONOCHROME2", bits, generate_instance_uid=False)
+        ds.WindowCenter, ds.WindowWidth = window
+        path = _save(ds, root / f"{name}.dcm")
+        add(name, path, what)
+        return path
+
+    grey8_path = grey("grey8", 30, SC_IMAGE, "OT", np.rint(img * 255).astype(np.uint8), 8, (128, 256),
+                      "8-bit grey, uncompressed")
     ct = out["ct_two_windows"].path
-    mr12 = _base(31, MR_IMAGE, "MR")
-    mr12.set_pixel_data(np.rint(img * 4000).astype(np.uint16), "MONOCHROME2", 12, generate_instance_uid=False)
-    mr12.WindowCenter, mr12.WindowWidth = 2000, 4000
-    mr12_path = _save(mr12, root / "mr12.dcm")
-    add("mr12", mr12_path, "12-bit grey, uncompressed")
+    mr12_path = grey("mr12", 31, MR_IMAGE, "MR", np.rint(img * 4000).astype(np.uint16), 12, (2000, 4000),
+                     "12-bit grey, uncompressed")
     rgb_path = out["rgb"].path
 
     jobs = [
