@@ -36,6 +36,7 @@ from .syntaxes import UNCOMPRESSED, class_name, syntax_name
 
 log = logging.getLogger(__name__)
 
+
 # --------------------------------------------------------------------------------------------
 # Streaming files as stored, per thread
 #
