@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pynetdicom import status as _status
 
 
 class PacsbrowserError(Exception):
@@ -118,14 +117,6 @@ class AssociationRejected(DICOMNetworkError):
 class DIMSEError(DICOMNetworkError):
     """A DIMSE operation ended with a failure (or unexpected) status."""
 
-    _TABLES = {
-        "C-ECHO": _status.VERIFICATION_SERVICE_CLASS_STATUS,
-        "C-STORE": _status.STORAGE_SERVICE_CLASS_STATUS,
-        "C-FIND": _status.QR_FIND_SERVICE_CLASS_STATUS,
-        "C-MOVE": _status.QR_MOVE_SERVICE_CLASS_STATUS,
-        "C-GET": _status.QR_GET_SERVICE_CLASS_STATUS,
-    }
-
     def __init__(self, status: int, service: str = "", comment: str = "", hint: str = "") -> None:
         self.status, self.service, self.comment, self.hint = status, service, comment, hint
         self.category, self.words = status_words(status, service)
@@ -141,7 +132,18 @@ class DIMSEError(DICOMNetworkError):
 
 def status_words(status: int, service: str = "") -> tuple[str, str]:
     """(category, meaning) of a DIMSE status per PS3.7 Annex C and the service's own table."""
-    table = DIMSEError._TABLES.get(service, {})
+    # Imported here, not at the top: the archive and the thumbnail worker processes import this
+    # module, and pynetdicom costs them about 0.3 s of start-up they never need.
+    from pynetdicom import status as _status
+
+    tables = {
+        "C-ECHO": _status.VERIFICATION_SERVICE_CLASS_STATUS,
+        "C-STORE": _status.STORAGE_SERVICE_CLASS_STATUS,
+        "C-FIND": _status.QR_FIND_SERVICE_CLASS_STATUS,
+        "C-MOVE": _status.QR_MOVE_SERVICE_CLASS_STATUS,
+        "C-GET": _status.QR_GET_SERVICE_CLASS_STATUS,
+    }
+    table = tables.get(service, {})
     if status in table:
         category, words = table[status]
         return category, words
