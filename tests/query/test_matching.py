@@ -22,7 +22,8 @@ from pacsbrowser.core.dicom.identifiers import (
     parse_result,
     parse_tm,
 )
-from pacsbrowser.core.query import DatePreset, QueryService, contains_pattern, date_range, name_patterns, time_range
+from pacsbrowser.core.matching import DatePreset, contains_pattern, date_range, name_patterns, time_range
+from pacsbrowser.core.query import QueryService
 from pacsbrowser.core.client import DICOMClient
 from pacsbrowser.core.records import (
     PersonName,
