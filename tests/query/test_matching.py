@@ -12,10 +12,9 @@ from pydicom.tag import Tag
 from pynetdicom.dsutils import decode, encode
 from io import BytesIO
 
+from pacsbrowser.core.dicom.charsets import canonical_term, decode_response
 from pacsbrowser.core.dicom.identifiers import (
     build_identifier,
-    canonical_term,
-    decode_response,
     identifier_to_json,
     parse_da,
     parse_is,
