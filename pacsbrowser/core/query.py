@@ -32,7 +32,15 @@ from pynetdicom import build_context
 from .client import DICOMClient
 from .dicom import find as dicom_find
 from .dicom.operation import DEFAULT_CANCEL_TIMEOUT
-from .dicom.identifiers import FIND_MODELS, build_identifier, fill_study_summary, identifier_text, parse_result
+from .dicom.identifiers import (
+    FIND_MODELS,
+    build_identifier,
+    fill_study_summary,
+    identifier_keys,
+    identifier_text,
+    identifier_to_json,
+    parse_result,
+)
 from .errors import AssociationAborted, DIMSEError, ServiceNotSupported, Timeout, status_words
 from .executor import run_blocking, start_detached, stream_blocking
 from .logs import phi
@@ -76,7 +84,17 @@ class PreparedQuery:
 
     @property
     def texts(self) -> tuple[str, ...]:
+        """Each identifier as readable lines, the exact keys sent (patient data included)."""
         return tuple(identifier_text(ds) for ds in self.identifiers)
+
+    def describe(self, *, redact: bool = True) -> str:
+        """The query as sent, in two lines: what it matches on, then what it asks back. With
+        `redact` (for a log) patient data is shown only when the debug switch allows it."""
+        keys = identifier_keys(self.identifiers[0], redact=redact)
+        matching = "; ".join(f"{name} = {value}" for _, name, value in keys if value is not None)
+        returned = ", ".join(name for _, name, value in keys if value is None)
+        return (f"{self.level.value} level, {self.model.value.title()} Root; matching {matching or 'nothing'}"
+                f"\nasks back {returned}")
 
 
 class QueryService:
@@ -505,6 +523,19 @@ class FindJob(Generic[R]):
             raise DIMSEError(last.status, "C-FIND", comment=last.comment)
 
 
+def result_json(result: PatientResult | StudyResult | SeriesResult | InstanceResult) -> dict[str, Any]:
+    """A result as a JSON-ready dict keyed by DICOM keyword (text as str, person names in DICOM form,
+    several values as lists, empty values as None). The text is Unicode by now: SpecificCharacterSet
+    says what the PACS declared (left out when it declared none)."""
+    row = identifier_to_json(result.dataset) if result.dataset is not None else {}
+    received = list(result.charset_received)
+    if received:
+        row["SpecificCharacterSet"] = received[0] if len(received) == 1 else received
+    else:
+        row.pop("SpecificCharacterSet", None)
+    return row
+
+
 def max_completeness(a: Completeness, b: Completeness) -> Completeness:
     order = [Completeness.COMPLETE, Completeness.POSSIBLY_INCOMPLETE, Completeness.INCOMPLETE]
     return a if order.index(a) >= order.index(b) else b
@@ -530,6 +561,7 @@ __all__ = [
     "date_range",
     "find_contexts",
     "name_patterns",
+    "result_json",
     "shape_keys",
     "time_range",
 ]

@@ -272,27 +272,35 @@ PATIENT_KEYWORDS = frozenset({"PatientName", "PatientID", "PatientBirthDate", "P
                               "OtherPatientNames", "PatientAddress", "PatientTelephoneNumbers", "PatientMotherBirthName"})
 
 
-def identifier_text(ds: Dataset, *, redact: bool = False) -> str:
-    """The identifier as readable lines, '(0010,0010) PatientName = SMITH*', the exact keys sent.
-    Holds patient data: for the user's eyes; with `redact`, patient values go through logs.phi()
-    (shown only when patient data may be shown), for a log."""
+def identifier_keys(ds: Dataset, *, redact: bool = False) -> list[tuple[str, str, str | None]]:
+    """('(GGGG,EEEE)', keyword or '?', value as text) of each key of an identifier, in tag order; the
+    value is None for a return key (asked back, sent empty). Holds patient data: with `redact`,
+    patient values go through logs.phi() (shown only when patient data may be shown), for a log."""
     from ..logs import phi
 
-    lines = []
+    keys: list[tuple[str, str, str | None]] = []
     for tag in sorted(ds.keys()):
         element = ds[tag]
         name = element.keyword or "?"
         value = element.value
+        shown: str | None
         if value is None or value == "":
-            shown = "(return)"
+            shown = None
         elif redact and name in PATIENT_KEYWORDS:
             shown = phi(value)
         elif isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
             shown = "\\".join(str(v) for v in value)
         else:
             shown = str(value)
-        lines.append(f"({tag.group:04X},{tag.element:04X}) {name} = {shown}")
-    return "\n".join(lines)
+        keys.append((f"({tag.group:04X},{tag.element:04X})", name, shown))
+    return keys
+
+
+def identifier_text(ds: Dataset, *, redact: bool = False) -> str:
+    """The identifier as readable lines, '(0010,0010) PatientName = SMITH*', the exact keys sent
+    (patient data: see `identifier_keys`)."""
+    return "\n".join(f"{tag} {name} = {'(return)' if shown is None else shown}"
+                     for tag, name, shown in identifier_keys(ds, redact=redact))
 
 
 # --------------------------------------------------------------------------------------------
@@ -434,6 +442,7 @@ __all__ = [
     "RETURN_KEYS",
     "build_identifier",
     "fill_study_summary",
+    "identifier_keys",
     "identifier_text",
     "identifier_to_json",
     "parse_da",
