@@ -21,19 +21,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Generic, TypeVar
 
 from pydicom.dataset import Dataset
-from pynetdicom import build_context
 
 from .client import DICOMClient
 from .dicom import find as dicom_find
-from .dicom.operation import DEFAULT_CANCEL_TIMEOUT
+from .dicom.find import FIND_MODELS, find_contexts
 from .dicom.identifiers import (
-    FIND_MODELS,
     build_identifier,
     fill_study_summary,
     identifier_keys,
@@ -41,12 +39,21 @@ from .dicom.identifiers import (
     identifier_to_json,
     parse_result,
 )
-from .errors import AssociationAborted, DIMSEError, ServiceNotSupported, Timeout, status_words
+from .dicom.operation import DEFAULT_CANCEL_TIMEOUT
+from .errors import ServiceNotSupported
 from .executor import run_blocking, start_detached, stream_blocking
+from .find_summary import find_summary, raise_for_failure
 from .logs import phi
-from .matching import DatePreset, contains_pattern, date_range, name_patterns, shape_keys, single_value, time_range
+from .matching import (
+    DatePreset,
+    contains_pattern,
+    date_range,
+    name_patterns,
+    shape_keys,
+    single_value,
+    time_range,
+)
 from .records import (
-    Completeness,
     FindSummary,
     InstanceResult,
     PatientResult,
@@ -62,16 +69,9 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R", PatientResult, StudyResult, SeriesResult, InstanceResult)
 
-ROUND_COUNT_STEP = 50  # a count that is a multiple of this (50, 100, 500...) may be a server's cap
-
 
 # --------------------------------------------------------------------------------------------
 # The service
-
-
-def find_contexts() -> list:
-    """Presentation contexts for C-FIND in both information models."""
-    return [build_context(uid) for uid in FIND_MODELS.values()]
 
 
 @dataclass(frozen=True)
@@ -209,12 +209,12 @@ class FindJob(Generic[R]):
         self._checked_modalities = 0
         self._unchecked = 0  # studies whose modalities could not be checked
         self._first_result_at: float | None = None
-        self._batches: AsyncIterator[list[R]] | None = None
-        self._items: AsyncIterator[R] | None = None
+        self._batches: AsyncGenerator[list[R], None] | None = None
+        self._items: AsyncGenerator[R, None] | None = None
 
     # -- reading ----------------------------------------------------------------------------
 
-    def batches(self) -> AsyncIterator[list[R]]:
+    def batches(self) -> AsyncGenerator[list[R], None]:
         """Results in batches as they arrive (the first at once, then at most every 50 ms)."""
         if self._batches is not None:
             raise RuntimeError("a find is read once")
@@ -226,7 +226,7 @@ class FindJob(Generic[R]):
             self._items = self._flatten()
         return self._items
 
-    async def _flatten(self) -> AsyncIterator[R]:
+    async def _flatten(self) -> AsyncGenerator[R, None]:
         async with contextlib.aclosing(self.batches()) as batches:
             async for batch in batches:
                 for item in batch:
@@ -259,9 +259,10 @@ class FindJob(Generic[R]):
             task.add_done_callback(self._cancel_tasks.discard)
 
     async def aclose(self) -> None:
-        for agen in (self._items, self._batches):
-            if agen is not None:
-                await agen.aclose()  # type: ignore[attr-defined]
+        if self._items is not None:
+            await self._items.aclose()
+        if self._batches is not None:
+            await self._batches.aclose()
         await self._settle_cancel_tasks()
 
     async def __aenter__(self) -> "FindJob[R]":
@@ -276,7 +277,7 @@ class FindJob(Generic[R]):
 
     # -- the work ---------------------------------------------------------------------------
 
-    async def _run(self) -> AsyncIterator[list[R]]:
+    async def _run(self) -> AsyncGenerator[list[R], None]:
         client, prepared = self.service.client, self.prepared
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -323,8 +324,12 @@ class FindJob(Generic[R]):
             elif opened_here:
                 await client.release()  # every find on it has ended: it is idle
             first = None if self._first_result_at is None else self._first_result_at - started
-            self.outcome = self._outcome(summaries, checks, model, loop.time() - started, first)
-        self._raise_for(summaries)
+            self.outcome = find_summary(
+                self.level, summaries, checks, model=model, count=self.count, limit=self.limit,
+                cancel_requested=self._cancel_requested, filtered=self._filtered,
+                checked_modalities=self._checked_modalities, unchecked=self._unchecked,
+                queries=tuple(self.queries), elapsed=loop.time() - started, first_result_after=first)
+        raise_for_failure(summaries, self.service.client.timeouts.dimse)
 
     def _screen(self, batch: list[Any], seen: set[Any], wanted: set[str], unchecked: list[Any]) -> list[Any]:
         """The results of `batch` to hand over: new ones (a name retried in another case may find the
@@ -354,7 +359,7 @@ class FindJob(Generic[R]):
 
     async def _find_once(self, assoc: Any, identifier: Dataset, model: QueryModel, level: QueryLevel,
                          limit: int | None, summaries: list[dicom_find.FindResponses]
-                         ) -> AsyncIterator[list[Any]]:
+                         ) -> AsyncGenerator[list[Any], None]:
         """One C-FIND on a worker thread, its results in batches; its summary goes to `summaries`
         (also when the reader leaves early: the find is then cancelled and drained first)."""
         control = dicom_find.FindControl(self.service.cancel_timeout)
@@ -375,7 +380,7 @@ class FindJob(Generic[R]):
                 summaries.append(holder["summary"])
 
     async def _check_modalities(self, assoc: Any, studies: list[StudyResult], wanted: set[str],
-                                checks: list[dicom_find.FindResponses]) -> AsyncIterator[list[Any]]:
+                                checks: list[dicom_find.FindResponses]) -> AsyncGenerator[list[Any], None]:
         """For a PACS that leaves Modalities in Study empty (DCMTK's dcmqrscp): ask each study's
         series for their modality and keep the studies that have a wanted one."""
         log.info("the PACS does not return Modalities in Study: checking %d studies series by series",
@@ -445,83 +450,6 @@ class FindJob(Generic[R]):
             async for _ in inner:  # drain what the worker still emitted; ends when it has ended
                 pass
 
-    def _outcome(self, summaries: list[dicom_find.FindResponses], checks: list[dicom_find.FindResponses],
-                 model: QueryModel, elapsed: float, first: float | None) -> FindSummary:
-        last = summaries[-1] if summaries else None
-        reasons: list[str] = []
-        notes: list[str] = []
-        completeness = Completeness.COMPLETE
-        aborted = any(s.aborted for s in summaries + checks)
-        dropped = sum(s.dropped for s in summaries)
-        # Did a cancel (ours or the limit's) keep matches from us? Not when the PACS had finished
-        # (Success) and nothing came after the cancel.
-        stopped_early = last is None or aborted or dropped > 0 or last.status != 0x0000 or self._unchecked > 0
-        limit_reached = any(s.limit_reached for s in summaries)
-        cancelled = self._cancel_requested and not limit_reached and stopped_early
-        unsupported = any(s.unsupported_keys for s in summaries)
-        unreadable = sum(s.unreadable for s in summaries)
-        if limit_reached and stopped_early:
-            completeness = Completeness.INCOMPLETE
-            reasons.append(f"stopped at the limit of {self.limit} results")
-        elif cancelled:
-            completeness = Completeness.INCOMPLETE
-            reasons.append("cancelled")
-        if aborted:
-            completeness = Completeness.INCOMPLETE
-            reasons.append(next((s.abort_reason for s in summaries if s.abort_reason), "the association was aborted"))
-        if last is not None and last.status == dicom_find.CANCEL and not (limit_reached or cancelled):
-            completeness = Completeness.INCOMPLETE
-            reasons.append("the PACS ended the query as cancelled")
-        if last is None and not cancelled:
-            completeness = Completeness.INCOMPLETE
-            reasons.append("the query did not run to its end")
-        if last is not None and last.status is not None and last.status not in (0x0000, dicom_find.CANCEL):
-            category, words = status_words(last.status, "C-FIND")
-            if category == "Warning":
-                reasons.append(f"the PACS ended with a warning: {words} (0x{last.status:04X})")
-            else:
-                reasons.append(f"the PACS reported: {words} (0x{last.status:04X})")
-            completeness = Completeness.INCOMPLETE if category == "Failure" else max_completeness(
-                completeness, Completeness.POSSIBLY_INCOMPLETE)
-        if completeness is Completeness.COMPLETE or completeness is Completeness.POSSIBLY_INCOMPLETE:
-            if self.count >= ROUND_COUNT_STEP and self.count % ROUND_COUNT_STEP == 0:
-                completeness = Completeness.POSSIBLY_INCOMPLETE
-                reasons.append(f"exactly {self.count} results: the PACS may cap its answers at that number")
-        if unreadable:
-            completeness = max_completeness(completeness, Completeness.POSSIBLY_INCOMPLETE)
-            reasons.append(f"{unreadable} responses could not be read")
-        if self._unchecked and not (limit_reached or cancelled or aborted):
-            completeness = max_completeness(completeness, Completeness.POSSIBLY_INCOMPLETE)
-            reasons.append(f"the modalities of {self._unchecked} studies could not be checked")
-        if unsupported:
-            notes.append("the PACS did not support some of the keys for matching")
-        if self._checked_modalities:
-            notes.append(f"the PACS does not return Modalities in Study: {self._checked_modalities} studies were "
-                         "checked series by series")
-        if self._filtered:
-            notes.append(f"{self._filtered} answers did not match all the keys and were left out")
-        return FindSummary(
-            level=self.level, count=self.count, completeness=completeness,
-            status=last.status if last else None, limit=self.limit, limit_reached=limit_reached,
-            cancelled=cancelled, aborted=aborted, unsupported_keys=unsupported,
-            reasons=tuple(reasons), notes=tuple(notes), queries=tuple(self.queries), query_model=model, elapsed=elapsed,
-            first_result_after=first,
-        )
-
-    def _raise_for(self, summaries: list[dicom_find.FindResponses]) -> None:
-        if not summaries:
-            return
-        last = summaries[-1]
-        if last.aborted and not last.cancel_sent:
-            timeouts = self.service.client.timeouts
-            if last.elapsed >= timeouts.dimse * 0.9:
-                raise Timeout("waiting for the PACS's C-FIND answer", timeouts.dimse)
-            raise AssociationAborted("The PACS closed the association during the C-FIND",
-                                     detail=last.abort_reason)
-        if last.status is not None and last.status not in (0x0000, dicom_find.CANCEL) \
-                and status_words(last.status, "C-FIND")[0] == "Failure":
-            raise DIMSEError(last.status, "C-FIND", comment=last.comment)
-
 
 def result_json(result: PatientResult | StudyResult | SeriesResult | InstanceResult) -> dict[str, Any]:
     """A result as a JSON-ready dict keyed by DICOM keyword (text as str, person names in DICOM form,
@@ -534,11 +462,6 @@ def result_json(result: PatientResult | StudyResult | SeriesResult | InstanceRes
     else:
         row.pop("SpecificCharacterSet", None)
     return row
-
-
-def max_completeness(a: Completeness, b: Completeness) -> Completeness:
-    order = [Completeness.COMPLETE, Completeness.POSSIBLY_INCOMPLETE, Completeness.INCOMPLETE]
-    return a if order.index(a) >= order.index(b) else b
 
 
 def _producer(assoc: Any, identifier: Dataset, model_uid: Any, level: QueryLevel, fallback: str,

@@ -39,7 +39,7 @@ _ALIASES = {
 }
 
 
-def charset_terms(value: object) -> tuple[str, ...]:
+def charset_terms(value: Any) -> tuple[str, ...]:
     """(0008,0005) as a tuple of terms ('' for the default repertoire); () when absent or empty."""
     if value is None:
         return ()

@@ -22,8 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+)
 from pynetdicom.status import code_to_category
 
+from ..records import QueryModel
 from .ae import settle_reactor
 from .operation import (
     DEFAULT_CANCEL_TIMEOUT,
@@ -37,6 +43,11 @@ from .operation import (
 log = logging.getLogger(__name__)
 
 CANCEL = 0xFE00
+
+FIND_MODELS = {
+    QueryModel.PATIENT_ROOT: PatientRootQueryRetrieveInformationModelFind,
+    QueryModel.STUDY_ROOT: StudyRootQueryRetrieveInformationModelFind,
+}
 
 
 @dataclass
@@ -62,6 +73,11 @@ class FindResponses:
     @property
     def category(self) -> str:
         return code_to_category(self.status) if self.status is not None else "None"
+
+
+def find_contexts() -> list[PresentationContext]:
+    """Presentation contexts for C-FIND in both information models."""
+    return [build_context(uid) for uid in FIND_MODELS.values()]
 
 
 # The C-FIND stop handle is the shared one (C-CANCEL, bounded drain, then abort).
@@ -144,4 +160,14 @@ def run_find(
     return summary
 
 
-__all__ = ["CANCEL", "DEFAULT_CANCEL_TIMEOUT", "PENDING", "FindControl", "FindResponses", "next_message_id", "run_find"]
+__all__ = [
+    "CANCEL",
+    "DEFAULT_CANCEL_TIMEOUT",
+    "FIND_MODELS",
+    "PENDING",
+    "FindControl",
+    "FindResponses",
+    "find_contexts",
+    "next_message_id",
+    "run_find",
+]

@@ -17,10 +17,6 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
-from pynetdicom.sop_class import (
-    PatientRootQueryRetrieveInformationModelFind,
-    StudyRootQueryRetrieveInformationModelFind,
-)
 
 from ..records import (
     InstanceResult,
@@ -42,11 +38,6 @@ from .charsets import (
     decode_response,
     vr_of,
 )
-
-FIND_MODELS = {
-    QueryModel.PATIENT_ROOT: PatientRootQueryRetrieveInformationModelFind,
-    QueryModel.STUDY_ROOT: StudyRootQueryRetrieveInformationModelFind,
-}
 
 # Return keys per level (asked for with an empty value): what a results tree shows and needs.
 RETURN_KEYS: dict[QueryLevel, tuple[str, ...]] = {
@@ -438,7 +429,6 @@ def _float_or_text(text: str) -> Any:
 
 
 __all__ = [
-    "FIND_MODELS",
     "RETURN_KEYS",
     "build_identifier",
     "fill_study_summary",

@@ -185,7 +185,7 @@ def read_responses(responses: Iterable[tuple[Dataset | None, Dataset | None]], c
     final = FinalResponse()
     for status, identifier in responses:
         code = status.get("Status") if status else None
-        if code is None:  # pynetdicom's sign of a timeout, an abort or an invalid response
+        if status is None or code is None:  # pynetdicom's sign of a timeout, an abort or an invalid response
             final.empty = True
             continue
         code = int(code)

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 
 from ...core.client import DICOMClient
 from ...core.errors import DICOMNetworkError
-from ...core.query import QueryService
+from ...core.query import FindJob, QueryService
 from ...core.records import FindSummary, QueryKeys, ServerProfile
 from ..models.results import Kind, Node
 
@@ -96,6 +96,7 @@ class QueryController(QObject):
         result = node.result
         service = QueryService(DICOMClient.from_profile(profile), profile)
         started = time.perf_counter()
+        stream: FindJob[Any]
         try:
             if node.kind is Kind.PATIENT:
                 stream = service.find_studies(QueryKeys.studies(patient_id=result.patient_id))
