@@ -91,8 +91,9 @@ class PreparedQuery:
         """The query as sent, in two lines: what it matches on, then what it asks back. With
         `redact` (for a log) patient data is shown only when the debug switch allows it."""
         keys = identifier_keys(self.identifiers[0], redact=redact)
-        matching = "; ".join(f"{name} = {value}" for _, name, value in keys if value is not None)
-        returned = ", ".join(name for _, name, value in keys if value is None)
+        named = [(tag if name == "?" else name, value) for tag, name, value in keys]
+        matching = "; ".join(f"{name} = {value}" for name, value in named if value is not None)
+        returned = ", ".join(name for name, value in named if value is None)
         return (f"{self.level.value} level, {self.model.value.title()} Root; matching {matching or 'nothing'}"
                 f"\nasks back {returned}")
 
