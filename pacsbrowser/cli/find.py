@@ -21,8 +21,7 @@ from pydicom.uid import UID
 
 from ..core.client import DICOMClient
 from ..core.config import ConfigError
-from ..core.dicom.identifiers import identifier_to_json
-from ..core.query import QueryService
+from ..core.query import QueryService, result_json
 from ..core.records import (
     InstanceResult,
     PatientResult,
@@ -215,14 +214,7 @@ def table_row(result: PatientResult | StudyResult | SeriesResult | InstanceResul
 
 
 def json_line(result: PatientResult | StudyResult | SeriesResult | InstanceResult) -> str:
-    row = identifier_to_json(result.dataset)
-    # the text is Unicode now; say which character set the PACS declared (none: left out)
-    received = list(result.charset_received)
-    if received:
-        row["SpecificCharacterSet"] = received[0] if len(received) == 1 else received
-    else:
-        row.pop("SpecificCharacterSet", None)
-    return json.dumps(row, ensure_ascii=False)
+    return json.dumps(result_json(result), ensure_ascii=False)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""C-FIND for people: matching rules, date presets, and QueryService's streamed, cancellable finds.
+"""C-FIND for people: QueryService's streamed, cancellable finds.
 
     service = QueryService(client, profile)
     async with service.find_studies(QueryKeys.studies(patient_name="smith", study_date="last 7 days"),
@@ -7,55 +7,53 @@
             tree.add(batch)
         found.outcome.summary                   # "12 studies" / "500 studies (incomplete: ...)"
 
-Matching rules (what a user types -> what the PACS is asked), PS3.4 C.2.2.2:
-
-- Person names (patient, referring physician): "Family, Given" becomes "Family^Given"; without a
-  `*` or `?` of the user's own, a `*` is appended (prefix match: `smith` finds `SMITH^JOHN` and
-  `SMITH^JANE`). Case: DICOM leaves PN case-sensitivity to the PACS (Orthanc ignores case, DCMTK's
-  dcmqrscp does not), so the name is sent UPPER-CASE first (the usual way names are stored); when
-  that finds nothing the query is repeated as typed and then Capitalised (`Müller`), stopping at the
-  first one that finds something. A name in an ideographic script (Chinese, Japanese, Korean) is
-  matched anywhere in the value (`*山田*`), since it may be stored in the alphabetic group or after
-  `=` in the ideographic one. Patient and referring physician names step through their cases
-  together. Every identifier sent is kept in `FindJob.queries` ("show the exact query sent").
-- Descriptions: contained anywhere (`*chest*`), upper-cased when typed all in lower case.
-- IDs, accession numbers, UIDs: exact, as typed (the user's own wildcards are kept).
-- Modalities, sex, body part: upper-case. Several modalities: any of them (ModalitiesInStudy list).
-  A PACS that ignores Modalities in Study (answers without it, like dcmqrscp) gets each candidate
-  study's series asked for their modality, and only studies with a wanted one are handed over;
-  answers that say a modality not asked for are left out (counted in `outcome.notes`).
-- Dates (study date, birth date): `YYYYMMDD`, `YYYYMMDD-YYYYMMDD`, open ranges `YYYYMMDD-` and
-  `-YYYYMMDD`, ISO `YYYY-MM-DD` (ranges with `/` or `..`), `YYYY` or `YYYYMM` (the whole year or
-  month), and presets: today, yesterday, last 7 days (today and the 6 days before), last 30 days.
-  Presets are resolved when the query is sent.
+The matching rules (what a user types -> what the PACS is asked) are core.matching's; this module
+applies them and sends the query. What it adds to them: every identifier sent is kept in
+`FindJob.queries` ("show the exact query sent"), a name tried in another case is sent again only
+while nothing is found, and a PACS that ignores Modalities in Study (answers without it, like
+dcmqrscp) gets each candidate study's series asked for their modality: only studies with a wanted
+one are handed over, and answers that say a modality not asked for are left out (counted in
+`outcome.notes`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import calendar
 import contextlib
 import logging
-import re
-import unicodedata
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
-from enum import Enum
+from datetime import date
 from typing import Any, Generic, TypeVar
 
 from pydicom.dataset import Dataset
-from pynetdicom import build_context
 
 from .client import DICOMClient
 from .dicom import find as dicom_find
+from .dicom.find import FIND_MODELS, find_contexts
+from .dicom.identifiers import (
+    build_identifier,
+    fill_study_summary,
+    identifier_keys,
+    identifier_text,
+    identifier_to_json,
+    parse_result,
+)
 from .dicom.operation import DEFAULT_CANCEL_TIMEOUT
-from .dicom.identifiers import FIND_MODELS, build_identifier, fill_study_summary, identifier_text, parse_result
-from .errors import AssociationAborted, DIMSEError, ServiceNotSupported, Timeout, status_words
+from .errors import ServiceNotSupported
 from .executor import run_blocking, start_detached, stream_blocking
+from .find_summary import find_summary, raise_for_failure
 from .logs import phi
+from .matching import (
+    DatePreset,
+    contains_pattern,
+    date_range,
+    name_patterns,
+    shape_keys,
+    single_value,
+    time_range,
+)
 from .records import (
-    Completeness,
     FindSummary,
     InstanceResult,
     PatientResult,
@@ -71,211 +69,9 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R", PatientResult, StudyResult, SeriesResult, InstanceResult)
 
-ROUND_COUNT_STEP = 50  # a count that is a multiple of this (50, 100, 500...) may be a server's cap
-
-
-# --------------------------------------------------------------------------------------------
-# Dates
-
-
-class DatePreset(str, Enum):
-    TODAY = "today"
-    YESTERDAY = "yesterday"
-    LAST_7_DAYS = "last 7 days"
-    LAST_30_DAYS = "last 30 days"
-
-    def range(self, today: date | None = None) -> tuple[date, date]:
-        today = today or date.today()
-        first = {DatePreset.TODAY: today, DatePreset.YESTERDAY: today - timedelta(days=1),
-                 DatePreset.LAST_7_DAYS: today - timedelta(days=6),
-                 DatePreset.LAST_30_DAYS: today - timedelta(days=29)}[self]
-        last = first if self is DatePreset.YESTERDAY else today
-        return first, last
-
-    def dicom(self, today: date | None = None) -> str:
-        first, last = self.range(today)
-        return _da(first) if first == last else f"{_da(first)}-{_da(last)}"
-
-
-_PRESET_WORDS = {
-    "today": DatePreset.TODAY, "yesterday": DatePreset.YESTERDAY,
-    "last7days": DatePreset.LAST_7_DAYS, "7days": DatePreset.LAST_7_DAYS, "7d": DatePreset.LAST_7_DAYS,
-    "lastweek": DatePreset.LAST_7_DAYS, "week": DatePreset.LAST_7_DAYS,
-    "last30days": DatePreset.LAST_30_DAYS, "30days": DatePreset.LAST_30_DAYS, "30d": DatePreset.LAST_30_DAYS,
-    "lastmonth": DatePreset.LAST_30_DAYS, "month": DatePreset.LAST_30_DAYS,
-}
-
-
-def _da(d: date) -> str:
-    return d.strftime("%Y%m%d")
-
-
-def _one_date(text: str, *, end: bool) -> str:
-    """One end of a range as YYYYMMDD ('' stays open). YYYY and YYYYMM widen to their first/last day."""
-    text = text.strip()
-    if not text:
-        return ""
-    digits = text.replace("-", "").replace(".", "").replace("/", "")
-    if not digits.isdigit() or len(digits) not in (4, 6, 8):
-        raise ValueError(f"{text!r} is not a date: use YYYYMMDD (or YYYY-MM-DD)")
-    year = int(digits[:4])
-    if len(digits) == 4:
-        return f"{year:04d}1231" if end else f"{year:04d}0101"
-    month = int(digits[4:6])
-    if not 1 <= month <= 12:
-        raise ValueError(f"{text!r} is not a date: month {month} does not exist")
-    if len(digits) == 6:
-        day = calendar.monthrange(year, month)[1] if end else 1
-        return f"{year:04d}{month:02d}{day:02d}"
-    try:
-        return _da(date(year, month, int(digits[6:8])))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a date that exists") from None
-
-
-def date_range(value: str | date | DatePreset | tuple | None, today: date | None = None) -> str:
-    """A date key as DICOM range matching: 'YYYYMMDD', 'YYYYMMDD-YYYYMMDD', 'YYYYMMDD-', '-YYYYMMDD'.
-
-    Raises ValueError (in words) for what is not a date, range or preset.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, DatePreset):
-        return value.dicom(today)
-    if isinstance(value, date):
-        return _da(value)
-    if isinstance(value, tuple):
-        first, last = (date_range(v, today) if v is not None else "" for v in value)
-        return f"{first}-{last}" if first or last else ""
-    text = str(value).strip()
-    if not text:
-        return ""
-    word = re.sub(r"[\s_-]", "", text.lower())
-    if word in _PRESET_WORDS:
-        return _PRESET_WORDS[word].dicom(today)
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # ISO date, not a range
-        return _one_date(text, end=False)
-    for separator in ("..", "/"):
-        if separator in text:
-            first, _, last = text.partition(separator)
-            break
-    else:
-        if text.count("-") == 1:
-            first, _, last = text.partition("-")
-        elif text.count("-") == 0:
-            first, last = text, None  # type: ignore[assignment]
-        else:
-            raise ValueError(f"{text!r} is not a date range: use YYYYMMDD-YYYYMMDD (either end may be left out)")
-    if last is None:
-        digits = re.sub(r"\D", "", first)
-        if len(digits) == 8:
-            return _one_date(first, end=False)
-        start, stop = _one_date(first, end=False), _one_date(first, end=True)
-        return f"{start}-{stop}"
-    start, stop = _one_date(first, end=False), _one_date(last, end=True)
-    if not start and not stop:
-        raise ValueError("a date range needs at least one end")
-    if start and stop and start > stop:
-        raise ValueError(f"the range {text!r} ends before it starts")
-    return f"{start}-{stop}"
-
-
-def time_range(value: str) -> str:
-    """A time key: 'HHMM', 'HHMMSS', 'HH:MM' and ranges with '-' as DICOM TM range matching."""
-    text = (value or "").strip()
-    if not text:
-        return ""
-
-    def one(t: str) -> str:
-        t = t.strip().replace(":", "")
-        if t and (not re.fullmatch(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?", t) or int(t[:2]) > 23):
-            raise ValueError(f"{value!r} is not a time: use HHMM or HHMMSS, or a range HHMM-HHMM")
-        return t
-
-    if "-" in text:
-        first, _, last = text.partition("-")
-        return f"{one(first)}-{one(last)}"
-    return one(text)
-
-
-# --------------------------------------------------------------------------------------------
-# Text matching
-
-
-def _has_wildcard(text: str) -> bool:
-    return "*" in text or "?" in text
-
-
-def _ideographic(text: str) -> bool:
-    for ch in text:
-        if ord(ch) < 0x2E80:
-            continue
-        name = unicodedata.name(ch, "")
-        if name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL", "IDEOGRAPHIC")):
-            return True
-    return False
-
-
-def _capitalised(text: str) -> str:
-    return "^".join(part.title() if part.islower() or part.isupper() else part for part in text.split("^"))
-
-
-def name_patterns(typed: str) -> list[str]:
-    """The person-name patterns to try, in order (see the module's matching rules)."""
-    text = typed.strip()
-    if not text:
-        return []
-    text = re.sub(r"\s*,\s*", "^", text)
-    if _ideographic(text) and not _has_wildcard(text):
-        return [f"*{text}*"]
-    if not _has_wildcard(text):
-        text += "*"
-    variants = [text.upper(), text, _capitalised(text)]
-    return list(dict.fromkeys(variants))
-
-
-def contains_pattern(typed: str) -> str:
-    text = typed.strip()
-    if not text or _has_wildcard(text):
-        return text
-    if not any(ch.isupper() for ch in text):
-        text = text.upper()
-    return f"*{text}*"
-
-
-def _single_value(text: str) -> bool:
-    return bool(text) and not _has_wildcard(text) and "\\" not in text
-
-
-def shape_keys(keys: QueryKeys, today: date | None = None) -> list[QueryKeys]:
-    """Apply the matching rules: the keys to send, in the order to try them (more than one when a
-    person name may need another case; patient and referring names step through theirs together)."""
-    shaped = replace(
-        keys,
-        birth_date=date_range(keys.birth_date, today),
-        study_date=date_range(keys.study_date, today),
-        study_time=time_range(keys.study_time),
-        study_description=contains_pattern(keys.study_description),
-        series_description=contains_pattern(keys.series_description),
-        sex=keys.sex.strip().upper(),
-        modality=keys.modality.strip().upper(),
-        modalities=tuple(m.strip().upper() for m in keys.modalities if m.strip()),
-        body_part=keys.body_part.strip().upper(),
-    )
-    names = name_patterns(keys.patient_name) or [""]
-    referring = name_patterns(keys.referring_physician) or [""]
-    return [replace(shaped, patient_name=names[min(i, len(names) - 1)],
-                    referring_physician=referring[min(i, len(referring) - 1)])
-            for i in range(max(len(names), len(referring)))]
-
 
 # --------------------------------------------------------------------------------------------
 # The service
-
-
-def find_contexts() -> list:
-    """Presentation contexts for C-FIND in both information models."""
-    return [build_context(uid) for uid in FIND_MODELS.values()]
 
 
 @dataclass(frozen=True)
@@ -288,7 +84,18 @@ class PreparedQuery:
 
     @property
     def texts(self) -> tuple[str, ...]:
+        """Each identifier as readable lines, the exact keys sent (patient data included)."""
         return tuple(identifier_text(ds) for ds in self.identifiers)
+
+    def describe(self, *, redact: bool = True) -> str:
+        """The query as sent, in two lines: what it matches on, then what it asks back. With
+        `redact` (for a log) patient data is shown only when the debug switch allows it."""
+        keys = identifier_keys(self.identifiers[0], redact=redact)
+        named = [(tag if name == "?" else name, value) for tag, name, value in keys]
+        matching = "; ".join(f"{name} = {value}" for name, value in named if value is not None)
+        returned = ", ".join(name for name, value in named if value is None)
+        return (f"{self.level.value} level, {self.model.value.title()} Root; matching {matching or 'nothing'}"
+                f"\nasks back {returned}")
 
 
 class QueryService:
@@ -317,7 +124,7 @@ class QueryService:
         patient attribute to match on: when it has not, Study Root."""
         if keys.level is QueryLevel.PATIENT:
             return QueryModel.PATIENT_ROOT
-        if self.query_model is QueryModel.PATIENT_ROOT and _single_value(keys.patient_id) and not (
+        if self.query_model is QueryModel.PATIENT_ROOT and single_value(keys.patient_id) and not (
             keys.patient_name or keys.birth_date or keys.sex
         ):
             return QueryModel.PATIENT_ROOT
@@ -403,12 +210,12 @@ class FindJob(Generic[R]):
         self._checked_modalities = 0
         self._unchecked = 0  # studies whose modalities could not be checked
         self._first_result_at: float | None = None
-        self._batches: AsyncIterator[list[R]] | None = None
-        self._items: AsyncIterator[R] | None = None
+        self._batches: AsyncGenerator[list[R], None] | None = None
+        self._items: AsyncGenerator[R, None] | None = None
 
     # -- reading ----------------------------------------------------------------------------
 
-    def batches(self) -> AsyncIterator[list[R]]:
+    def batches(self) -> AsyncGenerator[list[R], None]:
         """Results in batches as they arrive (the first at once, then at most every 50 ms)."""
         if self._batches is not None:
             raise RuntimeError("a find is read once")
@@ -420,7 +227,7 @@ class FindJob(Generic[R]):
             self._items = self._flatten()
         return self._items
 
-    async def _flatten(self) -> AsyncIterator[R]:
+    async def _flatten(self) -> AsyncGenerator[R, None]:
         async with contextlib.aclosing(self.batches()) as batches:
             async for batch in batches:
                 for item in batch:
@@ -453,9 +260,10 @@ class FindJob(Generic[R]):
             task.add_done_callback(self._cancel_tasks.discard)
 
     async def aclose(self) -> None:
-        for agen in (self._items, self._batches):
-            if agen is not None:
-                await agen.aclose()  # type: ignore[attr-defined]
+        if self._items is not None:
+            await self._items.aclose()
+        if self._batches is not None:
+            await self._batches.aclose()
         await self._settle_cancel_tasks()
 
     async def __aenter__(self) -> "FindJob[R]":
@@ -470,7 +278,7 @@ class FindJob(Generic[R]):
 
     # -- the work ---------------------------------------------------------------------------
 
-    async def _run(self) -> AsyncIterator[list[R]]:
+    async def _run(self) -> AsyncGenerator[list[R], None]:
         client, prepared = self.service.client, self.prepared
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -517,8 +325,12 @@ class FindJob(Generic[R]):
             elif opened_here:
                 await client.release()  # every find on it has ended: it is idle
             first = None if self._first_result_at is None else self._first_result_at - started
-            self.outcome = self._outcome(summaries, checks, model, loop.time() - started, first)
-        self._raise_for(summaries)
+            self.outcome = find_summary(
+                self.level, summaries, checks, model=model, count=self.count, limit=self.limit,
+                cancel_requested=self._cancel_requested, filtered=self._filtered,
+                checked_modalities=self._checked_modalities, unchecked=self._unchecked,
+                queries=tuple(self.queries), elapsed=loop.time() - started, first_result_after=first)
+        raise_for_failure(summaries, self.service.client.timeouts.dimse)
 
     def _screen(self, batch: list[Any], seen: set[Any], wanted: set[str], unchecked: list[Any]) -> list[Any]:
         """The results of `batch` to hand over: new ones (a name retried in another case may find the
@@ -548,7 +360,7 @@ class FindJob(Generic[R]):
 
     async def _find_once(self, assoc: Any, identifier: Dataset, model: QueryModel, level: QueryLevel,
                          limit: int | None, summaries: list[dicom_find.FindResponses]
-                         ) -> AsyncIterator[list[Any]]:
+                         ) -> AsyncGenerator[list[Any], None]:
         """One C-FIND on a worker thread, its results in batches; its summary goes to `summaries`
         (also when the reader leaves early: the find is then cancelled and drained first)."""
         control = dicom_find.FindControl(self.service.cancel_timeout)
@@ -569,7 +381,7 @@ class FindJob(Generic[R]):
                 summaries.append(holder["summary"])
 
     async def _check_modalities(self, assoc: Any, studies: list[StudyResult], wanted: set[str],
-                                checks: list[dicom_find.FindResponses]) -> AsyncIterator[list[Any]]:
+                                checks: list[dicom_find.FindResponses]) -> AsyncGenerator[list[Any], None]:
         """For a PACS that leaves Modalities in Study empty (DCMTK's dcmqrscp): ask each study's
         series for their modality and keep the studies that have a wanted one."""
         log.info("the PACS does not return Modalities in Study: checking %d studies series by series",
@@ -639,87 +451,18 @@ class FindJob(Generic[R]):
             async for _ in inner:  # drain what the worker still emitted; ends when it has ended
                 pass
 
-    def _outcome(self, summaries: list[dicom_find.FindResponses], checks: list[dicom_find.FindResponses],
-                 model: QueryModel, elapsed: float, first: float | None) -> FindSummary:
-        last = summaries[-1] if summaries else None
-        reasons: list[str] = []
-        notes: list[str] = []
-        completeness = Completeness.COMPLETE
-        aborted = any(s.aborted for s in summaries + checks)
-        dropped = sum(s.dropped for s in summaries)
-        # Did a cancel (ours or the limit's) keep matches from us? Not when the PACS had finished
-        # (Success) and nothing came after the cancel.
-        stopped_early = last is None or aborted or dropped > 0 or last.status != 0x0000 or self._unchecked > 0
-        limit_reached = any(s.limit_reached for s in summaries)
-        cancelled = self._cancel_requested and not limit_reached and stopped_early
-        unsupported = any(s.unsupported_keys for s in summaries)
-        unreadable = sum(s.unreadable for s in summaries)
-        if limit_reached and stopped_early:
-            completeness = Completeness.INCOMPLETE
-            reasons.append(f"stopped at the limit of {self.limit} results")
-        elif cancelled:
-            completeness = Completeness.INCOMPLETE
-            reasons.append("cancelled")
-        if aborted:
-            completeness = Completeness.INCOMPLETE
-            reasons.append(next((s.abort_reason for s in summaries if s.abort_reason), "the association was aborted"))
-        if last is not None and last.status == dicom_find.CANCEL and not (limit_reached or cancelled):
-            completeness = Completeness.INCOMPLETE
-            reasons.append("the PACS ended the query as cancelled")
-        if last is None and not cancelled:
-            completeness = Completeness.INCOMPLETE
-            reasons.append("the query did not run to its end")
-        if last is not None and last.status is not None and last.status not in (0x0000, dicom_find.CANCEL):
-            category, words = status_words(last.status, "C-FIND")
-            if category == "Warning":
-                reasons.append(f"the PACS ended with a warning: {words} (0x{last.status:04X})")
-            else:
-                reasons.append(f"the PACS reported: {words} (0x{last.status:04X})")
-            completeness = Completeness.INCOMPLETE if category == "Failure" else max_completeness(
-                completeness, Completeness.POSSIBLY_INCOMPLETE)
-        if completeness is Completeness.COMPLETE or completeness is Completeness.POSSIBLY_INCOMPLETE:
-            if self.count >= ROUND_COUNT_STEP and self.count % ROUND_COUNT_STEP == 0:
-                completeness = Completeness.POSSIBLY_INCOMPLETE
-                reasons.append(f"exactly {self.count} results: the PACS may cap its answers at that number")
-        if unreadable:
-            completeness = max_completeness(completeness, Completeness.POSSIBLY_INCOMPLETE)
-            reasons.append(f"{unreadable} responses could not be read")
-        if self._unchecked and not (limit_reached or cancelled or aborted):
-            completeness = max_completeness(completeness, Completeness.POSSIBLY_INCOMPLETE)
-            reasons.append(f"the modalities of {self._unchecked} studies could not be checked")
-        if unsupported:
-            notes.append("the PACS did not support some of the keys for matching")
-        if self._checked_modalities:
-            notes.append(f"the PACS does not return Modalities in Study: {self._checked_modalities} studies were "
-                         "checked series by series")
-        if self._filtered:
-            notes.append(f"{self._filtered} answers did not match all the keys and were left out")
-        return FindSummary(
-            level=self.level, count=self.count, completeness=completeness,
-            status=last.status if last else None, limit=self.limit, limit_reached=limit_reached,
-            cancelled=cancelled, aborted=aborted, unsupported_keys=unsupported,
-            reasons=tuple(reasons), notes=tuple(notes), queries=tuple(self.queries), query_model=model, elapsed=elapsed,
-            first_result_after=first,
-        )
 
-    def _raise_for(self, summaries: list[dicom_find.FindResponses]) -> None:
-        if not summaries:
-            return
-        last = summaries[-1]
-        if last.aborted and not last.cancel_sent:
-            timeouts = self.service.client.timeouts
-            if last.elapsed >= timeouts.dimse * 0.9:
-                raise Timeout("waiting for the PACS's C-FIND answer", timeouts.dimse)
-            raise AssociationAborted("The PACS closed the association during the C-FIND",
-                                     detail=last.abort_reason)
-        if last.status is not None and last.status not in (0x0000, dicom_find.CANCEL) \
-                and status_words(last.status, "C-FIND")[0] == "Failure":
-            raise DIMSEError(last.status, "C-FIND", comment=last.comment)
-
-
-def max_completeness(a: Completeness, b: Completeness) -> Completeness:
-    order = [Completeness.COMPLETE, Completeness.POSSIBLY_INCOMPLETE, Completeness.INCOMPLETE]
-    return a if order.index(a) >= order.index(b) else b
+def result_json(result: PatientResult | StudyResult | SeriesResult | InstanceResult) -> dict[str, Any]:
+    """A result as a JSON-ready dict keyed by DICOM keyword (text as str, person names in DICOM form,
+    several values as lists, empty values as None). The text is Unicode by now: SpecificCharacterSet
+    says what the PACS declared (left out when it declared none)."""
+    row = identifier_to_json(result.dataset) if result.dataset is not None else {}
+    received = list(result.charset_received)
+    if received:
+        row["SpecificCharacterSet"] = received[0] if len(received) == 1 else received
+    else:
+        row.pop("SpecificCharacterSet", None)
+    return row
 
 
 def _producer(assoc: Any, identifier: Dataset, model_uid: Any, level: QueryLevel, fallback: str,
@@ -742,6 +485,7 @@ __all__ = [
     "date_range",
     "find_contexts",
     "name_patterns",
+    "result_json",
     "shape_keys",
     "time_range",
 ]

@@ -12,17 +12,17 @@ from pydicom.tag import Tag
 from pynetdicom.dsutils import decode, encode
 from io import BytesIO
 
+from pacsbrowser.core.dicom.charsets import canonical_term, decode_response
 from pacsbrowser.core.dicom.identifiers import (
     build_identifier,
-    canonical_term,
-    decode_response,
     identifier_to_json,
     parse_da,
     parse_is,
     parse_result,
     parse_tm,
 )
-from pacsbrowser.core.query import DatePreset, QueryService, contains_pattern, date_range, name_patterns, time_range
+from pacsbrowser.core.matching import DatePreset, contains_pattern, date_range, name_patterns, time_range
+from pacsbrowser.core.query import QueryService
 from pacsbrowser.core.client import DICOMClient
 from pacsbrowser.core.records import (
     PersonName,
@@ -159,6 +159,20 @@ def test_keys_that_cannot_be_sent_are_refused_before_anything_is_sent():
     with pytest.raises(ValueError, match="ISO_IR 100"):
         build_identifier(QueryKeys.studies(patient_name="山田*"), charset="ISO_IR 100")
     assert build_identifier(QueryKeys.studies(patient_name="Müller*"), charset="ISO_IR 100").PatientName == "Müller*"
+
+
+def test_a_prepared_query_describes_what_it_matches_and_asks_back():
+    service = QueryService(DICOMClient("h", 1))
+    prepared = service.prepare(QueryKeys.studies(patient_name="smith", modalities="CT"))
+    matching, asks_back = prepared.describe().split("\n")
+    assert matching.startswith("STUDY level, Study Root; matching ")
+    assert "PatientName = <redacted>" in matching and "ModalitiesInStudy = CT" in matching
+    assert "SMITH" not in prepared.describe()  # for a log: patient data stays out
+    assert "PatientName = SMITH*" in prepared.describe(redact=False)
+    assert asks_back.startswith("asks back ") and "StudyInstanceUID" in asks_back
+    assert "PatientName" not in asks_back and "ModalitiesInStudy" not in asks_back
+    patients = QueryService(DICOMClient("h", 1)).prepare(QueryKeys.patients()).describe()
+    assert patients.startswith("PATIENT level, Patient Root; matching ") and "PatientID" in patients
 
 
 def test_patient_root_is_used_for_patients_and_where_the_profile_asks_for_it():

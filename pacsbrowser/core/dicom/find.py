@@ -1,8 +1,8 @@
 """Synchronous C-FIND over an open association, with C-CANCEL and a bounded stop.
 
 Runs on a core worker thread (see core.executor). `run_find` reads pynetdicom's response generator
-to its end, always: it never breaks out of it, even when a limit is reached or the caller cancels,
-because a half-read generator leaves the association paused and its remaining responses queued.
+to its end with core.dicom.operation's `read_responses`, also when a limit is reached or the caller
+cancels.
 
 Stopping (PS3.7 9.3.2.3, C-CANCEL): `FindControl.cancel()` may be called from any other thread
 while `run_find` waits for the next response. It sends C-CANCEL at once and shortens the DIMSE
@@ -22,17 +22,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pynetdicom.presentation import PresentationContext, build_context
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+)
 from pynetdicom.status import code_to_category
 
-from ..errors import AssociationAborted
+from ..records import QueryModel
 from .ae import settle_reactor
-from .operation import DEFAULT_CANCEL_TIMEOUT, OperationControl, next_message_id
+from .operation import (
+    DEFAULT_CANCEL_TIMEOUT,
+    PENDING,
+    OperationControl,
+    next_message_id,
+    read_responses,
+    send_request,
+)
 
 log = logging.getLogger(__name__)
 
-PENDING = (0xFF00, 0xFF01)
 CANCEL = 0xFE00
 
+FIND_MODELS = {
+    QueryModel.PATIENT_ROOT: PatientRootQueryRetrieveInformationModelFind,
+    QueryModel.STUDY_ROOT: StudyRootQueryRetrieveInformationModelFind,
+}
 
 
 @dataclass
@@ -60,6 +75,11 @@ class FindResponses:
         return code_to_category(self.status) if self.status is not None else "None"
 
 
+def find_contexts() -> list[PresentationContext]:
+    """Presentation contexts for C-FIND in both information models."""
+    return [build_context(uid) for uid in FIND_MODELS.values()]
+
+
 # The C-FIND stop handle is the shared one (C-CANCEL, bounded drain, then abort).
 FindControl = OperationControl
 
@@ -83,61 +103,51 @@ def run_find(
     summary = FindResponses()
     if control.requested:  # cancelled before it started: send nothing
         summary.cancel_reason = control.reason
-        control._finish()
+        control.finish()
         return summary
     msg_id = msg_id or next_message_id()
     original_timeout = assoc.dimse_timeout
     started = time.monotonic()
     error: BaseException | None = None
+
+    def pending(code: int, status: Dataset, found: Dataset | None) -> None:
+        nonlocal error
+        summary.pending += 1
+        if summary.first_response_after is None:
+            summary.first_response_after = time.monotonic() - started
+        if code == 0xFF01:
+            summary.unsupported_keys = True
+        if found is None:
+            summary.unreadable += 1
+        elif control.requested:
+            summary.dropped += 1
+        else:
+            try:
+                on_result(found)
+            except BaseException as exc:  # noqa: BLE001 - drain first, raise after
+                error = exc
+                control.cancel(wait=False, reason="error")
+            else:
+                summary.emitted += 1
+                if limit is not None and summary.emitted >= limit:
+                    summary.limit_reached = True
+                    control.cancel(wait=False, reason="limit")
+
     try:
-        try:
-            responses = assoc.send_c_find(identifier, model, msg_id=msg_id)
-        except RuntimeError as exc:  # pynetdicom: "must be established"
-            raise AssociationAborted("The association with the PACS closed before the C-FIND could be sent",
-                                     detail=str(exc)) from exc
-        control._attach(assoc, msg_id, query_model=model)
-        for status, found in responses:
-            code = status.get("Status") if status else None
-            if code is None:  # pynetdicom's sign of a timeout, an abort or an invalid response
-                summary.aborted = True
-                continue
-            code = int(code)
-            if code in PENDING:
-                summary.pending += 1
-                if summary.first_response_after is None:
-                    summary.first_response_after = time.monotonic() - started
-                if code == 0xFF01:
-                    summary.unsupported_keys = True
-                if found is None:
-                    summary.unreadable += 1
-                elif control.requested:
-                    summary.dropped += 1
-                else:
-                    try:
-                        on_result(found)
-                    except BaseException as exc:  # noqa: BLE001 - drain first, raise after
-                        error = exc
-                        control._request("error")
-                    else:
-                        summary.emitted += 1
-                        if limit is not None and summary.emitted >= limit:
-                            summary.limit_reached = True
-                            control._request("limit")
-                if control._overdue():
-                    control.abort(f"the PACS kept sending matches {control.cancel_timeout:g} s after C-CANCEL")
-                continue
-            summary.status = code
-            summary.comment = str(status.get("ErrorComment", "") or "")
+        responses = send_request("C-FIND", lambda: assoc.send_c_find(identifier, model, msg_id=msg_id))
+        control.attach(assoc, msg_id, query_model=model)
+        final = read_responses(responses, control, pending, what="matches")
+        summary.aborted = final.empty
+        summary.status, summary.comment = final.code, final.comment
     finally:
-        control._finish()
+        control.finish()
         summary.elapsed = time.monotonic() - started
         if assoc.is_established:
             assoc.dimse_timeout = original_timeout
             settle_reactor(assoc)  # the next C-FIND on this association must not lose its answer
-    summary.cancel_sent = control.cancel_sent_at is not None
+    summary.cancel_sent = control.cancel_sent
     summary.cancel_reason = control.reason
-    if control.cancel_sent_at is not None:
-        summary.cancel_latency = started + summary.elapsed - control.cancel_sent_at
+    summary.cancel_latency = control.cancel_latency
     if control.aborted:
         summary.aborted, summary.abort_reason = True, control.abort_reason
     elif summary.aborted:
@@ -150,4 +160,14 @@ def run_find(
     return summary
 
 
-__all__ = ["CANCEL", "DEFAULT_CANCEL_TIMEOUT", "PENDING", "FindControl", "FindResponses", "next_message_id", "run_find"]
+__all__ = [
+    "CANCEL",
+    "DEFAULT_CANCEL_TIMEOUT",
+    "FIND_MODELS",
+    "PENDING",
+    "FindControl",
+    "FindResponses",
+    "find_contexts",
+    "next_message_id",
+    "run_find",
+]

@@ -24,11 +24,11 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.status import code_to_category
 
 from ..archive import Archive, MalformedDataset
-from ..errors import ArchiveError, AssociationAborted
+from ..errors import ArchiveError
 from ..records import QueryLevel
 from .ae import settle_reactor  # importing ae also quiets pynetdicom's log (it prints identifiers)
 from .contexts import GET_MODEL, MOVE_MODEL, ContextGroup, default_groups, plan_get_contexts
-from .operation import OperationControl, next_message_id
+from .operation import OperationControl, next_message_id, read_responses, send_request
 from .syntaxes import UNCOMPRESSED
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 UID_LIST_CHUNK = 200  # SOP Instance UIDs per C-GET/C-MOVE identifier (about 13 KB)
 
-PENDING = (0xFF00, 0xFF01)
 CANCEL = 0xFE00
 
 # C-STORE statuses our handler answers with (PS3.4 B.2.3)
@@ -256,7 +255,7 @@ def send_retrieve(
     control = control or RetrieveControl()
     result = RetrieveResponses()
     if control.requested:  # cancelled before it started: send nothing
-        control._finish()
+        control.finish()
         return result
     model = MOVE_MODEL if move_destination else GET_MODEL
     msg_id = msg_id or next_message_id()
@@ -264,56 +263,48 @@ def send_retrieve(
     started = time.monotonic()
     last_activity = started
     what = "C-MOVE" if move_destination else "C-GET"
+
+    def counts(status: Dataset, *, final: bool) -> None:
+        """The PACS's latest sub-operation counts (a count it leaves out keeps its last value)."""
+        remaining = _count(status, "NumberOfRemainingSuboperations")
+        result.remaining = 0 if final and remaining is None else remaining
+        result.completed, result.failed, result.warning = (
+            c if c is not None else old for c, old in
+            zip((_count(status, "NumberOfCompletedSuboperations"), _count(status, "NumberOfFailedSuboperations"),
+                 _count(status, "NumberOfWarningSuboperations")), (result.completed, result.failed, result.warning)))
+
+    def pending(code: int, status: Dataset, answer: Dataset | None) -> None:
+        result.pending += 1
+        counts(status, final=False)
+        if on_pending is not None:
+            on_pending(result)
+
     try:
         settle_reactor(assoc)
         if no_dimse_timeout:
             assoc.dimse_timeout = None
-        try:
-            context = assoc._get_valid_context(model, "", "scu")
-            if move_destination:
-                responses = assoc.send_c_move(identifier, move_destination, model, msg_id=msg_id)
-            else:
-                responses = assoc.send_c_get(identifier, model, msg_id=msg_id)
-        except RuntimeError as exc:  # pynetdicom: "must be established"
-            raise AssociationAborted(f"The association with the PACS closed before the {what} could be sent",
-                                     detail=str(exc)) from exc
+        context = send_request(what, lambda: assoc._get_valid_context(model, "", "scu"))
+        if move_destination:
+            responses = send_request(what, lambda: assoc.send_c_move(identifier, move_destination, model,
+                                                                     msg_id=msg_id))
+        else:
+            responses = send_request(what, lambda: assoc.send_c_get(identifier, model, msg_id=msg_id))
         result.sent = True
-        control._attach(assoc, msg_id, context_id=context.context_id)
-        for status, answer in responses:
-            code = status.get("Status") if status else None
-            if code is None:  # pynetdicom's sign of an abort, a closed connection or a timeout
-                result.aborted = True
-                continue
-            code = int(code)
-            last_activity = time.monotonic()
-            remaining = _count(status, "NumberOfRemainingSuboperations")
-            counts = (_count(status, "NumberOfCompletedSuboperations"), _count(status, "NumberOfFailedSuboperations"),
-                      _count(status, "NumberOfWarningSuboperations"))
-            if code in PENDING:
-                result.pending += 1
-                result.remaining = remaining
-                result.completed, result.failed, result.warning = (
-                    c if c is not None else old for c, old in
-                    zip(counts, (result.completed, result.failed, result.warning)))
-                if on_pending is not None:
-                    on_pending(result)
-                if control._overdue():
-                    control.abort(f"the PACS kept sending {control.cancel_timeout:g} s after C-CANCEL")
-                continue
-            result.status = code
-            result.comment = str(status.get("ErrorComment", "") or "")
-            result.remaining = remaining if remaining is not None else 0
-            result.completed, result.failed, result.warning = (
-                c if c is not None else old for c, old in zip(counts, (result.completed, result.failed, result.warning)))
-            result.failed_uids = _failed_uids(answer)
+        control.attach(assoc, msg_id, context_id=context.context_id)
+        final = read_responses(responses, control, pending)
+        result.aborted = final.empty
+        last_activity = final.last_activity or last_activity
+        if final.status is not None:
+            result.status, result.comment = final.code, final.comment
+            counts(final.status, final=True)
+            result.failed_uids = _failed_uids(final.identifier)
     finally:
-        control._finish()
+        control.finish()
         result.elapsed = time.monotonic() - started
         if assoc.is_established:
             assoc.dimse_timeout = original_timeout
-    result.cancel_sent = control.cancel_sent_at is not None
-    if control.cancel_sent_at is not None:
-        result.cancel_latency = started + result.elapsed - control.cancel_sent_at
+    result.cancel_sent = control.cancel_sent
+    result.cancel_latency = control.cancel_latency
     if result.aborted and result.status is None:
         if control.aborted:
             result.aborted_by = "timeout" if control.timed_out else "us"

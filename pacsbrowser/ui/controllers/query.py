@@ -13,9 +13,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from ...core.client import DICOMClient
-from ...core.dicom.identifiers import identifier_text
 from ...core.errors import DICOMNetworkError
-from ...core.query import QueryService
+from ...core.query import FindJob, QueryService
 from ...core.records import FindSummary, QueryKeys, ServerProfile
 from ..models.results import Kind, Node
 
@@ -59,12 +58,11 @@ class QueryController(QObject):
     async def _run(self, profile: ServerProfile, keys: QueryKeys) -> None:
         service = QueryService(DICOMClient.from_profile(profile), profile)
         try:
-            prepared = service.prepare(keys)
+            stream = service.find(keys, limit=self.limit)  # prepares the query: ValueError for bad keys
         except ValueError as exc:
             self.failed.emit(str(exc), "")
             return
-        self.started.emit(profile.name, describe_query(prepared))
-        stream = service.find(keys, limit=self.limit)
+        self.started.emit(profile.name, stream.prepared.describe())
         self._stream = stream
         try:
             async for results in stream.batches():
@@ -98,6 +96,7 @@ class QueryController(QObject):
         result = node.result
         service = QueryService(DICOMClient.from_profile(profile), profile)
         started = time.perf_counter()
+        stream: FindJob[Any]
         try:
             if node.kind is Kind.PATIENT:
                 stream = service.find_studies(QueryKeys.studies(patient_id=result.patient_id))
@@ -123,17 +122,6 @@ class QueryController(QObject):
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
-
-
-def describe_query(prepared: Any) -> str:
-    """The query as sent, in two lines: what it matches on, then what it asks back (patient data
-    redacted unless the debug switch is on)."""
-    lines = identifier_text(prepared.identifiers[0], redact=True).splitlines()
-    matching = [line.split(") ", 1)[1] for line in lines if not line.endswith("(return)")]
-    returned = [line.split(") ", 1)[1].split(" = ")[0] for line in lines if line.endswith("(return)")]
-    model = "Patient Root" if prepared.model.value == "patient" else "Study Root"
-    text = f"{prepared.level.value} level, {model}; matching " + ("; ".join(matching) or "nothing")
-    return text + "\nasks back " + ", ".join(returned)
 
 
 def _child_order(result: Any) -> tuple:
