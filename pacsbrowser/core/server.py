@@ -61,7 +61,7 @@ class Subscription:
         if cancel is not None:
             cancel()
 
-    def __enter__(self) -> "Subscription":
+    def __enter__(self) -> Subscription:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -182,7 +182,7 @@ class ArchiveServer:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def __aenter__(self) -> "ArchiveServer":
+    async def __aenter__(self) -> ArchiveServer:
         await self.start()
         return self
 
@@ -196,7 +196,11 @@ class ArchiveServer:
         Subscription returned is cancelled. Works whether or not the server is running."""
         key = next(self._subscription_ids)
         self._subscribers[key] = callback
-        return Subscription(lambda: self._subscribers.pop(key, None))
+
+        def unsubscribe() -> None:
+            self._subscribers.pop(key, None)
+
+        return Subscription(unsubscribe)
 
     @property
     def subscribers(self) -> int:
