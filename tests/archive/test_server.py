@@ -23,10 +23,10 @@ from pydicom.uid import (
 import pacsbrowser.core.archive as archive_module
 from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.client import DICOMClient, VerificationService
-from pacsbrowser.core.executor import run_blocking
 from pacsbrowser.core.errors import AssociationRejected, ListenerError
-from pacsbrowser.core.server import ArchiveServer
+from pacsbrowser.core.executor import run_blocking
 from pacsbrowser.core.records import NO_RETRY, Received, Timeouts, TLSConfiguration
+from pacsbrowser.core.server import ArchiveServer
 
 from .helpers import (
     LOOPBACK,
