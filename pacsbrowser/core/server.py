@@ -94,10 +94,11 @@ class ArchiveServer:
             raise ValueError(f"port must be a whole number from 0 to 65535, not {port!r}")
         if max_associations < 1:
             raise ValueError("max_associations must be at least 1")
+        allowed = tuple(validate_ae_title(a, "allowed calling AE title") for a in allowed_calling_aes or ())
         self.settings = ServerSettings(
-            host, port, validate_ae_title(ae_title, "listener AE title"), tls,
-            tuple(validate_ae_title(a, "allowed calling AE title") for a in allowed_calling_aes or ()),
-            max_associations, timeouts or Timeouts(), max_pdu, require_called_ae)
+            host=host, port=port, ae_title=validate_ae_title(ae_title, "listener AE title"), tls=tls,
+            allowed_calling_aes=allowed, max_associations=max_associations, timeouts=timeouts or Timeouts(),
+            max_pdu=max_pdu, require_called_ae=require_called_ae)
         self.archive = archive
         self.grace = grace
         self.dropped = 0

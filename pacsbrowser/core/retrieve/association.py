@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext
+
 from ..client import DICOMClient
 from ..dicom import retrieve as dicom_retrieve
 from ..errors import ServiceNotSupported
@@ -14,9 +17,9 @@ from .counting import RetrieveCounts
 
 
 @asynccontextmanager
-async def open_association(client: DICOMClient, counts: RetrieveCounts, *, contexts: Sequence[Any],
+async def open_association(client: DICOMClient, counts: RetrieveCounts, *, contexts: Sequence[PresentationContext],
                            service: str = "", model: str = "", hint: str = "",
-                           **associate: Any) -> AsyncIterator[Any]:
+                           **associate: Any) -> AsyncIterator[Association]:
     """`async with open_association(client, counts, contexts=...) as assoc:` the pynetdicom
     association. With `service` (words such as "C-GET (Study Root)"), a PACS that accepts nothing
     or not `model` raises ServiceNotSupported naming it, with `hint`; without, its own refusal."""
@@ -29,7 +32,7 @@ async def open_association(client: DICOMClient, counts: RetrieveCounts, *, conte
     counts.associations += 1
     healthy = False
     try:
-        assoc = client.association
+        assoc: Association = client.association
         if model and not dicom_retrieve.accepts_model(assoc, model):
             raise ServiceNotSupported(
                 client.host, client.port, service,

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from pydicom.dataset import Dataset
 
 from ..archive import Archive
 from ..client import DICOMClient
@@ -72,7 +73,7 @@ class Request:
     sop_uids: tuple[str, ...] = ()
     count: int | None = None
 
-    def identifier(self, study_uid: str) -> Any:
+    def identifier(self, study_uid: str) -> Dataset:
         return dicom_retrieve.retrieve_identifier(self.level, study_uid, self.series_uids, self.sop_uids)
 
 

@@ -14,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from pydicom.uid import UID
 from pynetdicom import build_context, evt
+from pynetdicom.association import Association
 
 from ..client import DICOMClient
 from ..dicom import retrieve as dicom_retrieve
-from ..dicom.retrieve import UNCOMPRESSED, ContextGroup, RetrieveControl, RetrieveResponses
+from ..dicom.retrieve import UNCOMPRESSED, AbortWatch, ContextGroup, GetStoreHandler, RetrieveControl, RetrieveResponses
 from ..errors import MoveDestinationUnknown, RetrieveInterrupted, ServiceNotSupported
 from ..executor import run_blocking, stream_blocking
 from ..records import Received, RetrieveMethod, RetrievePhase
@@ -70,7 +71,7 @@ class RetrieveRun:
         if control is not None and not control.requested:
             self._in_background(run_blocking(control.cancel, name="retrieve-cancel"))
 
-    def _in_background(self, work: Any) -> None:
+    def _in_background(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -175,8 +176,8 @@ class RetrieveRun:
     async def _get_on_association(self, group: ContextGroup, requests: list[Request],
                                   accepted: dict[str, list[str]], tried: dict[str, set[str]]) -> None:
         client = DICOMClient.from_profile(self.profile)
-        handler = dicom_retrieve.GetStoreHandler(self.archive)
-        watch = dicom_retrieve.AbortWatch()
+        handler = GetStoreHandler(self.archive)
+        watch = AbortWatch()
         async with open_association(client, self.counts, contexts=list(group.contexts), ext_neg=list(group.roles),
                                     evt_handlers=[(evt.EVT_C_STORE, handler), (evt.EVT_PDU_RECV, watch)],
                                     service="C-GET (Study Root)", model=dicom_retrieve.GET_MODEL,
@@ -225,7 +226,7 @@ class RetrieveRun:
         requests = plan_requests(self.target, plan, plan.missing)
         c.requests += len(requests)
         client = DICOMClient.from_profile(self.profile)
-        watch = dicom_retrieve.AbortWatch()
+        watch = AbortWatch()
         async with open_association(client, c, contexts=[build_context(dicom_retrieve.MOVE_MODEL)],
                                     evt_handlers=[(evt.EVT_PDU_RECV, watch)], service="C-MOVE (Study Root)",
                                     model=dicom_retrieve.MOVE_MODEL, hint=_USE_GET) as assoc:
@@ -294,8 +295,9 @@ class RetrieveRun:
 
     # -- one request
 
-    async def _send(self, assoc: Any, request: Request, *, handler: Any = None, watch: Any = None,
-                    destination: str | None = None, idle: float | None = None) -> RetrieveResponses:
+    async def _send(self, assoc: Association, request: Request, *, handler: GetStoreHandler | None = None,
+                    watch: AbortWatch | None = None, destination: str | None = None,
+                    idle: float | None = None) -> RetrieveResponses:
         """One request on a worker thread, its events applied here. `idle`: instead of pynetdicom's
         DIMSE timeout, abort when neither a response nor an instance at our listener came for that
         many seconds (a C-MOVE PACS need not send pending responses while it sends)."""
