@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -134,3 +136,22 @@ def run_command(args: argparse.Namespace, body: Callable[[], Awaitable[int]]) ->
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+@contextmanager
+def on_signals(callback: Callable[[], None]) -> Iterator[None]:
+    """Within the block, Ctrl+C (SIGINT) and SIGTERM call `callback` on the running loop instead of
+    interrupting it (where the platform allows signal handlers on the loop)."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, callback)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import time
 from pathlib import Path
 
 from ..core.archive import DEFAULT_MIN_FREE_BYTES, Archive, default_archive_dir
 from ..core.errors import ArchiveError
-from ..core.server import ArchiveServer
 from ..core.logs import phi, quiet_pydicom, show_phi
 from ..core.records import DEFAULT_CALLING_AE, Received, TLSConfiguration
-from .common import EXIT_ERROR, EXIT_OK, add_output_options, run_command
+from ..core.server import ArchiveServer
+from .common import EXIT_ERROR, EXIT_OK, add_output_options, on_signals, run_command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,28 +85,19 @@ def handle(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_ERROR
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        installed = []
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        with on_signals(stop.set):
             try:
-                loop.add_signal_handler(sig, stop.set)
-                installed.append(sig)
-            except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-                pass
-        try:
-            await scp.start()
-            host, port = scp.address
-            scheme = "TLS" if tls else "plain TCP"
-            allowed = f", calling AEs {', '.join(args.allow)}" if args.allow else ""
-            print(f"listening on {host or '*'}:{port} as {scp.ae_title} ({scheme}{allowed}), "
-                  f"archive {archive.root}", flush=True)
-            await stop.wait()
-        finally:
-            await scp.stop()
-            stats = scp.stats
-            archive.close()
-            for sig in installed:
-                loop.remove_signal_handler(sig)
+                await scp.start()
+                host, port = scp.address
+                scheme = "TLS" if tls else "plain TCP"
+                allowed = f", calling AEs {', '.join(args.allow)}" if args.allow else ""
+                print(f"listening on {host or '*'}:{port} as {scp.ae_title} ({scheme}{allowed}), "
+                      f"archive {archive.root}", flush=True)
+                await stop.wait()
+            finally:
+                await scp.stop()
+                stats = scp.stats
+                archive.close()
         print(f"stopped: {stats.stored} instances stored, {stats.failed} refused, "
               f"{stats.rejected} associations rejected", file=sys.stderr, flush=True)
         return EXIT_OK

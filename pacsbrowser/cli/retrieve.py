@@ -5,13 +5,11 @@ stop); what arrived stays, and running the command again fetches only what is mi
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from ..core.archive import Archive, default_archive_dir
 from ..core.errors import ArchiveError
@@ -24,6 +22,7 @@ from .common import (
     EXIT_OK,
     EXIT_PARTIAL,
     add_connection_options,
+    on_signals,
     profile_from_args,
     run_command,
 )
@@ -159,8 +158,6 @@ def handle(args: argparse.Namespace) -> int:
         except ArchiveError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_ERROR
-        loop = asyncio.get_running_loop()
-        installed: list[Any] = []
         line = ProgressLine(sys.stderr)
         try:
             service = RetrieveService(profile, archive, listener_host=listen_host, cancel_timeout=args.cancel_timeout)
@@ -180,22 +177,15 @@ def handle(args: argparse.Namespace) -> int:
                 job = service.get_series(study, series, resume=resume)
             else:
                 job = service.get_study(study, resume=resume)
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    loop.add_signal_handler(sig, job.cancel)
-                    installed.append(sig)
-                except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-                    pass
-            where = f"{profile.called_ae}@{profile.host}:{profile.port}"
-            target = f"to {job.destination_ae}" if move else f"into {archive.root}"
-            print(f"{'C-MOVE' if move else 'C-GET'} from {where} {target}", file=sys.stderr, flush=True)
-            async for progress in job:
-                line.show(progress, force=progress.phase is RetrievePhase.DONE)
-            summary = await job
+            with on_signals(job.cancel):
+                where = f"{profile.called_ae}@{profile.host}:{profile.port}"
+                target = f"to {job.destination_ae}" if move else f"into {archive.root}"
+                print(f"{'C-MOVE' if move else 'C-GET'} from {where} {target}", file=sys.stderr, flush=True)
+                async for progress in job:
+                    line.show(progress, force=progress.phase is RetrievePhase.DONE)
+                summary = await job
         finally:
             line.end()
-            for sig in installed:
-                loop.remove_signal_handler(sig)
             archive.close()
         for text in summary_lines(summary, verbose=args.verbose):
             print(text, flush=True)

@@ -1,16 +1,22 @@
 """The async Storage SCP: where retrieved (C-MOVE) and pushed images arrive.
 
     archive = Archive()
-    scp = ArchiveServer(11112, "PACSBROWSER", archive, on_image_received=show)
+    scp = ArchiveServer(11112, "PACSBROWSER", archive)
     await scp.start()
-    async for received in scp:      # Received records, as they are indexed
+    with scp.subscribe(show):       # every Received record, as it is indexed, to `show`
+        ...
+    async for received in scp:      # or: the records as a stream
         ...
     await scp.stop()
 
 pynetdicom's threads write each instance into the archive and answer the sender at once; the
-archive's indexer thread commits; then the record comes to the loop (`call_soon_threadsafe`),
-to the `on_image_received` callback and to the `async for` stream. A record arrives only once its
-instance is in the index, so `archive.instance(uid)` finds it.
+archive's indexer thread commits; then the record comes to the loop (`call_soon_threadsafe`), to
+every subscriber and to the `async for` stream. A record arrives only once its instance is in the
+index, so `archive.instance(uid)` finds it.
+
+Subscribers (a window showing what arrives, a C-MOVE job counting its instances) come and go while
+the server runs; each is called on the loop, in the order they subscribed; a coroutine it returns
+runs as a task; its exception is logged and stops neither the server nor the other subscribers.
 
 The stream is for one consumer. Until someone iterates, records wait in a buffer of `buffer`
 entries (oldest dropped beyond that, counted in `dropped`).
@@ -21,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import inspect
+import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from .archive import Archive, StoredInstance
-from .dicom.server import DicomServer, StoreStats
+from .dicom.server import DicomServer, ServerSettings, StoreStats
 from .errors import ListenerError
 from .executor import run_blocking
 from .records import DEFAULT_MAX_PDU, Received, Timeouts, TLSConfiguration, validate_ae_title
@@ -35,10 +42,36 @@ from .records import DEFAULT_MAX_PDU, Received, Timeouts, TLSConfiguration, vali
 log = logging.getLogger(__name__)
 
 
+Subscriber = Callable[[Received], Any]
+
+
+class Subscription:
+    """One subscriber of an ArchiveServer: `cancel()` (or leave the `with` block) to stop it."""
+
+    def __init__(self, cancel: Callable[[], None]) -> None:
+        self._cancel: Callable[[], None] | None = cancel
+
+    @property
+    def active(self) -> bool:
+        return self._cancel is not None
+
+    def cancel(self) -> None:
+        """Stop receiving; records already delivered stay delivered. Safe to call twice."""
+        cancel, self._cancel = self._cancel, None
+        if cancel is not None:
+            cancel()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
 class ArchiveServer:
     """A Storage SCP over `archive`, on `host`:`port` ("" = every interface; port 0 = any free
     port, see `address`). `allowed_calling_aes`: when given, other calling AE titles are rejected
-    at association (calling AE title not recognised)."""
+    at association (calling AE title not recognised). `on_image_received`: a first subscriber."""
 
     def __init__(
         self,
@@ -50,7 +83,7 @@ class ArchiveServer:
         max_associations: int = 10,
         *,
         host: str = "",
-        on_image_received: Callable[[Received], Any] | None = None,
+        on_image_received: Subscriber | None = None,
         timeouts: Timeouts | None = None,
         max_pdu: int = DEFAULT_MAX_PDU,
         require_called_ae: bool = False,
@@ -61,22 +94,16 @@ class ArchiveServer:
             raise ValueError(f"port must be a whole number from 0 to 65535, not {port!r}")
         if max_associations < 1:
             raise ValueError("max_associations must be at least 1")
-        self.port = port
-        self.host = host
-        self.ae_title = validate_ae_title(ae_title, "listener AE title")
+        allowed = tuple(validate_ae_title(a, "allowed calling AE title") for a in allowed_calling_aes or ())
+        self.settings = ServerSettings(
+            host=host, port=port, ae_title=validate_ae_title(ae_title, "listener AE title"), tls=tls,
+            allowed_calling_aes=allowed, max_associations=max_associations, timeouts=timeouts or Timeouts(),
+            max_pdu=max_pdu, require_called_ae=require_called_ae)
         self.archive = archive
-        self.tls = tls
-        self.allowed_calling_aes = (
-            [validate_ae_title(a, "allowed calling AE title") for a in allowed_calling_aes]
-            if allowed_calling_aes else None
-        )
-        self.max_associations = max_associations
-        self.on_image_received = on_image_received
-        self.timeouts = timeouts or Timeouts()
-        self.max_pdu = max_pdu
-        self.require_called_ae = require_called_ae
         self.grace = grace
         self.dropped = 0
+        self._subscribers: dict[int, Subscriber] = {}
+        self._subscription_ids = itertools.count()
         self._buffer: collections.deque[Received] = collections.deque(maxlen=max(1, buffer))
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -84,6 +111,21 @@ class ArchiveServer:
         self._stopped = True
         self._tasks: set[asyncio.Task] = set()
         self._last_stats = StoreStats()
+        if on_image_received is not None:
+            self.subscribe(on_image_received)
+
+    @property
+    def host(self) -> str:
+        return self.settings.host
+
+    @property
+    def port(self) -> int:
+        """The port asked for (0: any free one; `address` says which was bound)."""
+        return self.settings.port
+
+    @property
+    def ae_title(self) -> str:
+        return self.settings.ae_title
 
     def __repr__(self) -> str:
         host, port = self.address
@@ -115,19 +157,7 @@ class ArchiveServer:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._stopped = False
-        server = DicomServer(
-            self.host,
-            self.port,
-            self.ae_title,
-            self.archive,
-            tls=self.tls,
-            allowed_calling_aes=self.allowed_calling_aes,
-            max_associations=self.max_associations,
-            timeouts=self.timeouts,
-            max_pdu=self.max_pdu,
-            require_called_ae=self.require_called_ae,
-            on_indexed=self._on_indexed,
-        )
+        server = DicomServer(self.settings, self.archive, on_indexed=self._on_indexed)
         try:
             await run_blocking(server.start, name="scp-start")
         except BaseException:
@@ -153,7 +183,7 @@ class ArchiveServer:
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def __aenter__(self) -> "ArchiveServer":
+    async def __aenter__(self) -> ArchiveServer:
         await self.start()
         return self
 
@@ -161,6 +191,21 @@ class ArchiveServer:
         await self.stop()
 
     # ---- received records
+
+    def subscribe(self, callback: Subscriber) -> Subscription:
+        """Call `callback(record)` on the loop for every Received record from now on, until the
+        Subscription returned is cancelled. Works whether or not the server is running."""
+        key = next(self._subscription_ids)
+        self._subscribers[key] = callback
+
+        def unsubscribe() -> None:
+            self._subscribers.pop(key, None)
+
+        return Subscription(unsubscribe)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
 
     def _on_indexed(self, stored: StoredInstance, replaced: bool, calling_ae: str, peer: str) -> None:
         """Indexer thread: make the record and post it to the loop."""
@@ -195,22 +240,20 @@ class ArchiveServer:
         self._buffer.append(record)
         if self._wake is not None:
             self._wake.set()
-        callback = self.on_image_received
-        if callback is None:
-            return
-        try:
-            result = callback(record)
-            if inspect.isawaitable(result):
-                task = asyncio.ensure_future(result)
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
-        except Exception:  # noqa: BLE001 - a consumer's bug must not stop the listener
-            log.exception("error in on_image_received")
+        for callback in list(self._subscribers.values()):
+            try:
+                result = callback(record)
+                if inspect.isawaitable(result):
+                    task = asyncio.ensure_future(result)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._task_done)
+            except Exception:  # noqa: BLE001 - a subscriber's bug must not stop the listener
+                log.exception("error in a subscriber of %r", self)
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("error in on_image_received: %r", task.exception())
+            log.error("error in a subscriber of %r: %r", self, task.exception())
 
     def __aiter__(self) -> AsyncIterator[Received]:
         return self.received()
@@ -228,4 +271,4 @@ class ArchiveServer:
             await self._wake.wait()
 
 
-__all__ = ["Received", "ArchiveServer"]
+__all__ = ["ArchiveServer", "Received", "ServerSettings", "Subscription"]

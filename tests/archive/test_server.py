@@ -24,8 +24,9 @@ import pacsbrowser.core.archive as archive_module
 from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.client import DICOMClient, VerificationService
 from pacsbrowser.core.errors import AssociationRejected, ListenerError
-from pacsbrowser.core.server import ArchiveServer
+from pacsbrowser.core.executor import run_blocking
 from pacsbrowser.core.records import NO_RETRY, Received, Timeouts, TLSConfiguration
+from pacsbrowser.core.server import ArchiveServer
 
 from .helpers import (
     LOOPBACK,
@@ -123,6 +124,55 @@ def test_storescu_sends_the_whole_lab_set(archive, lab_data):
     assert {t for t in (r.transfer_syntax_uid for r in archive.instances())} == lab_data.transfer_syntaxes()
     assert archive.counts()["instances"] == len(lab_data.instances)
     assert_consistent(archive)
+
+
+def test_subscribers_each_see_every_record_and_a_failing_one_stops_nothing(archive, lab_data, caplog):
+    files = lab_files(lab_data)
+    first: list[Received] = []
+    second: list[Received] = []
+    awaited: list[Received] = []
+    late: list[Received] = []
+    failures = 0
+
+    def broken(record: Received) -> None:
+        nonlocal failures
+        failures += 1
+        raise RuntimeError("a subscriber's bug")
+
+    async def slow(record: Received) -> None:
+        await asyncio.sleep(0)
+        awaited.append(record)
+
+    async def main():
+        scp = ArchiveServer(0, AET, archive, host=LOOPBACK, on_image_received=first.append)
+        gone = scp.subscribe(broken)
+        scp.subscribe(second.append)
+        scp.subscribe(slow)
+        await scp.start()
+        try:
+            code, out = await storescu(scp.address[1], files[:3])
+            assert code == 0, out
+            await run_blocking(archive.flush)  # the three records are posted to the loop before this returns
+            with gone:
+                pass  # leaving the block unsubscribes `broken`
+            gone.cancel()  # twice is harmless
+            with scp.subscribe(late.append) as subscription:
+                assert subscription.active and scp.subscribers == 4
+                code, out = await storescu(scp.address[1], files[3:5])
+                assert code == 0, out
+                await run_blocking(archive.flush)
+            assert not subscription.active and scp.subscribers == 3
+            code, out = await storescu(scp.address[1], files[5:6])
+            assert code == 0, out
+        finally:
+            await scp.stop()
+        return scp.stats
+
+    stats = run(main())
+    assert stats.stored == 6 and stats.failed == 0
+    assert len(first) == 6 and second == first and awaited == first
+    assert failures == 3 and "a subscriber's bug" in caplog.text
+    assert late == first[3:5]
 
 
 def _compressed_set(lab_data, folder: Path) -> list[Path]:

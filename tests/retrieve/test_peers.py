@@ -4,13 +4,16 @@ of a complete study transfers nothing."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydicom.uid import RLELossless
 
 from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.errors import MoveDestinationUnknown
-from pacsbrowser.core.records import QueryLevel, RetrieveMethod, RetrievePhase
+from pacsbrowser.core.records import QueryLevel, Received, RetrieveMethod, RetrievePhase
 from pacsbrowser.core.retrieve import RetrieveService
+from pacsbrowser.core.server import ArchiveServer
 from tests.lab.data import Catalog
 from tests.lab.peers import free_port
 
@@ -175,6 +178,28 @@ def test_move_series_and_instance(orthanc, lab_data: Catalog, archive: Archive, 
     assert (a.received, b.received, c.received, c.already_present) == (5, 1, 4, 6)
     assert a.complete and b.complete and c.complete
     assert_same_as_source(archive, lab_data.instances_of_study(study.uid))
+
+
+def test_two_moves_at_once_share_a_given_listener_with_another_subscriber(orthanc, lab_data: Catalog,
+                                                                         archive: Archive, move_port: int):
+    """Two C-MOVE jobs at once through the service's own ArchiveServer, which a window also
+    subscribes to: each job counts only its study, the window sees every instance, and the server
+    (started by the service for the jobs) is stopped after the last one, the window still subscribed."""
+    one, two = lab_data.studies[0], lab_data.studies[1]
+    scp = ArchiveServer(move_port, "PACSBROWSER", archive, host="127.0.0.1")
+    window: list[Received] = []
+    subscription = scp.subscribe(window.append)
+    service = RetrieveService(profile_for(orthanc, listener_port=move_port), archive, scp=scp, cancel_timeout=3.0)
+
+    async def both():
+        return await asyncio.gather(service.move_study(one.uid).wait(), service.move_study(two.uid).wait())
+
+    first, second = run(both(), timeout=90)
+    assert first.complete and second.complete, (first.reasons, second.reasons)
+    assert (first.received, second.received) == (one.instance_count, two.instance_count)
+    assert sorted(r.sop_instance_uid for r in window) == sorted(
+        i.sop_instance_uid for study in (one, two) for i in lab_data.instances_of_study(study.uid))
+    assert not scp.is_running and subscription.active and scp.subscribers == 1
 
 
 @pytest.mark.parametrize("which", ["orthanc", "dcmqrscp"])

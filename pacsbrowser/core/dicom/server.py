@@ -25,7 +25,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -280,32 +280,36 @@ def _bind_error(host: str, port: int, exc: BaseException) -> ListenerError:
                          detail=repr(exc))
 
 
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where and how our Storage SCP listens (core.server.ArchiveServer builds one, checked).
+    `allowed_calling_aes`: when not empty, other calling AE titles are rejected."""
+
+    host: str
+    port: int
+    ae_title: str
+    tls: TLSConfiguration | None = None
+    allowed_calling_aes: tuple[str, ...] = ()
+    max_associations: int = 10
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    max_pdu: int = DEFAULT_MAX_PDU
+    require_called_ae: bool = False
+
+
 class DicomServer:
     """A running Storage SCP (pynetdicom server thread plus one thread per association)."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        ae_title: str,
-        archive: Archive,
-        *,
-        tls: TLSConfiguration | None = None,
-        allowed_calling_aes: Iterable[str] | None = None,
-        max_associations: int = 10,
-        timeouts: Timeouts | None = None,
-        max_pdu: int = DEFAULT_MAX_PDU,
-        require_called_ae: bool = False,
-        on_indexed: IndexedHandler | None = None,
-    ) -> None:
-        self.host, self.port, self.ae_title = host, port, ae_title
+    def __init__(self, settings: ServerSettings, archive: Archive, *,
+                 on_indexed: IndexedHandler | None = None) -> None:
+        self.settings = settings
+        self.host, self.port, self.ae_title = settings.host, settings.port, settings.ae_title
         self.archive = archive
-        self.tls = tls
-        self.allowed_calling_aes = [a.strip() for a in allowed_calling_aes] if allowed_calling_aes else []
-        self.max_associations = max_associations
-        self.timeouts = timeouts or Timeouts()
-        self.max_pdu = max_pdu
-        self.require_called_ae = require_called_ae
+        self.tls = settings.tls
+        self.allowed_calling_aes = [a.strip() for a in settings.allowed_calling_aes]
+        self.max_associations = settings.max_associations
+        self.timeouts = settings.timeouts
+        self.max_pdu = settings.max_pdu
+        self.require_called_ae = settings.require_called_ae
         self.stats = StoreStats()
         self.handler = StoreHandler(archive, on_indexed, self.stats)
         self._ae: ApplicationEntity | None = None
@@ -406,6 +410,7 @@ __all__ = [
     "STORAGE_TRANSFER_SYNTAXES",
     "StoreHandler",
     "DicomServer",
+    "ServerSettings",
     "StoreStats",
     "server_ssl_context",
     "storage_contexts",
