@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
             else:
                 assert case is not None
                 reply(True, **getattr(case, cmd)())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - reported to the harness, which stops
             traceback.print_exc()
             reply(False, error=f"{exc.__class__.__name__}: {exc}")
     return 0

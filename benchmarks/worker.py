@@ -234,8 +234,8 @@ class Move(Case):
 
     def run(self) -> dict[str, Any]:
         from pacsbrowser.core.archive import Archive
-        from pacsbrowser.core.server import ArchiveServer
         from pacsbrowser.core.retrieve import RetrieveService
+        from pacsbrowser.core.server import ArchiveServer
 
         archive = Archive(self.tmp / f"archive-{time.monotonic_ns()}")
         scp = ArchiveServer(self.config["listener_port"], "PACSBROWSER", archive, host="127.0.0.1")
@@ -338,7 +338,8 @@ def polling_baseline() -> None:
     measure what it changed (before/after in benchmarks/RESULTS.md)."""
     if os.environ.get("PACSBROWSER_BENCH_POLLING") != "1":
         return
-    from pacsbrowser.core.dicom import ae, server as scp
+    from pacsbrowser.core.dicom import ae
+    from pacsbrowser.core.dicom import server as scp
 
     ae.make_responsive = scp.make_responsive = lambda assoc: assoc
 

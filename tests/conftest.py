@@ -30,20 +30,17 @@ with the reason; it never skips them.
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+import pytest
 
-import shutil  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
-
-from tests.lab.certs import LabCerts, make_certs  # noqa: E402
-from tests.lab.data import Catalog, generate  # noqa: E402
-from tests.lab.fault_scp import FaultSCP  # noqa: E402
-from tests.lab.peers import (  # noqa: E402
+from tests.lab.certs import LabCerts, make_certs
+from tests.lab.data import Catalog, generate
+from tests.lab.fault_scp import FaultSCP
+from tests.lab.peers import (
     KEEP,
     DcmqrscpPeer,
     LabError,
@@ -51,6 +48,8 @@ from tests.lab.peers import (  # noqa: E402
     free_port,
     stop_all,
 )
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication (pytest-qt makes it in a fixture)
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,8 @@ import pacsbrowser.core.archive as archive_module
 from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.client import DICOMClient, VerificationService
 from pacsbrowser.core.errors import AssociationRejected, ListenerError
-from pacsbrowser.core.server import ArchiveServer
 from pacsbrowser.core.records import NO_RETRY, Received, Timeouts, TLSConfiguration
+from pacsbrowser.core.server import ArchiveServer
 
 from .helpers import (
     LOOPBACK,

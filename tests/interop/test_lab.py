@@ -25,7 +25,6 @@ from pynetdicom.sop_class import (
 )
 
 from tests.lab.data import Catalog, generate
-from tests.lab.fault_scp import FaultSCP
 from tests.lab.peers import OrthancPeer, dcmtk, listening_sockets, peer_env, shim_path
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]

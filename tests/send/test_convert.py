@@ -9,9 +9,9 @@ import asyncio
 import pydicom
 import pytest
 from pydicom.uid import (
-    JPEG2000Lossless,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
 )
 
 from pacsbrowser.core.records import StoreOutcome

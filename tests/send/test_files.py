@@ -70,7 +70,7 @@ def test_bad_inputs_are_named_with_their_reason(lab_data: Catalog, workdir):
     mismatch.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
     mismatch.save_as(workdir / "mismatch.dcm")
     reasons = {}
-    for name, path, problem in iter_sources([workdir, workdir / "missing.dcm"]):
+    for _name, path, problem in iter_sources([workdir, workdir / "missing.dcm"]):
         if problem:
             reasons[path.name] = problem
             continue

@@ -12,7 +12,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from PySide6.QtCore import QTimer
 
 from pacsbrowser.core.config import ProfileStore
-from pacsbrowser.core.records import ServerProfile, StudyResult, Timeouts
+from pacsbrowser.core.records import ServerProfile, Timeouts
 from pacsbrowser.ui.main_window import MainWindow
 from pacsbrowser.ui.models.results import Kind, LoadState
 from tests.lab.fault_scp import study_dataset
