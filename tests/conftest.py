@@ -18,17 +18,19 @@ Tests that store into a session peer should remove what they added (OrthancPeer.
 
 Function-scoped:
     unused_port   int: a free port on 127.0.0.1 (nothing listens: connection refused)
+    start_scp(cls, *args, **options) -> cls(*args, **options).start(), shut down after the test
     fault_scp(mode="ok", **options) -> tests.lab.fault_scp.FaultSCP (started)
     orthanc_factory(load=True, **OrthancPeer options) -> OrthancPeer (started)
     dcmqrscp_factory(load=True, **DcmqrscpPeer options) -> DcmqrscpPeer (started)
     (whatever a factory made is stopped at the test's end)
 
 A peer that cannot start (binary missing, shim not buildable...) fails the tests that need it
-with the reason; it never skips them.
+with the reason; it never skips them. Every test using a peer is marked `interop` (PEER_FIXTURES).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -50,6 +52,32 @@ from tests.lab.peers import (
 )
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication (pytest-qt makes it in a fixture)
+
+# Fixtures that start Orthanc or dcmqrscp, or run DCMTK to make their files. A test that uses one,
+# directly, through another fixture or by naming it in a parameter (request.getfixturevalue), is
+# marked `interop` at collection, so `-m "not interop"` needs no peer and no DCMTK. A test that runs
+# a DCMTK tool itself carries the marker by hand.
+PEER_FIXTURES = frozenset({
+    "orthanc", "orthanc_tls", "orthanc_latin1", "orthanc_expired_tls", "orthanc_notyetvalid_tls",
+    "orthanc_wronghost_tls", "dcmqrscp", "orthanc_factory", "dcmqrscp_factory",
+    "big_orthanc", "rle_dcmqrscp", "compressed_study",  # tests/retrieve
+    "send_orthanc", "send_orthanc_tls", "send_dcmqrscp", "compressed",  # tests/send
+    "samples",  # tests/imaging: dcmcjpeg, dcmcjpls, dcmcrle
+})
+
+
+def _uses_a_peer(item: pytest.Item) -> bool:
+    if PEER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and any(isinstance(value, str) and value in PEER_FIXTURES
+                                        for value in callspec.params.values())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _uses_a_peer(item):
+            item.add_marker(pytest.mark.interop)
 
 
 @pytest.fixture(scope="session")
@@ -215,18 +243,25 @@ def dcmqrscp_factory(lab_data: Catalog,
 
 
 @pytest.fixture
-def fault_scp() -> Iterator[Callable[..., FaultSCP]]:
-    """``fault_scp(mode="ok", **options)``: a started FaultSCP on 127.0.0.1, shut down after."""
-    made: list[FaultSCP] = []
+def start_scp() -> Iterator[Callable[..., Any]]:
+    """``start_scp(cls, *args, **options)``: ``cls(*args, **options).start()`` for any in-process
+    test SCP of ours (FaultSCP, ScriptedSCP, RetrieveSCP...); each is shut down after the test."""
+    made: list[Any] = []
 
-    def factory(mode: str = "ok", **options: Any) -> FaultSCP:
-        scp = FaultSCP(mode, **options)
+    def factory(cls: Callable[..., Any], *args: Any, **options: Any) -> Any:
+        scp = cls(*args, **options)
         made.append(scp)
         return scp.start()
 
     yield factory
     for scp in made:
         scp.shutdown()
+
+
+@pytest.fixture
+def fault_scp(start_scp: Callable[..., Any]) -> Callable[..., FaultSCP]:
+    """``fault_scp(mode="ok", **options)``: a started FaultSCP on 127.0.0.1, shut down after."""
+    return functools.partial(start_scp, FaultSCP)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from tests.lab.data import Catalog
 
 from .conftest import collect, run, service_for
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 PEERS = ["orthanc", "dcmqrscp"]
 

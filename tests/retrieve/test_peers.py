@@ -16,7 +16,7 @@ from tests.lab.peers import free_port
 
 from .helpers import GeneratedStudy, assert_same_as_source, profile_for, run, whole_files_only
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 
 def _service(peer, archive: Archive, **changes) -> RetrieveService:
