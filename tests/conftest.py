@@ -20,9 +20,8 @@ Function-scoped:
     unused_port   int: a free port on 127.0.0.1 (nothing listens: connection refused)
     start_scp(cls, *args, **options) -> cls(*args, **options).start(), shut down after the test
     fault_scp(mode="ok", **options) -> tests.lab.fault_scp.FaultSCP (started)
-    orthanc_factory(load=True, **OrthancPeer options) -> OrthancPeer (started)
-    dcmqrscp_factory(load=True, **DcmqrscpPeer options) -> DcmqrscpPeer (started)
-    (whatever a factory made is stopped at the test's end)
+    workdir       a fresh temporary folder, removed after the test
+    archive       an empty Archive in workdir/archive, closed after the test
 
 A peer that cannot start (binary missing, shim not buildable...) fails the tests that need it
 with the reason; it never skips them. Every test using a peer is marked `interop` (PEER_FIXTURES).
@@ -59,7 +58,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication
 # a DCMTK tool itself carries the marker by hand.
 PEER_FIXTURES = frozenset({
     "orthanc", "orthanc_tls", "orthanc_latin1", "orthanc_expired_tls", "orthanc_notyetvalid_tls",
-    "orthanc_wronghost_tls", "dcmqrscp", "orthanc_factory", "dcmqrscp_factory",
+    "orthanc_wronghost_tls", "dcmqrscp",
     "big_orthanc", "rle_dcmqrscp", "compressed_study",  # tests/retrieve
     "send_orthanc", "send_orthanc_tls", "send_dcmqrscp", "compressed",  # tests/send
     "samples",  # tests/imaging: dcmcjpeg, dcmcjpls, dcmcrle
@@ -203,43 +202,6 @@ def dcmqrscp(lab_data: Catalog, move_port: int, _lab_peers: list[Any]) -> Dcmqrs
     peer = DcmqrscpPeer(move_port=move_port)
     _lab_peers.append(peer)
     return _start(peer, "dcmqrscp", lab_data.paths(), load_first=True)
-
-
-@pytest.fixture
-def orthanc_factory(lab_data: Catalog, move_port: int) -> Iterator[Callable[..., OrthancPeer]]:
-    """``orthanc_factory(load=True, **options)``: a fresh Orthanc for one test, e.g.
-    ``orthanc_factory(encoding="Latin1")`` or
-    ``orthanc_factory(tls=certs, server_cert=certs.expired_cert, server_key=certs.expired_key)``.
-    ``move_port`` defaults to the session's. Stopping takes ~3.5 s at the test's end: prefer
-    a session fixture when one fits."""
-    made: list[OrthancPeer] = []
-
-    def factory(load: bool = True, **options: Any) -> OrthancPeer:
-        options.setdefault("move_port", move_port)
-        peer = OrthancPeer(**options)
-        made.append(peer)
-        _start(peer, "Orthanc", lab_data.paths() if load else None, load_first=False)
-        return peer
-
-    yield factory
-    stop_all(made)
-
-
-@pytest.fixture
-def dcmqrscp_factory(lab_data: Catalog,
-                     move_port: int) -> Iterator[Callable[..., DcmqrscpPeer]]:
-    """``dcmqrscp_factory(load=True, **options)``: a fresh dcmqrscp for one test, e.g.
-    ``dcmqrscp_factory(extra_args=["+xr"])`` to accept RLE on C-STORE."""
-    made: list[DcmqrscpPeer] = []
-
-    def factory(load: bool = True, **options: Any) -> DcmqrscpPeer:
-        options.setdefault("move_port", move_port)
-        peer = DcmqrscpPeer(**options)
-        made.append(peer)
-        return _start(peer, "dcmqrscp", lab_data.paths() if load else None, load_first=True)
-
-    yield factory
-    stop_all(made)
 
 
 @pytest.fixture

@@ -139,8 +139,8 @@ def test_settle_waits_for_the_reactor_to_wake():
     assoc = FakeAssociation()
     assoc._reactor_checkpoint.set()
     timer = threading.Timer(0.02, lambda: setattr(assoc, "_is_paused", False))  # the reactor wakes
-    timer.start()
     started = time.monotonic()
+    timer.start()
     dicom_ae.settle_reactor(assoc, limit=30.0)
     waited = time.monotonic() - started
     timer.join()
