@@ -1,11 +1,11 @@
-"""Fixtures of the query tests: a scripted C-FIND SCP, and helpers to query a peer.
+"""Fixtures of the query tests: a scripted C-FIND SCP, and helpers to query a peer (profile_for and
+run are in tests.lab.client).
 
 The session peers (orthanc, orthanc_latin1, dcmqrscp, lab_data, fault_scp) come from tests/conftest.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 import time
@@ -23,28 +23,14 @@ from pynetdicom.sop_class import (
 
 from pacsbrowser.core.client import DICOMClient
 from pacsbrowser.core.query import QueryService
-from pacsbrowser.core.records import RetryPolicy, ServerProfile, Timeouts
+from tests.lab.client import profile_for
 from tests.lab.scp import LoopbackSCP
-
-
-def profile_for(peer: Any, **changes: Any) -> ServerProfile:
-    """A profile for a lab peer or a test SCP: short timeouts, no retries."""
-    options: dict[str, Any] = dict(name="test", host=peer.host, port=peer.port,
-                                   called_ae=getattr(peer, "aet", None) or peer.ae_title,
-                                   retry=RetryPolicy(max_retries=0), timeouts=Timeouts.uniform(10))
-    options.update(changes)
-    return ServerProfile(**options)
 
 
 def service_for(peer: Any, **changes: Any) -> QueryService:
     cancel_timeout = changes.pop("cancel_timeout", 5.0)
     profile = profile_for(peer, **changes)
     return QueryService(DICOMClient.from_profile(profile), profile, cancel_timeout=cancel_timeout)
-
-
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    """Run a coroutine on a fresh loop, bounded."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 async def collect(service: QueryService, keys: Any, **kw: Any) -> tuple[list[Any], Any]:

@@ -17,9 +17,10 @@ from pacsbrowser.core.client import DICOMClient
 from pacsbrowser.core.errors import DIMSEError, Timeout
 from pacsbrowser.core.query import find_contexts
 from pacsbrowser.core.records import Completeness, QueryKeys, Timeouts
+from tests.lab.client import profile_for, run
 from tests.lab.fault_scp import study_dataset
 
-from .conftest import collect, profile_for, run, service_for
+from .conftest import collect, service_for
 
 pytestmark = pytest.mark.timeout(60)
 

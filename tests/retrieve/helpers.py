@@ -3,7 +3,6 @@ small in-process C-GET/C-MOVE SCP that misbehaves on request (fixtures are in co
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,24 +21,8 @@ from pynetdicom.sop_class import (
 )
 
 from pacsbrowser.core.archive import Archive, split_part10
-from pacsbrowser.core.records import RetryPolicy, ServerProfile, Timeouts
 from tests.lab.data import lab_uid
 from tests.lab.scp import LoopbackSCP
-
-
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    """Run a coroutine on a fresh loop, bounded."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def profile_for(peer: Any, **changes: Any) -> ServerProfile:
-    """A profile for a lab peer or a test SCP: short timeouts, no retries."""
-    options: dict[str, Any] = dict(name="test", host=peer.host, port=peer.port,
-                                   called_ae=getattr(peer, "aet", None) or peer.ae_title,
-                                   retry=RetryPolicy(max_retries=0), timeouts=Timeouts.uniform(10))
-    options.update(changes)
-    return ServerProfile(**options)
-
 
 # --------------------------------------------------------------------------------------------
 # Generated studies

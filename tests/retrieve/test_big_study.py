@@ -11,8 +11,9 @@ import pytest
 
 from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.retrieve import RetrieveService
+from tests.lab.client import profile_for, run
 
-from .helpers import GeneratedStudy, assert_same_as_source, profile_for, run
+from .helpers import GeneratedStudy, assert_same_as_source
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,4 +30,4 @@ def test_c_get_of_a_400_instance_study(request, which: str, big_study: Generated
         assert summary.complete and summary.received == 400
         assert summary.associations == 2  # one for the instance query, one for the C-GET
         assert_same_as_source(archive, big_study.instances[:20])
-    assert summary.rate > 20, f"only {summary.rate:.0f} instances/s"  # ~10x below an unloaded run
+    assert summary.rate > 20, f"only {summary.rate:.0f} instances/s"  # 52 and 81/s measured with the machine shared
