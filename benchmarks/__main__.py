@@ -60,14 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     from .run import run_all
 
     started = time.perf_counter()
-    say = lambda text: print(text, flush=True)  # noqa: E731
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+
     rows, setup, notes = [], {}, []
     try:
         rows, setup, notes = run_all(only, args, say)
     except KeyboardInterrupt:
         say("\ninterrupted: stopping the peers and workers")
         return 130
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - any failure ends the run with its traceback
         traceback.print_exc()
         return 1
     finally:

@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-
 ALL = ["echo_one", "echo_many", "find", "get", "move", "store", "receive"]
 AB_RESULTS = Path(__file__).with_name("RESULTS-ab.md")
 

@@ -90,7 +90,10 @@ def tiny_studies(root: Path, count: int = 5000) -> Generated:
     file, this 20 us."""
     root.mkdir(parents=True, exist_ok=True)
     pixels = (np.arange(64, dtype=np.uint8) * 4).tobytes()
-    us = lambda v: struct.pack("<H", v)  # noqa: E731
+
+    def us(v: int) -> bytes:
+        return struct.pack("<H", v)
+
     fixed = [
         (0x00080005, "CS", "ISO_IR 100"),
         (0x00080016, "UI", SECONDARY_CAPTURE),

@@ -8,11 +8,9 @@ Harness side: `case_gui(ctx)`, alternating with findscu for the same query.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -115,39 +113,9 @@ class GuiCase:
 
 
 def main(argv: list[str]) -> int:
-    import resource
+    from .worker import serve
 
-    from .worker import _status_kb
-
-    answers = os.fdopen(int(argv[0]), "w", buffering=1)
-    case: GuiCase | None = None
-
-    def reply(ok: bool, **data: Any) -> None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        answers.write(json.dumps({"ok": ok, **data, "rss_kb": _status_kb("VmHWM"),
-                                  "cpu": usage.ru_utime + usage.ru_stime}, default=str) + "\n")
-
-    for line in sys.stdin:
-        try:
-            request = json.loads(line)
-            cmd = request.pop("cmd")
-            if cmd == "setup":
-                from .worker import polling_baseline
-
-                polling_baseline()
-                case = GuiCase(request)
-                reply(True, rss_now_kb=_status_kb("VmRSS"))
-            elif cmd == "quit":
-                if case is not None:
-                    case.teardown()
-                reply(True)
-                break
-            else:
-                assert case is not None
-                reply(True, **getattr(case, cmd)())
-        except Exception as exc:  # noqa: BLE001
-            traceback.print_exc()
-            reply(False, error=f"{exc.__class__.__name__}: {exc}")
+    serve(int(argv[0]), lambda request: (GuiCase(request), {}))
     return 0
 
 

@@ -268,7 +268,7 @@ class Worker:
             answer = self._answers.get(timeout=timeout)
         except queue.Empty:
             self.kill()
-            raise BenchError(f"{self.module} worker: no answer to {cmd!r} within {timeout:.0f} s; log: {self.log}")
+            raise BenchError(f"{self.module} worker: no answer to {cmd!r} within {timeout:.0f} s; log: {self.log}") from None
         if answer is None:
             raise BenchError(f"{self.module} worker died during {cmd!r}; log: {self.log}\n{self.log_tail()}")
         if not answer.get("ok"):

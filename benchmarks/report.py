@@ -38,7 +38,7 @@ def machine() -> dict[str, str]:
     for package in ("pynetdicom", "pydicom", "numpy", "PySide6-Essentials", "qasync"):
         try:
             info[package] = version(package)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a package not installed is shown as "?"
             info[package] = "?"
     info["DCMTK"] = _tool_version(["/usr/bin/echoscu", "--version"], r"v(\d+\.\d+\.\d+)")
     info["Orthanc"] = _tool_version(["/usr/sbin/Orthanc", "--version"], r"Orthanc (\d+\.\d+\.\d+)")
@@ -111,8 +111,10 @@ def text_table(rows: list[Row]) -> str:
     body = table_rows(rows)
     widths = [max(len(HEADER[i]), *(len(r[i]) for r in body)) for i in range(len(HEADER))]
     line = "  ".join("-" * w for w in widths)
-    fmt = lambda cells: "  ".join(c.ljust(w) if i in (0, 8) else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
+
+    def fmt(cells) -> str:
+        return "  ".join(c.ljust(w) if i in (0, 8) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     return "\n".join([fmt(HEADER), line, *map(fmt, body)])
 
 

@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -234,8 +235,8 @@ class Move(Case):
 
     def run(self) -> dict[str, Any]:
         from pacsbrowser.core.archive import Archive
-        from pacsbrowser.core.server import ArchiveServer
         from pacsbrowser.core.retrieve import RetrieveService
+        from pacsbrowser.core.server import ArchiveServer
 
         archive = Archive(self.tmp / f"archive-{time.monotonic_ns()}")
         scp = ArchiveServer(self.config["listener_port"], "PACSBROWSER", archive, host="127.0.0.1")
@@ -338,17 +339,19 @@ def polling_baseline() -> None:
     measure what it changed (before/after in benchmarks/RESULTS.md)."""
     if os.environ.get("PACSBROWSER_BENCH_POLLING") != "1":
         return
-    from pacsbrowser.core.dicom import ae, server as scp
+    from pacsbrowser.core.dicom import ae
+    from pacsbrowser.core.dicom import server as scp
 
     ae.make_responsive = scp.make_responsive = lambda assoc: assoc
 
 
-def main(argv: list[str]) -> int:
-    answer_fd = int(argv[0])
+def serve(answer_fd: int, make_case: Callable[[dict[str, Any]], tuple[Any, dict[str, Any]]]) -> None:
+    """The worker protocol, for this module's cases and benchmarks.gui's: one JSON request a line
+    on stdin (`setup`, then a case's method such as `run`, then `quit`), one JSON answer a line on
+    `answer_fd`, each with the process's peak RSS and CPU so far. `make_case(request)` gives the
+    case and what `setup` answers besides."""
     answers = os.fdopen(answer_fd, "w", buffering=1)
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    case: Case | None = None
+    case: Any = None
 
     def reply(ok: bool, **data: Any) -> None:
         answers.write(json.dumps({"ok": ok, **data, **_usage()}, default=str) + "\n")
@@ -362,10 +365,7 @@ def main(argv: list[str]) -> int:
                 import pacsbrowser.core.logs  # noqa: F401 - quiets pynetdicom like the app
 
                 polling_baseline()
-
-                kind = CASES[request["case"]]
-                case = kind(loop, request)
-                extra = case.setup()
+                case, extra = make_case(request)
                 reply(True, rss_now_kb=_status_kb("VmRSS"), **extra)
             elif cmd == "quit":
                 if case is not None:
@@ -374,11 +374,21 @@ def main(argv: list[str]) -> int:
                 break
             else:
                 assert case is not None, "setup first"
-                result = getattr(case, cmd)()
-                reply(True, **result)
+                reply(True, **getattr(case, cmd)())
         except Exception as exc:  # noqa: BLE001 - to the harness, which stops
             traceback.print_exc()
             reply(False, error=f"{exc.__class__.__name__}: {exc}")
+
+
+def main(argv: list[str]) -> int:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+
+    def make_case(request: dict[str, Any]) -> tuple[Case, dict[str, Any]]:
+        case = CASES[request["case"]](loop, request)
+        return case, case.setup()
+
+    serve(int(argv[0]), make_case)
     loop.close()
     return 0
 

@@ -18,32 +18,30 @@ Tests that store into a session peer should remove what they added (OrthancPeer.
 
 Function-scoped:
     unused_port   int: a free port on 127.0.0.1 (nothing listens: connection refused)
+    start_scp(cls, *args, **options) -> cls(*args, **options).start(), shut down after the test
     fault_scp(mode="ok", **options) -> tests.lab.fault_scp.FaultSCP (started)
-    orthanc_factory(load=True, **OrthancPeer options) -> OrthancPeer (started)
-    dcmqrscp_factory(load=True, **DcmqrscpPeer options) -> DcmqrscpPeer (started)
-    (whatever a factory made is stopped at the test's end)
+    workdir       a fresh temporary folder, removed after the test
+    archive       an empty Archive in workdir/archive, closed after the test
 
 A peer that cannot start (binary missing, shim not buildable...) fails the tests that need it
-with the reason; it never skips them.
+with the reason; it never skips them. Every test using a peer is marked `interop` (PEER_FIXTURES).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+import pytest
 
-import shutil  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import pytest  # noqa: E402
-
-from tests.lab.certs import LabCerts, make_certs  # noqa: E402
-from tests.lab.data import Catalog, generate  # noqa: E402
-from tests.lab.fault_scp import FaultSCP  # noqa: E402
-from tests.lab.peers import (  # noqa: E402
+from tests.lab.certs import LabCerts, make_certs
+from tests.lab.data import Catalog, generate
+from tests.lab.fault_scp import FaultSCP
+from tests.lab.peers import (
     KEEP,
     DcmqrscpPeer,
     LabError,
@@ -51,6 +49,34 @@ from tests.lab.peers import (  # noqa: E402
     free_port,
     stop_all,
 )
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication (pytest-qt makes it in a fixture)
+
+# Fixtures that start Orthanc or dcmqrscp, or run DCMTK to make their files. A test that uses one,
+# directly, through another fixture or by naming it in a parameter (request.getfixturevalue), is
+# marked `interop` at collection, so `-m "not interop"` needs no peer and no DCMTK. A test that runs
+# a DCMTK tool itself carries the marker by hand.
+PEER_FIXTURES = frozenset({
+    "orthanc", "orthanc_tls", "orthanc_latin1", "orthanc_expired_tls", "orthanc_notyetvalid_tls",
+    "orthanc_wronghost_tls", "dcmqrscp",
+    "big_orthanc", "rle_dcmqrscp", "compressed_study",  # tests/retrieve
+    "send_orthanc", "send_orthanc_tls", "send_dcmqrscp", "compressed",  # tests/send
+    "samples",  # tests/imaging: dcmcjpeg, dcmcjpls, dcmcrle
+})
+
+
+def _uses_a_peer(item: pytest.Item) -> bool:
+    if PEER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and any(isinstance(value, str) and value in PEER_FIXTURES
+                                        for value in callspec.params.values())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _uses_a_peer(item):
+            item.add_marker(pytest.mark.interop)
 
 
 @pytest.fixture(scope="session")
@@ -179,55 +205,25 @@ def dcmqrscp(lab_data: Catalog, move_port: int, _lab_peers: list[Any]) -> Dcmqrs
 
 
 @pytest.fixture
-def orthanc_factory(lab_data: Catalog, move_port: int) -> Iterator[Callable[..., OrthancPeer]]:
-    """``orthanc_factory(load=True, **options)``: a fresh Orthanc for one test, e.g.
-    ``orthanc_factory(encoding="Latin1")`` or
-    ``orthanc_factory(tls=certs, server_cert=certs.expired_cert, server_key=certs.expired_key)``.
-    ``move_port`` defaults to the session's. Stopping takes ~3.5 s at the test's end: prefer
-    a session fixture when one fits."""
-    made: list[OrthancPeer] = []
+def start_scp() -> Iterator[Callable[..., Any]]:
+    """``start_scp(cls, *args, **options)``: ``cls(*args, **options).start()`` for any in-process
+    test SCP of ours (FaultSCP, ScriptedSCP, RetrieveSCP...); each is shut down after the test."""
+    made: list[Any] = []
 
-    def factory(load: bool = True, **options: Any) -> OrthancPeer:
-        options.setdefault("move_port", move_port)
-        peer = OrthancPeer(**options)
-        made.append(peer)
-        _start(peer, "Orthanc", lab_data.paths() if load else None, load_first=False)
-        return peer
-
-    yield factory
-    stop_all(made)
-
-
-@pytest.fixture
-def dcmqrscp_factory(lab_data: Catalog,
-                     move_port: int) -> Iterator[Callable[..., DcmqrscpPeer]]:
-    """``dcmqrscp_factory(load=True, **options)``: a fresh dcmqrscp for one test, e.g.
-    ``dcmqrscp_factory(extra_args=["+xr"])`` to accept RLE on C-STORE."""
-    made: list[DcmqrscpPeer] = []
-
-    def factory(load: bool = True, **options: Any) -> DcmqrscpPeer:
-        options.setdefault("move_port", move_port)
-        peer = DcmqrscpPeer(**options)
-        made.append(peer)
-        return _start(peer, "dcmqrscp", lab_data.paths() if load else None, load_first=True)
-
-    yield factory
-    stop_all(made)
-
-
-@pytest.fixture
-def fault_scp() -> Iterator[Callable[..., FaultSCP]]:
-    """``fault_scp(mode="ok", **options)``: a started FaultSCP on 127.0.0.1, shut down after."""
-    made: list[FaultSCP] = []
-
-    def factory(mode: str = "ok", **options: Any) -> FaultSCP:
-        scp = FaultSCP(mode, **options)
+    def factory(cls: Callable[..., Any], *args: Any, **options: Any) -> Any:
+        scp = cls(*args, **options)
         made.append(scp)
         return scp.start()
 
     yield factory
     for scp in made:
         scp.shutdown()
+
+
+@pytest.fixture
+def fault_scp(start_scp: Callable[..., Any]) -> Callable[..., FaultSCP]:
+    """``fault_scp(mode="ok", **options)``: a started FaultSCP on 127.0.0.1, shut down after."""
+    return functools.partial(start_scp, FaultSCP)
 
 
 @pytest.fixture

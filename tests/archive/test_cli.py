@@ -21,6 +21,7 @@ def _listen(pacsbrowser_cmd, archive_dir, *extra):
             "--archive", str(archive_dir), *extra]
 
 
+@pytest.mark.interop  # DCMTK storescu sends
 def test_listen_prints_a_line_per_instance_and_no_patient_data(pacsbrowser_cmd, child_env, workdir, lab_data):
     files = lab_files(lab_data)[:12]
     names = {p.name for p in lab_data.patients} | {p.patient_id for p in lab_data.patients}

@@ -89,6 +89,7 @@ def assert_consistent(arc: Archive) -> None:
 # ---- receiving
 
 
+@pytest.mark.interop  # DCMTK storescu sends
 def test_storescu_sends_the_whole_lab_set(archive, lab_data):
     callback: list[Received] = []
     streamed: list[Received] = []
@@ -211,6 +212,7 @@ def _compressed_set(lab_data, folder: Path) -> list[Path]:
     return out
 
 
+@pytest.mark.interop  # DCMTK makes the files (dcmcjpeg, dcmcjpls) and storescu sends them
 def test_every_common_transfer_syntax_is_accepted_and_stored_as_received(archive, lab_data, workdir):
     files = _compressed_set(lab_data, workdir / "ts")
     syntaxes = {str(pydicom.dcmread(f, stop_before_pixels=True).file_meta.TransferSyntaxUID) for f in files}
@@ -230,6 +232,7 @@ def test_every_common_transfer_syntax_is_accepted_and_stored_as_received(archive
     assert_consistent(archive)
 
 
+@pytest.mark.interop  # DCMTK storescu sends
 def test_four_senders_at_once_lose_nothing_and_duplicate_nothing(archive, lab_data, workdir):
     own = {n: [save(make_dataset(patient_id=f"SENDER{n}", extra_bytes=20_000),
                     workdir / f"own{n}" / f"{k}.dcm") for k in range(15)] for n in range(4)}
@@ -266,6 +269,7 @@ def test_four_senders_at_once_lose_nothing_and_duplicate_nothing(archive, lab_da
     assert_consistent(archive)
 
 
+@pytest.mark.interop  # DCMTK storescu sends
 def test_a_stalled_index_never_stalls_the_sender(archive, lab_data, monkeypatch):
     release = threading.Event()
     real = Archive._index_batch
@@ -308,6 +312,7 @@ def test_a_port_in_use_is_a_clear_error(archive):
     assert not scp.is_running
 
 
+@pytest.mark.interop  # DCMTK storescu sends
 def test_a_calling_ae_not_allowed_is_rejected_and_nothing_is_written(archive, lab_data):
     files = lab_files(lab_data)[:5]
 
@@ -336,6 +341,7 @@ CRAFTED = [
 ]
 
 
+@pytest.mark.interop  # DCMTK storescu sends
 @pytest.mark.filterwarnings("ignore::UserWarning")  # pydicom (in pynetdicom and in this test) on the UIDs
 def test_uids_crafted_as_paths_stay_inside_the_archive(archive, workdir):
     escape = workdir / "escaped"
@@ -397,6 +403,7 @@ def _pynetdicom_send(port: int, datasets, raw_files=()) -> list[tuple[int, str]]
     return out
 
 
+@pytest.mark.interop  # DCMTK storescu sends
 def test_a_full_disk_answers_out_of_resources_and_leaves_no_partial_file(archive, lab_data, monkeypatch):
     real = archive_module._write_chunks
     writes = Counter()
@@ -460,6 +467,7 @@ def test_a_malformed_data_set_is_refused_with_cannot_understand(archive, workdir
 # ---- the rest of the contract
 
 
+@pytest.mark.interop  # DCMTK storescu sends
 def test_tls_with_client_certificates(archive, lab_data, certs):
     tls = TLSConfiguration(certificate=certs.server_cert, key=certs.server_key, ca_certificate=certs.ca_cert)
     files = lab_files(lab_data)[:3]

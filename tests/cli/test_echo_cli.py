@@ -8,8 +8,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.interop
-
 
 def run_cli(*args: str, config_dir=None, timeout: float = 60) -> subprocess.CompletedProcess:
     env = dict(os.environ)

@@ -75,7 +75,7 @@ def pydicom_files() -> list[Path]:
     return local_pydicom_files()
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+def pytest_terminal_summary(terminalreporter) -> None:
     lines = reference.table()
     if lines:
         terminalreporter.section("thumbnails vs DCMTK (mean absolute difference per pixel, 0..255)")

@@ -16,7 +16,8 @@ from pacsbrowser.core.imaging import render
 
 from .reference import MAD_BOUND, ROWS, NoReference, Row, dcmtk_render, mean_abs_diff
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:pydicom")
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning:pydicom"),
+              pytest.mark.interop]  # every test here renders with DCMTK too
 
 # Files where DCMTK 3.6.7 itself is wrong or cannot be a reference; each is checked another way.
 KNOWN = {

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from pacsbrowser.core.diagnostics import ConnectionTest, Outcome
 from pacsbrowser.core.records import RetrieveMethod, ServerProfile, Timeouts, TLSConfiguration
-
-pytestmark = pytest.mark.interop
 
 
 def run(profile: ServerProfile):

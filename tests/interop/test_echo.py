@@ -12,8 +12,6 @@ from pacsbrowser.core.client import DICOMClient, VerificationService
 from pacsbrowser.core.errors import AssociationRejected, ConnectionFailed, Timeout, TLSCause, TLSError
 from pacsbrowser.core.records import NO_RETRY, Timeouts, TLSConfiguration
 
-pytestmark = pytest.mark.interop
-
 
 def echo(host, port, called_ae, tls=None, timeout=5.0) -> float:
     client = DICOMClient(host, port, called_ae=called_ae, tls=tls, retry_policy=NO_RETRY,
@@ -26,28 +24,37 @@ def echo(host, port, called_ae, tls=None, timeout=5.0) -> float:
     return asyncio.run(run())
 
 
+def round_trip(rtt: float, what: str) -> float:
+    """An echo's round trip: positive, printed, and within the 5 s timeout (no tighter: a shared machine)."""
+    print(f"\necho round trip to {what}: {rtt * 1000:.1f} ms")
+    assert 0 < rtt < 5.0
+    return rtt
+
+
 def client_tls(certs, **changes) -> TLSConfiguration:
     tls = TLSConfiguration(certificate=certs.client_cert, key=certs.client_key, ca_certificate=certs.ca_cert)
     return replace(tls, **changes)
 
 
 def test_echo_orthanc(orthanc):
-    assert 0 < echo(orthanc.host, orthanc.port, orthanc.aet) < 1.0
+    round_trip(echo(orthanc.host, orthanc.port, orthanc.aet), "orthanc")
 
 
 def test_echo_dcmqrscp(dcmqrscp):
-    assert 0 < echo(dcmqrscp.host, dcmqrscp.port, dcmqrscp.aet) < 1.0
+    round_trip(echo(dcmqrscp.host, dcmqrscp.port, dcmqrscp.aet), "dcmqrscp")
 
 
 def test_echo_tls_orthanc_with_client_certificate(orthanc_tls, certs):
-    assert 0 < echo(orthanc_tls.host, orthanc_tls.port, orthanc_tls.aet, tls=client_tls(certs)) < 1.0
+    round_trip(echo(orthanc_tls.host, orthanc_tls.port, orthanc_tls.aet, tls=client_tls(certs)), "orthanc_tls")
 
 
 def test_closed_port_fails_fast(unused_port):
     started = time.monotonic()
     with pytest.raises(ConnectionFailed, match="connection refused"):
-        echo("127.0.0.1", unused_port, "ANY")
-    assert time.monotonic() - started < 2.0
+        echo("127.0.0.1", unused_port, "ANY", timeout=30.0)
+    elapsed = time.monotonic() - started
+    print(f"\nrefused after {elapsed * 1000:.0f} ms")
+    assert elapsed < 10.0  # at once, not after the 30 s timeout
 
 
 def test_silent_listener_times_out_within_the_timeout(fault_scp):
@@ -56,7 +63,8 @@ def test_silent_listener_times_out_within_the_timeout(fault_scp):
     with pytest.raises(Timeout) as info:
         echo("127.0.0.1", silent.port, "ANY", timeout=1.0)
     elapsed = time.monotonic() - started
-    assert 0.8 < elapsed < 3.0, elapsed
+    print(f"\ntimed out after {elapsed * 1000:.0f} ms (timeout 1 s)")
+    assert 0.8 < elapsed < 10.0, elapsed
     assert "association" in str(info.value)
 
 

@@ -25,10 +25,9 @@ from pynetdicom.sop_class import (
 )
 
 from tests.lab.data import Catalog, generate
-from tests.lab.fault_scp import FaultSCP
 from tests.lab.peers import OrthancPeer, dcmtk, listening_sockets, peer_env, shim_path
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)
 
 LOOPBACK_ADDRESSES = {"127.0.0.1", "::1"}
 FIND = StudyRootQueryRetrieveInformationModelFind
@@ -246,13 +245,18 @@ def test_orthanc_latin1_drops_what_latin1_cannot_hold(orthanc_latin1: OrthancPee
     assert str(answers["LAB0005"].PatientName) == "Yamada^Tarou=^"  # 山田^太郎 is gone
 
 
-def test_orthanc_moves_to_the_move_port(orthanc: OrthancPeer, lab_data: Catalog,
-                                        move_port: int, fault_scp) -> None:
+@pytest.mark.parametrize("name, aet, accession", [
+    ("orthanc", "ORTHANC", "ACC2024003"),  # RLE and uncompressed series
+    ("dcmqrscp", "DCMQRSCP", "ACC2015001"),  # uncompressed only
+])
+def test_peers_move_to_the_move_port(request, name: str, aet: str, accession: str, lab_data: Catalog,
+                                     move_port: int, fault_scp) -> None:
+    peer = request.getfixturevalue(name)
     receiver = fault_scp("ok", ae_title="PACSBROWSER", port=move_port)
-    study = lab_data.study_by_accession("ACC2024003")  # RLE and uncompressed series
+    study = lab_data.study_by_accession(accession)
     ae = AE("PACSBROWSER")
     ae.add_requested_context(MOVE)
-    assoc = ae.associate("127.0.0.1", orthanc.port, ae_title="ORTHANC")
+    assoc = ae.associate("127.0.0.1", peer.port, ae_title=aet)
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = study.uid
@@ -334,25 +338,6 @@ def test_dcmqrscp_rejects_an_unknown_called_ae(dcmqrscp) -> None:
     assert "Called AE Title Not Recognized" in result.stdout + result.stderr
     ok = dcmtk("echoscu", "-aec", "DCMQRSCP", "127.0.0.1", str(dcmqrscp.port))
     assert ok.returncode == 0, ok.stdout + ok.stderr
-
-
-def test_dcmqrscp_moves_to_the_move_port(dcmqrscp, lab_data: Catalog, move_port: int,
-                                         fault_scp) -> None:
-    receiver = fault_scp("ok", ae_title="PACSBROWSER", port=move_port)
-    study = lab_data.study_by_accession("ACC2015001")  # uncompressed only
-    ae = AE("PACSBROWSER")
-    ae.add_requested_context(MOVE)
-    assoc = ae.associate("127.0.0.1", dcmqrscp.port, ae_title="DCMQRSCP")
-    query = Dataset()
-    query.QueryRetrieveLevel = "STUDY"
-    query.StudyInstanceUID = study.uid
-    statuses = [status.Status for status, _ in assoc.send_c_move(query, "PACSBROWSER", MOVE)]
-    assoc.release()
-    assert statuses[-1] == 0x0000
-    assert len(receiver.received) == study.instance_count
-
-
-# ------------------------------------------------------------------------------------ fault SCP
 
 
 def test_fault_scp_ok_echo_find_store(fault_scp, lab_data: Catalog, scratch: Path) -> None:

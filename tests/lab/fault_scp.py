@@ -51,12 +51,12 @@ from pydicom.charset import convert_encodings, encode_string
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.valuerep import PersonName
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, evt
-from pynetdicom.transport import ThreadedAssociationServer
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
     Verification,
 )
+from pynetdicom.transport import ThreadedAssociationServer
 
 __all__ = ["FaultSCP", "KEEP", "MODES", "study_dataset"]
 
@@ -373,17 +373,15 @@ class FaultSCP:
         self._record("find", identifier=identifier, model=str(event.request.AffectedSOPClassUID))
         answers = [self._response(ds, identifier) for ds in self._matches(identifier)]
         sent = 0
-        for answer in answers:
+        for answer in [*answers, None]:  # None: the final status, after the same abort and pause
             if self.mode == "abort_after_n" and sent >= self.abort_after:
                 self._record("abort-sent", after=sent)
                 event.assoc.abort()
                 return
-            if self.mode == "slow" and self._pause(event, check_cancel=True):
-                self._record("cancel", after=sent)
-                self._record("find-response", status=0xFE00)
-                yield 0xFE00, None
-                return
-            if event.is_cancelled:
+            cancelled = self.mode == "slow" and self._pause(event, check_cancel=True)
+            if answer is None and not cancelled:
+                break
+            if cancelled or event.is_cancelled:
                 self._record("cancel", after=sent)
                 self._record("find-response", status=0xFE00)
                 yield 0xFE00, None
@@ -393,15 +391,6 @@ class FaultSCP:
             self._record("find-response", status=0xFF00)
             sent += 1
             yield 0xFF00, answer
-        if self.mode == "abort_after_n" and sent >= self.abort_after:
-            self._record("abort-sent", after=sent)
-            event.assoc.abort()
-            return
-        if self.mode == "slow" and self._pause(event, check_cancel=True):
-            self._record("cancel", after=sent)
-            self._record("find-response", status=0xFE00)
-            yield 0xFE00, None
-            return
         self._record("find-response", status=0x0000)
         # a generator's end gives pynetdicom's final Success response
 

@@ -10,9 +10,10 @@ import pytest
 from pydicom.dataset import Dataset
 
 from pacsbrowser.core.records import QueryKeys
+from tests.lab.client import run
 from tests.lab.fault_scp import study_dataset
 
-from .conftest import collect, run, service_for
+from .conftest import collect, service_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,7 +11,7 @@ import pytest
 
 from pacsbrowser.cli import main
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(params=["orthanc", "dcmqrscp"])
@@ -116,10 +116,13 @@ def test_verbose_shows_the_exact_query_sent(capsys, orthanc):
     assert "(0010,0010) PatientName = SMITH*" in err and "SpecificCharacterSet = ISO_IR 192" in err
 
 
-def test_the_installed_command_prints_utf8(orthanc):
-    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+def test_the_installed_command_prints_names_as_utf8_text(orthanc):
+    """In a UTF-8 locale, as the user's terminal has it (no PYTHONIOENCODING of ours), the JSON
+    carries the name as text, not as \\u escapes."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONIOENCODING"} | {"LC_ALL": "C.UTF-8"}
     result = subprocess.run([sys.executable, "-m", "pacsbrowser", "find", *connection(orthanc), "--level", "patient",
                              "--patient-id", "LAB0005", "--json"], capture_output=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
+    assert "Yamada^Tarou=山田^太郎".encode() in result.stdout
     (row,) = json_rows(result.stdout.decode("utf-8"))
     assert row["PatientName"] == "Yamada^Tarou=山田^太郎"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, time
+from io import BytesIO
 
 import pytest
 from pydicom.datadict import tag_for_keyword
@@ -10,8 +11,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 from pynetdicom.dsutils import decode, encode
-from io import BytesIO
 
+from pacsbrowser.core.client import DICOMClient
 from pacsbrowser.core.dicom.charsets import canonical_term, decode_response
 from pacsbrowser.core.dicom.identifiers import (
     build_identifier,
@@ -23,7 +24,6 @@ from pacsbrowser.core.dicom.identifiers import (
 )
 from pacsbrowser.core.matching import DatePreset, contains_pattern, date_range, name_patterns, time_range
 from pacsbrowser.core.query import QueryService
-from pacsbrowser.core.client import DICOMClient
 from pacsbrowser.core.records import (
     PersonName,
     QueryKeys,

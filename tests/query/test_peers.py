@@ -16,11 +16,12 @@ from pacsbrowser.core.records import (
     SeriesResult,
     StudyResult,
 )
+from tests.lab.client import run
 from tests.lab.data import Catalog
 
-from .conftest import collect, run, service_for
+from .conftest import collect, service_for
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 PEERS = ["orthanc", "dcmqrscp"]
 

@@ -17,9 +17,10 @@ from pacsbrowser.core.client import DICOMClient
 from pacsbrowser.core.errors import DIMSEError, Timeout
 from pacsbrowser.core.query import find_contexts
 from pacsbrowser.core.records import Completeness, QueryKeys, Timeouts
+from tests.lab.client import profile_for, run
 from tests.lab.fault_scp import study_dataset
 
-from .conftest import collect, profile_for, run, service_for
+from .conftest import collect, service_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,7 +35,7 @@ def pending(n: int) -> list[tuple[int, Dataset]]:
 
 
 def test_the_first_result_reaches_the_caller_before_the_last_response_is_sent(fault_scp):
-    scp = fault_scp("slow", datasets=studies(8), delay=0.1)
+    scp = fault_scp("slow", datasets=studies(8), delay=0.2)  # the last response >= 1.4 s after the first
     service = service_for(scp)
     seen: list[float] = []
     batches = 0
@@ -50,13 +51,13 @@ def test_the_first_result_reaches_the_caller_before_the_last_response_is_sent(fa
     outcome = run(read())
     sent = scp.response_times  # 8 pending + the final status
     assert len(seen) == 8 and len(sent) == 9
-    assert seen[0] < sent[1], "the first result came only after the second response was sent"
-    assert seen[0] < sent[-1] - 0.5  # ~0.7 s before the end
+    print(f"\nfirst result {outcome.first_result_after * 1000:.0f} ms, last response after "
+          f"{outcome.elapsed * 1000:.0f} ms; first result {(sent[-1] - seen[0]) * 1000:.0f} ms before the final "
+          f"status was sent")
+    assert seen[0] < sent[-1] - 0.5, "the first result came only at the end"  # ~1.4 s before it, unloaded
     assert batches >= 4  # streamed, not handed over at the end
     assert outcome.complete and outcome.count == 8
     assert outcome.first_result_after < outcome.elapsed - 0.5
-    print(f"\nfirst result {outcome.first_result_after * 1000:.0f} ms, last response after "
-          f"{outcome.elapsed * 1000:.0f} ms")
 
 
 def test_cancel_after_a_few_results_sends_c_cancel_and_returns_promptly(fault_scp):
@@ -77,14 +78,14 @@ def test_cancel_after_a_few_results_sends_c_cancel_and_returns_promptly(fault_sc
 
     got, outcome = run(read())
     latency = timing["end"] - timing["cancel"]
+    print(f"\ncancel latency {latency * 1000:.0f} ms")
     assert scp.wait_for(lambda s: s.cancels == 1, 5)
-    assert 3 <= len(got) <= 4
+    assert 3 <= len(got) <= 4  # the PACS's next response (0.2 s away) at most
     assert outcome.cancelled and outcome.incomplete and outcome.status == 0xFE00
     assert "cancelled" in outcome.summary
-    assert latency < 0.5, f"cancel took {latency:.2f} s"  # the next response was 0.2 s away
+    assert latency < 3.0, f"cancel took {latency:.2f} s"  # the other 46 responses would take 9 s
     assert scp.wait_for(lambda s: s.count("released") == 1, 5)  # released, not aborted
     assert scp.aborts_received == 0
-    print(f"\ncancel latency {latency * 1000:.0f} ms")
 
 
 def test_leaving_the_loop_early_cancels_the_find(fault_scp):
@@ -99,7 +100,9 @@ def test_leaving_the_loop_early_cancels_the_find(fault_scp):
 
     started = time.monotonic()
     outcome = run(read())
-    assert time.monotonic() - started < 1.5
+    elapsed = time.monotonic() - started
+    print(f"\nleft after the first result: {elapsed * 1000:.0f} ms")
+    assert elapsed < 5.0  # all 50 responses take 10 s
     assert scp.wait_for(lambda s: s.cancels == 1, 5)
     assert outcome.cancelled and outcome.count == 1
 
@@ -131,11 +134,14 @@ def test_cancelling_the_task_stops_the_pacs_too(fault_scp):
 
 
 def test_a_limit_cancels_after_n_results_and_says_incomplete(fault_scp):
-    scp = fault_scp("slow", datasets=studies(20), delay=0.05)
+    scp = fault_scp("slow", datasets=studies(40), delay=0.1)
     service = service_for(scp)
     started = time.monotonic()
     results, outcome = run(collect(service, QueryKeys.studies(), limit=5))
-    assert time.monotonic() - started < 2.0
+    elapsed = time.monotonic() - started
+    print(f"\nlimit of 5 reached and the query ended in {elapsed * 1000:.0f} ms")
+    assert elapsed < 3.0  # all 40 responses take 4 s
+    assert len(scp.response_times) < 40  # the PACS was stopped, not run to the end
     assert len(results) == 5
     assert scp.wait_for(lambda s: s.cancels == 1, 5)
     assert outcome.limit_reached and outcome.incomplete and not outcome.cancelled
@@ -164,23 +170,24 @@ def test_a_pacs_deaf_to_c_cancel_is_aborted_within_the_bound(scripted_scp):
 
     found = run(read())
     latency = timing["end"] - timing["cancel"]
+    print(f"\ncancel -> abort {latency * 1000:.0f} ms")
     assert found.outcome.aborted and found.outcome.cancelled and found.outcome.incomplete
     assert found.count == 2
-    assert 0.4 < latency < 2.0, latency
+    assert 0.4 < latency < 8.0, latency  # waited for the cancel_timeout (0.5 s); the SCP hangs for 20 s
     assert not service.client.is_associated  # aborted (the deaf SCP's handler notices only later)
-    print(f"\ncancel -> abort {latency * 1000:.0f} ms")
 
 
 def test_a_pacs_that_keeps_sending_after_c_cancel_is_cut_off(scripted_scp):
-    scp = scripted_scp(pending(400) + [(0x0000, None)], stubborn=True, interval=0.02)
+    scp = scripted_scp(pending(400) + [(0x0000, None)], stubborn=True, interval=0.05)  # 20 s in all
     service = service_for(scp, cancel_timeout=0.3)
     started = time.monotonic()
     results, outcome = run(collect(service, QueryKeys.studies(), limit=3))
     elapsed = time.monotonic() - started
+    print(f"\ncut off after {elapsed * 1000:.0f} ms, {len(scp.sent_at)} of 400 responses sent")
     assert len(results) == 3
     assert scp.cancel_seen.is_set()
     assert outcome.limit_reached and outcome.aborted and outcome.incomplete
-    assert elapsed < 2.0, elapsed
+    assert elapsed < 8.0, elapsed
 
 
 def test_a_pacs_going_silent_mid_query_is_a_timeout_after_the_results_so_far(scripted_scp):

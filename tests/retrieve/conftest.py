@@ -19,7 +19,8 @@ process, outlives it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +79,5 @@ def rle_dcmqrscp(lab_data: Catalog, big_study: GeneratedStudy, move_port: int,
 
 
 @pytest.fixture
-def retrieve_scp() -> Iterator[Callable[..., RetrieveSCP]]:
-    made: list[RetrieveSCP] = []
-
-    def factory(files, **options: Any) -> RetrieveSCP:
-        scp = RetrieveSCP(files, **options)
-        made.append(scp)
-        return scp.start()
-
-    yield factory
-    for scp in made:
-        scp.shutdown()
+def retrieve_scp(start_scp: Callable[..., Any]) -> Callable[..., RetrieveSCP]:
+    return functools.partial(start_scp, RetrieveSCP)

@@ -3,7 +3,6 @@ small in-process C-GET/C-MOVE SCP that misbehaves on request (fixtures are in co
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,25 +21,8 @@ from pynetdicom.sop_class import (
 )
 
 from pacsbrowser.core.archive import Archive, split_part10
-from pacsbrowser.core.records import RetryPolicy, ServerProfile, Timeouts
 from tests.lab.data import lab_uid
-
-LOOPBACK = "127.0.0.1"
-
-
-def run(coro: Any, timeout: float = 60.0) -> Any:
-    """Run a coroutine on a fresh loop, bounded."""
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-def profile_for(peer: Any, **changes: Any) -> ServerProfile:
-    """A profile for a lab peer or a test SCP: short timeouts, no retries."""
-    options: dict[str, Any] = dict(name="test", host=peer.host, port=peer.port,
-                                   called_ae=getattr(peer, "aet", None) or peer.ae_title,
-                                   retry=RetryPolicy(max_retries=0), timeouts=Timeouts.uniform(10))
-    options.update(changes)
-    return ServerProfile(**options)
-
+from tests.lab.scp import LoopbackSCP
 
 # --------------------------------------------------------------------------------------------
 # Generated studies
@@ -202,7 +184,7 @@ def whole_files_only(archive: Archive) -> None:
 # A C-GET / C-MOVE SCP of our own
 
 
-class RetrieveSCP:
+class RetrieveSCP(LoopbackSCP):
     """An in-process pynetdicom Q/R SCP on 127.0.0.1 serving `files` (Study Root, FIND at SERIES and
     IMAGE level, GET, MOVE) that misbehaves on request:
 
@@ -221,24 +203,20 @@ class RetrieveSCP:
                  ignore_cancel: bool = False, get: bool = True, move: bool = True, find: bool = True, ae_title: str = "RETRIEVESCP",
                  stall_after: int | None = None, move_destinations: dict[str, tuple[str, int]] | None = None,
                  ) -> None:
+        super().__init__(ae_title)
         self.datasets = [pydicom.dcmread(p) for p in files]
         self.abort_after = abort_after
         self.delay = delay
         self.ignore_cancel = ignore_cancel
         self.get, self.move, self.find = get, move, find
-        self.ae_title = ae_title
-        self.host = LOOPBACK
-        self.port = 0
         self.stall_after = stall_after
         self.move_destinations = dict(move_destinations or {})
         self.sent: list[str] = []
         self.cancels = 0
         self.aborts_sent = 0
-        self._stop = threading.Event()
-        self._ae: AE | None = None
         self._lock = threading.Lock()
 
-    def start(self) -> "RetrieveSCP":
+    def _application_entity(self) -> tuple[AE, list[tuple[Any, Any]]]:
         ae = AE(ae_title=self.ae_title)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
         ae.maximum_pdu_size = 262144
@@ -252,23 +230,7 @@ class RetrieveSCP:
             ae.add_supported_context(sop_class, ALL_TRANSFER_SYNTAXES, scu_role=False, scp_role=True)
         for pair in {(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for ds in self.datasets}:
             ae.add_requested_context(*pair)  # the C-MOVE sub-association to the destination
-        handlers = [(evt.EVT_C_FIND, self._on_find), (evt.EVT_C_GET, self._on_get), (evt.EVT_C_MOVE, self._on_move)]
-        server = ae.start_server((LOOPBACK, 0), block=False, evt_handlers=handlers)
-        self.port = server.server_address[1]
-        self._ae = ae
-        return self
-
-    def shutdown(self) -> None:
-        self._stop.set()
-        if self._ae is not None:
-            self._ae.shutdown()
-            self._ae = None
-
-    def __enter__(self) -> "RetrieveSCP":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+        return ae, [(evt.EVT_C_FIND, self._on_find), (evt.EVT_C_GET, self._on_get), (evt.EVT_C_MOVE, self._on_move)]
 
     def _matches(self, identifier: Dataset) -> list[Dataset]:
         out = []

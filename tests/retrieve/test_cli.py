@@ -19,7 +19,7 @@ from tests.lab.peers import free_port
 
 from .helpers import assert_same_as_source
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 
 def pacsbrowser(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:

@@ -14,12 +14,13 @@ from pacsbrowser.core.errors import MoveDestinationUnknown
 from pacsbrowser.core.records import QueryLevel, Received, RetrieveMethod, RetrievePhase
 from pacsbrowser.core.retrieve import RetrieveService
 from pacsbrowser.core.server import ArchiveServer
+from tests.lab.client import profile_for, run
 from tests.lab.data import Catalog
 from tests.lab.peers import free_port
 
-from .helpers import GeneratedStudy, assert_same_as_source, profile_for, run, whole_files_only
+from .helpers import GeneratedStudy, assert_same_as_source, whole_files_only
 
-pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 
 def _service(peer, archive: Archive, **changes) -> RetrieveService:

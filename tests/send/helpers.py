@@ -21,6 +21,7 @@ from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, e
 
 from pacsbrowser.core.dicomfiles import read_header
 from pacsbrowser.core.records import RetryPolicy, ServerProfile, Timeouts
+from tests.lab.client import profile_for as lab_profile
 from tests.lab.peers import dcmtk
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,10 +39,10 @@ class CompressedSet:
 
 
 def profile_for(peer: Any, *, retries: int = 0, timeout: float = 10.0, **changes: Any) -> ServerProfile:
-    return ServerProfile(name="send test", host=peer.host, port=peer.port,
-                         called_ae=getattr(peer, "aet", None) or peer.ae_title,
-                         retry=RetryPolicy(max_retries=retries, initial_delay=0.01, max_delay=0.05, jitter=0.0),
-                         timeouts=Timeouts.uniform(timeout), **changes)
+    """tests.lab.client's profile, with `retries` quick retries and a uniform `timeout`."""
+    return lab_profile(peer, name="send test", timeouts=Timeouts.uniform(timeout),
+                       retry=RetryPolicy(max_retries=retries, initial_delay=0.01, max_delay=0.05, jitter=0.0),
+                       **changes)
 
 
 def run(coro: Any) -> Any:

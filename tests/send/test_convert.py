@@ -9,9 +9,9 @@ import asyncio
 import pydicom
 import pytest
 from pydicom.uid import (
-    JPEG2000Lossless,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
+    JPEG2000Lossless,
 )
 
 from pacsbrowser.core.records import StoreOutcome
@@ -29,8 +29,6 @@ from .helpers import (
     store_cli,
     without_pixels,
 )
-
-pytestmark = pytest.mark.interop
 
 # what decompression legitimately changes in the image pixel module (YBR JPEG becomes RGB)
 _CHANGED_BY_DECOMPRESSION = {"(0028,0004)", "(0028,0006)"}
@@ -85,6 +83,7 @@ def test_dcmqrscp_accepting_uncompressed_only_gets_everything_decompressed(compr
             assert dataset_bytes(stored[uid]) == dataset_bytes(source), source  # sent as stored
 
 
+@pytest.mark.interop  # starts its own dcmqrscp
 def test_implicit_vr_only_dcmqrscp_gets_re_encoded_files(lab_data: Catalog):
     files = [lab_data.uncompressed_instances()[0], lab_data.rle_instances()[0]]
     with DcmqrscpPeer(aet="IMPLICIT", extra_args=["+xi"]) as peer:

@@ -24,8 +24,6 @@ from tests.lab.data import CT_IMAGE_STORAGE, MR_IMAGE_STORAGE, Catalog, lab_uid
 
 from .helpers import RecordingSCP, profile_for, store_cli
 
-pytestmark = pytest.mark.interop
-
 
 def test_parallel_sends_use_n_associations_each_reused(lab_data: Catalog):
     with RecordingSCP() as scp:
@@ -128,7 +126,9 @@ def test_a_peer_that_keeps_aborting_gives_per_file_failures(fault_scp, lab_data:
     files = [i.path for i in lab_data.instances[:12]]
     started = time.monotonic()
     summary = asyncio.run(StoreService(profile_for(scp, retries=1), parallel=1).store(files))
-    assert time.monotonic() - started < 5
+    elapsed = time.monotonic() - started
+    print(f"\n12 files to a peer that keeps aborting: {elapsed * 1000:.0f} ms")
+    assert elapsed < 20  # no waiting for timeouts
     assert len(summary.stored) == 5 and len(summary.failed) == 7 and not summary.complete
     assert summary.error is not None and "closed the association" in str(summary.error)
     reasons = Counter(r.reason.split(":")[0] for r in summary.failed)
@@ -171,7 +171,9 @@ def test_cancel_stops_at_once_and_aborts(lab_data: Catalog):
                 await task
             return time.monotonic() - started
 
-        assert asyncio.run(scenario()) < 0.5
+        elapsed = asyncio.run(scenario())
+        print(f"\ncancel -> the send ended in {elapsed * 1000:.0f} ms")
+        assert elapsed < 2.5  # before the PACS's 5 s answer
     # the no_leftovers fixture checks that the worker threads ended (they would wait 30 s otherwise)
 
 

@@ -1,7 +1,7 @@
 """Sending the lab's data set to a real Orthanc with `pacsbrowser store`, one and four
 associations: every instance is found again by C-FIND (DCMTK findscu) and every data set Orthanc
 keeps is byte for byte the one in the source file (sent as stored, RLE included: Orthanc accepts it).
-Then the same files with DCMTK's storescu, for the timings in the report."""
+The times are printed; ours against DCMTK's storescu is the `store` case of `make bench`."""
 
 from __future__ import annotations
 
@@ -11,26 +11,22 @@ import time
 import pytest
 
 from tests.lab.data import Catalog
-from tests.lab.peers import dcmtk
 
 from .helpers import dataset_bytes, find_all_instances, orthanc_file, store_cli
-
-pytestmark = pytest.mark.interop
-
-TIMINGS: dict[str, float] = {}
 
 
 @pytest.mark.parametrize("parallel", [1, 4])
 def test_data_set_sent_and_found_again(parallel, lab_data: Catalog, orthanc_empty, workdir):
     started = time.perf_counter()
     result = store_cli(orthanc_empty, lab_data.root, parallel=parallel)
-    TIMINGS[f"ours --parallel {parallel} (with start-up)"] = time.perf_counter() - started
+    elapsed = time.perf_counter() - started
     assert result.returncode == 0, (result.stdout, result.stderr)
     n = len(lab_data.instances)
     summary = result.stdout.strip().splitlines()[-1]
     assert summary.startswith(f"Stored {n} of {n} files"), summary
     assert f"over {parallel} association" in summary, summary
-    TIMINGS[f"ours --parallel {parallel} (send)"] = float(re.search(r" in ([\d.]+) s", summary).group(1))
+    sending = re.search(r" in ([\d.]+) s", summary).group(1)
+    print(f"\n{n} files to Orthanc, --parallel {parallel}: {elapsed:.3f} s with start-up, {sending} s sending")
     assert result.stderr == ""  # no problem lines
 
     found = find_all_instances(orthanc_empty)
@@ -39,19 +35,6 @@ def test_data_set_sent_and_found_again(parallel, lab_data: Catalog, orthanc_empt
     for instance in lab_data.instances:  # sent as stored, RLE included
         received = orthanc_file(orthanc_empty, instance.sop_instance_uid, workdir)
         assert dataset_bytes(received) == dataset_bytes(instance.path), instance.path
-
-
-def test_storescu_on_the_same_files_for_comparison(lab_data: Catalog, orthanc_empty):
-    files = [str(p) for p in lab_data.paths()]
-    started = time.perf_counter()
-    result = dcmtk("storescu", "-aec", orthanc_empty.aet, "-xr", "-R", orthanc_empty.host,
-                   str(orthanc_empty.port), *files, timeout=60)
-    TIMINGS["DCMTK storescu -xr (one association)"] = time.perf_counter() - started
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert orthanc_empty.instance_count() == len(files)
-    print("\nsend timings, same run, 66 files to Orthanc:")
-    for label, seconds in TIMINGS.items():
-        print(f"  {label:40} {seconds:6.3f} s")
 
 
 def test_a_folder_with_bad_files_sends_the_good_ones_and_names_the_bad(lab_data: Catalog, orthanc_empty,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from PySide6.QtCore import Qt
 
 from pacsbrowser.core.config import ProfileStore
@@ -10,8 +9,6 @@ from pacsbrowser.core.records import NO_RETRY, ServerProfile, Timeouts
 from pacsbrowser.ui.main_window import MainWindow
 
 from .conftest import run_until
-
-pytestmark = pytest.mark.interop
 
 
 def test_echo_button_reports_success_and_failure(qtbot, qloop, orthanc, tmp_path, unused_port):

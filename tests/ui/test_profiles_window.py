@@ -11,8 +11,6 @@ from pacsbrowser.ui.widgets.profile_dialog import ProfileDialog
 
 from .conftest import run_until
 
-pytestmark = pytest.mark.interop
-
 
 @pytest.fixture
 def window(qtbot, qloop, tmp_path):

@@ -12,14 +12,12 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from PySide6.QtCore import QTimer
 
 from pacsbrowser.core.config import ProfileStore
-from pacsbrowser.core.records import ServerProfile, StudyResult, Timeouts
+from pacsbrowser.core.records import ServerProfile, Timeouts
 from pacsbrowser.ui.main_window import MainWindow
 from pacsbrowser.ui.models.results import Kind, LoadState
 from tests.lab.fault_scp import study_dataset
 
 from .conftest import run_until
-
-pytestmark = pytest.mark.interop
 
 
 @pytest.fixture
@@ -132,7 +130,7 @@ def test_expand_a_study_then_a_series(window, qloop, lab_data, qtmodeltester):
 def test_gui_thread_is_not_blocked_during_a_slow_query(window, qloop, fault_scp):
     studies = [study_dataset(PatientName=f"SLOW^PATIENT{i}", PatientID=f"S{i}", StudyInstanceUID=generate_uid(),
                              StudyDate="20240101", AccessionNumber=f"A{i}") for i in range(30)]
-    slow = fault_scp(mode="slow", datasets=studies, delay=0.03)
+    slow = fault_scp(mode="slow", datasets=studies, delay=0.1)  # 3 s in all: a blocked GUI would stall that long
     window.profile_controller.add(ServerProfile(name="Slow", host=slow.host, port=slow.port,
                                                 called_ae=slow.ae_title, timeouts=Timeouts.uniform(10)))
     window.profiles.list.setCurrentRow(1)
@@ -155,7 +153,7 @@ def test_gui_thread_is_not_blocked_during_a_slow_query(window, qloop, fault_scp)
     longest = max(gaps)
     print(f"\nlongest event-loop stall during a 30-result slow query: {longest * 1000:.1f} ms "
           f"over {len(gaps)} ticks")
-    assert longest < 0.25
+    assert longest < 1.0  # unloaded, ~20 ms; the query itself takes 3 s
 
 
 def test_esc_stops_a_running_query(window, qloop, fault_scp, qtbot):

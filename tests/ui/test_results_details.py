@@ -16,8 +16,6 @@ from tests.lab.fault_scp import study_dataset
 
 from .conftest import run_until
 
-pytestmark = pytest.mark.interop
-
 
 @pytest.fixture
 def peer_and_window(qtbot, qloop, fault_scp, tmp_path):
