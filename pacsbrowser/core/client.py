@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .dicom import ae as dicom_ae
 from .errors import (
@@ -28,6 +28,9 @@ from .errors import (
 )
 from .executor import run_blocking
 from .records import DEFAULT_CALLING_AE, DEFAULT_MAX_PDU, RetryPolicy, ServerProfile, Timeouts, TLSConfiguration
+
+if TYPE_CHECKING:
+    from pynetdicom.association import Association
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +166,7 @@ class DICOMClient:
             self.abort()
 
 
-def _release_or_abort(assoc: Any) -> None:
+def _release_or_abort(assoc: Association) -> None:
     assoc.release()
     if not assoc.is_released:
         assoc.abort()
@@ -202,7 +205,7 @@ class VerificationService:
         return result
 
 
-def _send_echo(assoc: Any) -> EchoResult:
+def _send_echo(assoc: Association) -> EchoResult:
     started = time.perf_counter()
     try:
         status = assoc.send_c_echo()

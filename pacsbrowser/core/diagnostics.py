@@ -88,7 +88,7 @@ def describe_certificate(der: bytes) -> ServerCertificate:
 
 def _resolve(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def _tcp_connect(address: str, port: int, timeout: float) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from enum import Enum
 
 
-
 class PacsbrowserError(Exception):
     """An error with a sentence for the user (`str()`) and its technical detail (`detail`)."""
 

@@ -32,7 +32,6 @@ from enum import Enum
 
 from .records import QueryKeys
 
-
 # --------------------------------------------------------------------------------------------
 # Dates and times
 
@@ -104,8 +103,8 @@ def date_range(value: str | date | DatePreset | tuple | None, today: date | None
     if isinstance(value, date):
         return _da(value)
     if isinstance(value, tuple):
-        first, last = (date_range(v, today) if v is not None else "" for v in value)
-        return f"{first}-{last}" if first or last else ""
+        low, high = (date_range(v, today) if v is not None else "" for v in value)
+        return f"{low}-{high}" if low or high else ""
     text = str(value).strip()
     if not text:
         return ""
@@ -114,6 +113,7 @@ def date_range(value: str | date | DatePreset | tuple | None, today: date | None
         return _PRESET_WORDS[word].dicom(today)
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # ISO date, not a range
         return _one_date(text, end=False)
+    last: str | None
     for separator in ("..", "/"):
         if separator in text:
             first, _, last = text.partition(separator)
@@ -122,7 +122,7 @@ def date_range(value: str | date | DatePreset | tuple | None, today: date | None
         if text.count("-") == 1:
             first, _, last = text.partition("-")
         elif text.count("-") == 0:
-            first, last = text, None  # type: ignore[assignment]
+            first, last = text, None
         else:
             raise ValueError(f"{text!r} is not a date range: use YYYYMMDD-YYYYMMDD (either end may be left out)")
     if last is None:

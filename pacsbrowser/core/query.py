@@ -24,7 +24,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -64,6 +64,9 @@ from .records import (
     ServerProfile,
     StudyResult,
 )
+
+if TYPE_CHECKING:
+    from pynetdicom.association import Association
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +361,7 @@ class FindJob(Generic[R]):
             self._first_result_at = loop.time()
         return batch
 
-    async def _find_once(self, assoc: Any, identifier: Dataset, model: QueryModel, level: QueryLevel,
+    async def _find_once(self, assoc: Association, identifier: Dataset, model: QueryModel, level: QueryLevel,
                          limit: int | None, summaries: list[dicom_find.FindResponses]
                          ) -> AsyncGenerator[list[Any], None]:
         """One C-FIND on a worker thread, its results in batches; its summary goes to `summaries`
@@ -380,7 +383,7 @@ class FindJob(Generic[R]):
             if "summary" in holder:
                 summaries.append(holder["summary"])
 
-    async def _check_modalities(self, assoc: Any, studies: list[StudyResult], wanted: set[str],
+    async def _check_modalities(self, assoc: Association, studies: list[StudyResult], wanted: set[str],
                                 checks: list[dicom_find.FindResponses]) -> AsyncGenerator[list[Any], None]:
         """For a PACS that leaves Modalities in Study empty (DCMTK's dcmqrscp): ask each study's
         series for their modality and keep the studies that have a wanted one."""
@@ -407,11 +410,12 @@ class FindJob(Generic[R]):
             modalities = {series.modality for series in found if series.modality}
             if wanted & modalities:
                 counts = [series.number_of_instances for series in found]
+                known = [count for count in counts if count is not None]
                 checked = replace(
                     study, modalities=tuple(sorted(modalities)),
                     number_of_series=study.number_of_series if study.number_of_series is not None else len(found),
                     number_of_instances=study.number_of_instances if study.number_of_instances is not None
-                    else (sum(counts) if counts and None not in counts else None),  # type: ignore[arg-type]
+                    else (sum(known) if known and len(known) == len(counts) else None),
                 )
                 fill_study_summary(checked.dataset, checked.modalities or (), checked.number_of_series,
                                    checked.number_of_instances)
@@ -419,7 +423,7 @@ class FindJob(Generic[R]):
             else:
                 self._filtered += 1
 
-    def _usable_model(self, assoc: Any, model: QueryModel, keys: QueryKeys
+    def _usable_model(self, assoc: Association, model: QueryModel, keys: QueryKeys
                       ) -> tuple[QueryModel, tuple[Dataset, ...]]:
         accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
         if str(FIND_MODELS[model]) in accepted:
@@ -465,7 +469,7 @@ def result_json(result: PatientResult | StudyResult | SeriesResult | InstanceRes
     return row
 
 
-def _producer(assoc: Any, identifier: Dataset, model_uid: Any, level: QueryLevel, fallback: str,
+def _producer(assoc: Association, identifier: Dataset, model_uid: Any, level: QueryLevel, fallback: str,
               control: dicom_find.FindControl, limit: int | None,
               holder: dict[str, dicom_find.FindResponses]) -> Callable[[Callable[[Any], None]], None]:
     def produce(emit: Callable[[Any], None]) -> None:

@@ -36,6 +36,7 @@ from collections.abc import AsyncIterator, Iterable
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import executor
 from .archive.part10 import MalformedDataset
@@ -189,7 +190,7 @@ def _shutdown_pools(pools: list[concurrent.futures.ProcessPoolExecutor]) -> None
                 log.debug("could not stop the multiprocessing resource tracker", exc_info=True)
 
 
-_END = object()
+_END: Any = object()  # the end of an items iterator (Any: next(source, _END) keeps the items type)
 
 
 def _as_request(item: ThumbnailRequest | str | os.PathLike[str]) -> ThumbnailRequest:

@@ -10,8 +10,9 @@ from pacsbrowser.core.dicom import contexts as dc
 from pacsbrowser.core.dicom import retrieve as dr
 from pacsbrowser.core.dicom.syntaxes import MAX_CONTEXTS
 from pacsbrowser.core.records import QueryLevel
-from pacsbrowser.core.sopclasses import RT_DOSE_STORAGE as RT_DOSE, has_pixel_data, is_image_class
 from pacsbrowser.core.retrieve import Plan, Request, Target, Wanted, plan_requests
+from pacsbrowser.core.sopclasses import RT_DOSE_STORAGE as RT_DOSE
+from pacsbrowser.core.sopclasses import has_pixel_data, is_image_class
 
 from .helpers import MANY_CLASSES
 

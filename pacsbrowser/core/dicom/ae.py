@@ -21,11 +21,11 @@ from typing import Any, Iterable, Sequence
 from pynetdicom import _config as pynetdicom_config
 from pynetdicom import evt
 from pynetdicom.ae import ApplicationEntity
+from pynetdicom.association import Association
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.transport import AddressInformation, AssociationSocket, T_CONNECT
+from pynetdicom.transport import T_CONNECT, AddressInformation, AssociationSocket
 
-from .responsive import is_responsive, make_responsive
 from ..errors import (
     AssociationAborted,
     AssociationRejected,
@@ -36,7 +36,8 @@ from ..errors import (
     TLSCause,
     TLSError,
 )
-from ..records import TLSConfiguration, Timeouts
+from ..records import Timeouts, TLSConfiguration
+from .responsive import is_responsive, make_responsive
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class PacsAE(ApplicationEntity):
 
     responsive = True  # set per association request by open_association
 
-    def _create_socket(self, assoc, address, tls_args):  # type: ignore[override]
+    def _create_socket(self, assoc, address, tls_args):
         if self.responsive:
             make_responsive(assoc)
         sock = ObservedSocket(assoc, address=address)
@@ -178,7 +179,7 @@ class _Observed:
         elif isinstance(pdu, A_ASSOCIATE_RJ):
             # Kept from the PDU itself: when the peer rejects and closes at once, pynetdicom's ACSE
             # may see the closed transport before the rejection and report an abort instead.
-            self.rejection = (int(pdu.result), int(pdu.source), int(pdu.reason_diagnostic))
+            self.rejection = (int(pdu.result or 0), int(pdu.source or 0), int(pdu.reason_diagnostic or 0))
 
 
 _ABORT_SOURCE = {0: "the PACS", 1: "reserved", 2: "the network layer of the PACS"}
@@ -373,7 +374,7 @@ def speaks_tls(host: str, port: int, timeout: float) -> bool:
         return False
 
 
-def keep_responses_for_callers(assoc: Any) -> None:
+def keep_responses_for_callers(assoc: Association) -> None:
     """Stop the association's own reactor thread from taking DIMSE messages off the queue.
 
     pynetdicom's reactor polls the queue to serve requests a peer sends; our send_c_*() callers
@@ -391,10 +392,10 @@ def keep_responses_for_callers(assoc: Any) -> None:
             return None, None
         return get_msg(block)
 
-    dimse.get_msg = get_msg_unless_reactor
+    dimse.get_msg = get_msg_unless_reactor  # type: ignore[method-assign]  # replaced per association on purpose (see above)
 
 
-def settle_reactor(assoc: Any, limit: float = 0.05) -> None:
+def settle_reactor(assoc: Association, limit: float = 0.05) -> None:
     """Let the association's reactor thread wake up after a DIMSE exchange, before the next one.
 
     Call after every send_c_*() that may be followed at once by another on the same association.
@@ -413,7 +414,7 @@ def settle_reactor(assoc: Any, limit: float = 0.05) -> None:
         time.sleep(0.00005)
 
 
-def interrupt(assoc: Any) -> None:
+def interrupt(assoc: Association) -> None:
     """Abort `assoc` from another thread and wake a send_c_store() waiting on it.
 
     A local abort does not wake a thread waiting for a DIMSE response: it would wait out the

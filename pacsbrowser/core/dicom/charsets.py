@@ -273,7 +273,7 @@ def decode_response(ds: Dataset, fallback_charset: str = "ISO_IR 100") -> Decode
         element = ds.get_item(0x00080005)
         if element is not None:
             received = charset_terms(element.value)
-    except Exception:  # noqa: BLE001
+    except Exception:  # a damaged (0008,0005) decodes with the fallback character set
         received = ()
     decoder = TextDecoder(received, fallback_charset)
     try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -85,7 +86,7 @@ FindControl = OperationControl
 
 
 def run_find(
-    assoc: Any,
+    assoc: Association,
     identifier: Dataset,
     model: Any,
     on_result: Callable[[Dataset], None],

@@ -105,7 +105,7 @@ def _tag_text(ds: Dataset, tag: int) -> str:
         return ""
     try:
         value = ds.get_item(tag).value
-    except Exception:  # noqa: BLE001
+    except Exception:  # a damaged element reads as empty; it never fails the whole result
         return ""
     if value is None:
         return ""
@@ -322,7 +322,10 @@ def parse_result(level: QueryLevel, ds: Dataset, fallback_charset: str = "ISO_IR
 
 def _read(level: QueryLevel, ds: Dataset, decoded: DecodedText):
     common = _common(decoded, ds)
-    t = lambda keyword: _raw_text(ds, keyword)  # noqa: E731
+
+    def t(keyword: str) -> str:
+        return _raw_text(ds, keyword)
+
     if level is QueryLevel.PATIENT:
         return PatientResult(
             patient_id=t("PatientID"), patient_name=_name(ds, "PatientName"),
@@ -406,7 +409,7 @@ def identifier_to_json(ds: Dataset) -> dict[str, Any]:
                 out[key] = value if value not in ("", b"") else None
                 continue
             text = _tag_text(ds, tag)
-        except Exception:  # noqa: BLE001
+        except Exception:  # an undecodable value is null in the JSON, never a failed query
             out[key] = None
             continue
         if text == "":

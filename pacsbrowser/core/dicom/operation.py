@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
+from pynetdicom.association import Association
 
 from ..errors import AssociationAborted
 
@@ -105,7 +106,7 @@ class OperationControl:
             assoc.dimse.msg_queue.put((None, None))
 
     # -- used by the code that sends the request ---------------------------------------------------
-    def attach(self, assoc: Any, msg_id: int, *, context_id: int | None = None, query_model: Any = None) -> None:
+    def attach(self, assoc: Association, msg_id: int, *, context_id: int | None = None, query_model: Any = None) -> None:
         """The request `msg_id` has been sent on `assoc`: a cancel (also one asked for already) now
         sends C-CANCEL for it, naming its presentation context or (C-FIND) its query model."""
         with self._lock:

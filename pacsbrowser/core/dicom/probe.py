@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydicom.dataset import Dataset
 from pynetdicom import build_context
+from pynetdicom.association import Association
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from ..errors import AssociationAborted, DIMSEError, Timeout
 from ..executor import run_blocking
 
 
-def _find(assoc: Any, uid: str) -> int:
+def _find(assoc: Association, uid: str) -> int:
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = uid

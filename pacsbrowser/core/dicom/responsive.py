@@ -39,7 +39,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 from pynetdicom import evt
 from pynetdicom.association import Association
@@ -158,7 +158,7 @@ class ResponsiveAssociation(Association):
                 if not (self._sent_abort or not self.is_established):
                     waiting = bool(messages.queue)
                     context_id, msg = self.dimse.get_msg(block=False)
-                    if msg:
+                    if msg and context_id is not None:
                         self._serve_request(msg, context_id)
                     elif waiting:
                         stale = True
@@ -197,7 +197,7 @@ class ResponsiveAssociation(Association):
             self._is_paused = True
 
 
-def make_responsive(assoc: Any) -> Any:
+def make_responsive(assoc: Association) -> Any:
     """Give `assoc` (a pynetdicom Association whose threads have not started) event-driven waits,
     and unbind pynetdicom's standard logging handlers unless its log is on (see `unbind_log_handlers`).
 
@@ -209,13 +209,13 @@ def make_responsive(assoc: Any) -> Any:
     if type(dul) is not DULServiceProvider or dul.is_alive():
         return assoc
     dul.__class__ = ResponsiveDUL
-    dul._setup_wake()
+    cast(ResponsiveDUL, dul)._setup_wake()
     assoc.__class__ = ResponsiveAssociation
     unbind_log_handlers(assoc)
     return assoc
 
 
-def unbind_log_handlers(assoc: Any) -> None:
+def unbind_log_handlers(assoc: Association) -> None:
     """pynetdicom binds four logging handlers to every association; they format every PDU and
     DIMSE message they see (a dictionary and a dispatch per PDU, the command set decoded again)
     for a log that is off unless --debug turns pynetdicom's logger on (core.logs). Off, they go:
@@ -238,7 +238,7 @@ def unbind_log_handlers(assoc: Any) -> None:
                 pass
 
 
-def is_responsive(assoc: Any) -> bool:
+def is_responsive(assoc: Association) -> bool:
     return getattr(assoc, "_pacsbrowser_responsive", False)
 
 

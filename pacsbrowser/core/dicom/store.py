@@ -24,6 +24,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID
 from pynetdicom import _config as pynetdicom_config
+from pynetdicom.association import Association
 from pynetdicom.status import code_to_category
 
 from ..dicomfiles import StoreItem, Unsendable, check_file, short_error
@@ -77,7 +78,7 @@ def _switch() -> _PerThreadSwitch | None:
         if current is True:  # somebody turned streaming on for everyone: nothing to do
             return None
         switch = _PerThreadSwitch(bool(current))
-        pynetdicom_config.STORE_SEND_CHUNKED_DATASET = switch  # type: ignore[assignment]
+        pynetdicom_config.STORE_SEND_CHUNKED_DATASET = switch  # type: ignore[assignment]  # a per-thread switch where pynetdicom has a bool
         return switch
 
 
@@ -98,7 +99,7 @@ class _chunked:
 # Sending
 
 
-def _store(assoc: Any, dataset: Any) -> Any:
+def _store(assoc: Association, dataset: Any) -> Any:
     """assoc.send_c_store(), then let its reactor wake (see ae.settle_reactor): (status, seconds taken)."""
     started = time.monotonic()
     try:
@@ -107,11 +108,11 @@ def _store(assoc: Any, dataset: Any) -> Any:
         settle_reactor(assoc)
 
 
-def _accepted(assoc: Any, sop_class: str) -> list[Any]:
+def _accepted(assoc: Association, sop_class: str) -> list[Any]:
     return [cx for cx in assoc.accepted_contexts if cx.abstract_syntax == sop_class and cx.as_scu]
 
 
-def send_item(assoc: Any, item: StoreItem) -> StoreResult:
+def send_item(assoc: Association, item: StoreItem) -> StoreResult:
     """Send one planned item on `assoc` and say what happened.
 
     Returns a result for everything the PACS answered and for everything that cannot be sent
@@ -185,7 +186,7 @@ class SendInterrupted(Exception):
         self.error, self.item, self.confirmed = error, item, confirmed
 
 
-def send_items(assoc: Any, take: Callable[[], StoreItem | None], emit: Callable[[StoreResult], None],
+def send_items(assoc: Association, take: Callable[[], StoreItem | None], emit: Callable[[StoreResult], None],
                stop: threading.Event) -> int:
     """Send items from `take()` until it returns None, `stop` is set or the association ends;
     each result goes to `emit` as soon as the PACS answered. Returns how many were answered.
@@ -204,7 +205,7 @@ def send_items(assoc: Any, take: Callable[[], StoreItem | None], emit: Callable[
     return answered
 
 
-def _refusal(assoc: Any, item: StoreItem) -> str:
+def _refusal(assoc: Association, item: StoreItem) -> str:
     """Why no context for the item's class was accepted, in words."""
     rejected = [cx for cx in assoc.rejected_contexts if cx.abstract_syntax == item.sop_class_uid]
     if rejected and all(cx.result == 0x04 for cx in rejected):  # transfer syntaxes not supported
@@ -214,11 +215,11 @@ def _refusal(assoc: Any, item: StoreItem) -> str:
     return f"the PACS does not accept {class_name(item.sop_class_uid)} objects"
 
 
-def _abort_quietly(assoc: Any) -> None:
+def _abort_quietly(assoc: Association) -> None:
     try:
         if assoc.is_established:
             assoc.abort()
-    except Exception:  # noqa: BLE001
+    except Exception:  # the association is going anyway: nothing left to report
         pass
 
 
@@ -235,7 +236,7 @@ def _load(item: StoreItem) -> Dataset:
     assert item.path is not None
     try:
         ds = dcmread(item.path, force=item.offset < 0)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # whatever pydicom raises, the file is damaged: said in words
         raise Unsendable(f"a damaged DICOM file ({short_error(exc)})") from None
     if item.offset < 0:  # no file header: the syntax it was read in
         ds.file_meta = FileMetaDataset()
@@ -243,7 +244,7 @@ def _load(item: StoreItem) -> Dataset:
     return ds
 
 
-def _answer(assoc: Any, item: StoreItem, sent: tuple[Any, float], syntax: str, *, converted: bool) -> StoreResult:
+def _answer(assoc: Association, item: StoreItem, sent: tuple[Any, float], syntax: str, *, converted: bool) -> StoreResult:
     status_ds, elapsed = sent
     if status_ds is None or "Status" not in status_ds:
         timeout = assoc.dimse_timeout

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from enum import Enum
 from typing import Any, ClassVar
 
 from .profiles import QueryModel
-
 
 # --------------------------------------------------------------------------------------------
 # Query (C-FIND): what to look for and what came back. core.query applies the matching rules
@@ -63,9 +63,9 @@ def _text_key(value: object) -> str:
 def _extra_keys(extra: object) -> tuple[tuple[str, str], ...]:
     if not extra:
         return ()
-    items = extra.items() if isinstance(extra, dict) else extra
+    items: Iterable[Any] = extra.items() if isinstance(extra, dict) else extra  # type: ignore[assignment]  # a dict or an iterable of "KEY=value" / pairs, checked per item below
     out = []
-    for item in items:  # type: ignore[union-attr]
+    for item in items:
         if isinstance(item, str):
             key, _, value = item.partition("=")
         else:

@@ -8,7 +8,6 @@ from enum import Enum
 from .profiles import RetrieveMethod
 from .query import QueryLevel
 
-
 # --------------------------------------------------------------------------------------------
 # Retrieve (C-GET / C-MOVE): progress and outcome. core.retrieve makes these; a window shows a
 # progress bar from RetrieveProgress and the final line from RetrieveSummary.summary.
