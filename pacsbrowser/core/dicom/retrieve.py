@@ -18,14 +18,13 @@ one association can be fetched on another (core.retrieve does those rounds).
 
 Reading a request: pynetdicom's response generator handles the C-STORE sub-operations of a C-GET
 itself, on the reading thread, calling the EVT_C_STORE handler bound at association; so
-`GetStoreHandler` runs here too and writes each data set, as received (no decoding), through
-`Archive.store`, the same write path as the Storage SCP. The generator is always read to its end.
+the C-STORE handler (`GetStoreHandler`, the Storage SCP's own, core.dicom.receive) runs here too
+and writes each data set, as received, through `Archive.store`. The generator is always read to its end.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -42,11 +41,11 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.status import code_to_category
 
-from ..archive import Archive, MalformedDataset
-from ..errors import ArchiveError, AssociationAborted
+from ..errors import AssociationAborted
 from ..records import QueryLevel
 from .ae import settle_reactor  # importing ae also quiets pynetdicom's log (it prints identifiers)
 from .operation import OperationControl, next_message_id
+from .receive import ReceiveHandler
 from .syntaxes import COMPRESSED, UNCOMPRESSED
 
 log = logging.getLogger(__name__)
@@ -95,12 +94,6 @@ DEFAULT_OTHER_CLASSES = (
     "1.2.840.10008.5.1.4.1.1.481.5",  # RT Plan Storage
 )
 DEFAULT_CLASSES = DEFAULT_IMAGE_CLASSES + DEFAULT_OTHER_CLASSES
-
-# C-STORE statuses our handler answers with (PS3.4 B.2.3)
-_STORE_OUT_OF_RESOURCES = 0xA700
-_STORE_CANNOT_UNDERSTAND = 0xC000
-_STORE_PROCESSING_FAILURE = 0x0110
-
 
 
 def is_image_class(sop_class: str) -> bool:
@@ -232,71 +225,8 @@ def chunks(items: Sequence[str], size: int = UID_LIST_CHUNK) -> list[list[str]]:
 # The C-STORE sub-operations of a C-GET
 
 
-class GetStoreHandler:
-    """EVT_C_STORE on a C-GET association: write the data set as received, answer at once.
-
-    Runs on the thread reading the C-GET responses. `sink`, when set, gets ("stored", SOP Instance
-    UID, bytes) after each instance is written and ("refused", SOP Instance UID, reason) when one
-    could not be. The archive indexes on its own thread.
-    """
-
-    def __init__(self, archive: Archive) -> None:
-        self.archive = archive
-        self.sink: Callable[[tuple], None] | None = None
-        self.received: list[str] = []
-        self.bytes = 0
-        self.refused = 0
-        self.last_activity = time.monotonic()
-        self._lock = threading.Lock()
-
-    def __call__(self, event: Any) -> int | Dataset:
-        self.last_activity = time.monotonic()
-        request = event.request
-        sop_instance = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
-        source_ae = str(event.assoc.acceptor.ae_title or "").strip()
-        try:
-            data = event.encoded_dataset(include_meta=False)
-            stored = self.archive.store(
-                data,
-                str(event.context.transfer_syntax),
-                sop_class_uid=str(getattr(request, "AffectedSOPClassUID", "") or ""),
-                sop_instance_uid=sop_instance,
-                source_ae=source_ae,
-                received_at=time.time(),
-            )
-        except MalformedDataset as exc:
-            return self._refuse(_STORE_CANNOT_UNDERSTAND, f"Cannot understand: {exc}", sop_instance)
-        except OSError as exc:
-            return self._refuse(_STORE_OUT_OF_RESOURCES, f"Out of resources: cannot write ({exc.strerror or exc})",
-                                sop_instance)
-        except ArchiveError as exc:
-            return self._refuse(_STORE_OUT_OF_RESOURCES, f"Out of resources: {exc}", sop_instance)
-        except Exception as exc:  # noqa: BLE001 - never let a handler exception reach pynetdicom
-            log.exception("unexpected error storing a retrieved instance")
-            return self._refuse(_STORE_PROCESSING_FAILURE, f"Processing failure: {exc.__class__.__name__}",
-                                sop_instance)
-        uid = stored.info.sop_instance_uid
-        with self._lock:
-            self.received.append(uid)
-            self.bytes += len(data)
-        sink = self.sink
-        if sink is not None:
-            sink(("stored", uid, len(data)))
-        self.last_activity = time.monotonic()
-        return 0x0000
-
-    def _refuse(self, code: int, comment: str, sop_instance: str) -> Dataset:
-        with self._lock:
-            self.refused += 1
-        log.warning("could not keep a retrieved instance (0x%04X %s) SOP Instance %s", code, comment,
-                    sop_instance[:80])
-        sink = self.sink
-        if sink is not None:
-            sink(("refused", sop_instance, comment))
-        ds = Dataset()
-        ds.Status = code
-        ds.ErrorComment = comment[:64]
-        return ds
+# The C-GET's C-STORE handler is the Storage SCP's (core.dicom.receive): the sender is the PACS called.
+GetStoreHandler = ReceiveHandler
 
 
 class AbortWatch:
