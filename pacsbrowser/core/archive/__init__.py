@@ -85,7 +85,8 @@ class Archive:
         self._pending = PendingPaths()
         self._gate = WriteGate(self.root, readonly)
         self._writer = FileWriter(self.root, self._pending, min_free_bytes=min_free_bytes, durable=durable)
-        self._indexer = Indexer(self.index_path, self.root, self._pending)
+        self._indexer = Indexer(self.index_path, self.root, self._pending,
+                                commit=lambda conn, batch: self._index_batch(conn, batch))
         self._maintenance = Maintenance(self.root, self._pending)
         self._lock: DirLock | None = None
         self._read_lock = threading.Lock()
@@ -250,6 +251,11 @@ class Archive:
         if self.readonly or self.closed or not self._indexer.running:
             return
         self._call(lambda conn: None, timeout)
+
+    def _index_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> list[Any]:
+        """The indexer's commit of one batch, late-bound through here: tests stall it to show that
+        a slow index never stalls a sender."""
+        return self._indexer.index_batch(conn, batch)
 
     def _call(self, fn: Callable[[sqlite3.Connection], Any], timeout: float | None) -> Any:
         return self._indexer.call(fn, timeout)

@@ -37,8 +37,10 @@ class Indexer:
 
     BATCH = 256
 
-    def __init__(self, index_path: Path, root: Path, pending: PendingPaths) -> None:
+    def __init__(self, index_path: Path, root: Path, pending: PendingPaths,
+                 commit: Callable[[sqlite3.Connection, list[_Job]], list[_Job]] | None = None) -> None:
         self.index_path, self.root, self.pending = index_path, root, pending
+        self._commit = commit or self.index_batch  # `commit` wraps index_batch (tests stall it)
         self.failures = 0
         self._queue: "queue.Queue[_Job | None]" = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -89,7 +91,7 @@ class Indexer:
                 if job is None:
                     break
                 batch, calls = self._take(job, retry)
-                retry = self._index_batch(conn, batch) if batch else []
+                retry = self._commit(conn, batch) if batch else []
                 for call in calls:
                     if call.kind == "close":
                         self._close(conn, call.payload, retry)
@@ -144,7 +146,7 @@ class Indexer:
             if call.future is not None:
                 call.future.set_result(result)
 
-    def _index_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Job]:
+    def index_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Job]:
         """Commit `batch` in one transaction; on failure return it to be retried."""
         results: list[bool] = []
         obsolete: list[str] = []
