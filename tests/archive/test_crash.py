@@ -16,8 +16,20 @@ from pydicom.uid import generate_uid
 
 from pacsbrowser.core.archive import Archive
 
-from .helpers import (LOOPBACK, ListenerProcess, acknowledged, dataset_bytes, lab_files, make_dataset, our_files,
-                      run_storescu, save, start_storescu, temp_files, wait_for)
+from .helpers import (
+    LOOPBACK,
+    ListenerProcess,
+    acknowledged,
+    dataset_bytes,
+    lab_files,
+    make_dataset,
+    our_files,
+    run_storescu,
+    save,
+    start_storescu,
+    temp_files,
+    wait_for,
+)
 
 
 def check_archive_matches_sources(arc: Archive, sources: dict[str, Path]) -> None:

@@ -15,7 +15,7 @@ from pacsbrowser.core.retrieve import RetrieveService
 from pacsbrowser.core.server import ArchiveServer
 from tests.retrieve.helpers import profile_for
 
-from .helpers import LOOPBACK, CT_IMAGE_STORAGE, make_dataset, our_files, temp_files
+from .helpers import CT_IMAGE_STORAGE, LOOPBACK, make_dataset, our_files, temp_files
 
 DISK_FULL = "Out of resources: the archive disk is full"
 

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from . import index
 from .index import IndexReader, RepairReport, VerifyReport
-from .part10 import InstanceInfo, MalformedDataset, StoredInstance, parse_dataset, split_part10
+from .part10 import (
+    InstanceInfo,
+    MalformedDataset,
+    StoredInstance,
+    parse_dataset,
+    split_part10,
+)
 from .paths import INDEX_NAME, SUFFIX, TEMP_PREFIX
 from .writer import PendingPaths
 

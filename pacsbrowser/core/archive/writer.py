@@ -16,7 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ArchiveError
-from .part10 import InstanceInfo, MalformedDataset, StoredInstance, _file_meta_bytes, parse_dataset, split_part10
+from .part10 import (
+    InstanceInfo,
+    MalformedDataset,
+    StoredInstance,
+    _file_meta_bytes,
+    parse_dataset,
+    split_part10,
+)
 from .paths import TEMP_PREFIX, relative_path
 
 
