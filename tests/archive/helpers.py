@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import time
 import warnings
@@ -43,6 +45,33 @@ def storescu_command(port: int, files: Iterable[Path], *, calling: str = "SENDER
 def run_storescu(port: int, files: Iterable[Path], *, timeout: float = 60.0, **options) -> subprocess.CompletedProcess:
     return subprocess.run(storescu_command(port, files, **options), capture_output=True, text=True,
                           timeout=timeout, env=dcmtk_env(), stdin=subprocess.DEVNULL, check=False)
+
+
+def start_storescu(port: int, files: Iterable[Path], **options) -> subprocess.Popen:
+    """storescu in the background, its -v log (stdout and stderr) on `stdout`."""
+    return subprocess.Popen(storescu_command(port, files, **options), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=dcmtk_env(), stdin=subprocess.DEVNULL)
+
+
+def acknowledged(storescu_output: str) -> tuple[list[str], list[str], list[str]]:
+    """(files storescu got a Success response for, files it got a refusal for, files it began to
+    send and got no response for), from its -v log."""
+    ok, refused, unanswered, current = [], [], [], None
+    for line in storescu_output.splitlines():
+        sending = re.match(r"I: Sending file: (.*)$", line)
+        if sending:
+            if current:
+                unanswered.append(current)
+            current = sending.group(1).strip()
+        elif "Received Store Response (Success)" in line and current:
+            ok.append(current)
+            current = None
+        elif "Received Store Response" in line and current:
+            refused.append(current)
+            current = None
+    if current:
+        unanswered.append(current)
+    return ok, refused, unanswered
 
 
 def write_storescu_config(files: Iterable[Path], path: Path) -> Path:
@@ -162,8 +191,6 @@ class ListenerProcess:
             self._lines.put(None)
 
     def wait_ready(self, timeout: float = 30.0) -> int:
-        import re
-
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -180,9 +207,25 @@ class ListenerProcess:
                 self.port = int(match.group(1))
                 return self.port
 
-    def stop(self, sig: int, timeout: float = 30.0) -> int:
-        import os
+    def signal(self, sig: int) -> None:
+        os.killpg(self.proc.pid, sig)
 
+    def wait_stopped(self, timeout: float = 10.0) -> None:
+        """After SIGSTOP: wait until every thread of the process is stopped (state T in /proc)."""
+        tasks = Path(f"/proc/{self.proc.pid}/task")
+
+        def all_stopped() -> bool:
+            states = []
+            for task in tasks.iterdir():
+                try:
+                    states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+                except (OSError, IndexError):
+                    continue
+            return bool(states) and all(state in ("T", "t") for state in states)
+
+        wait_for(all_stopped, timeout, "the listener to stop (SIGSTOP)")
+
+    def stop(self, sig: int, timeout: float = 30.0) -> int:
         try:
             os.killpg(self.proc.pid, sig)
         except ProcessLookupError:

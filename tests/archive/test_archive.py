@@ -14,7 +14,7 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-import pacsbrowser.core.archive as archive_module
+import pacsbrowser.core.archive.writer as archive_writer
 from pacsbrowser.core.archive import (
     INDEX_NAME,
     Archive,
@@ -164,7 +164,7 @@ def test_malformed_data_is_refused_and_nothing_is_written(archive):
 
 
 def test_a_full_disk_leaves_no_partial_file(archive, monkeypatch):
-    real = archive_module._write_chunks
+    real = archive_writer._write_chunks
 
     def fill_the_disk(fd, chunks):
         chunks = list(chunks)
@@ -172,14 +172,14 @@ def test_a_full_disk_leaves_no_partial_file(archive, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     _store(archive, make_dataset())
-    monkeypatch.setattr(archive_module, "_write_chunks", fill_the_disk)
+    monkeypatch.setattr(archive_writer, "_write_chunks", fill_the_disk)
     data, ts = _encoded(make_dataset())
     with pytest.raises(OSError) as info:
         archive.store(data, ts)
     assert info.value.errno == errno.ENOSPC
     assert temp_files(archive.root) == []
     assert len(our_files(archive.root)) == 1
-    monkeypatch.setattr(archive_module, "_write_chunks", real)
+    monkeypatch.setattr(archive_writer, "_write_chunks", real)
     # The reserve: refuse before writing when the file would leave less than min_free_bytes.
     archive.min_free_bytes = 1 << 62
     with pytest.raises(OSError) as info:

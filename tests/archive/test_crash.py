@@ -4,11 +4,10 @@ and its index agrees with its files."""
 from __future__ import annotations
 
 import os
-import re
-import time
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pydicom
@@ -20,32 +19,17 @@ from pacsbrowser.core.archive import Archive
 from .helpers import (
     LOOPBACK,
     ListenerProcess,
+    acknowledged,
     dataset_bytes,
-    dcmtk_env,
     lab_files,
     make_dataset,
     our_files,
+    run_storescu,
     save,
-    storescu_command,
+    start_storescu,
     temp_files,
     wait_for,
 )
-
-
-def acknowledged(storescu_output: str) -> tuple[list[str], list[str]]:
-    """(files storescu got a Success response for, files it got a refusal for), from its -v log."""
-    ok, refused, current = [], [], None
-    for line in storescu_output.splitlines():
-        sending = re.match(r"I: Sending file: (.*)$", line)
-        if sending:
-            current = sending.group(1).strip()
-        elif "Received Store Response (Success)" in line and current:
-            ok.append(current)
-            current = None
-        elif "Received Store Response" in line and current:
-            refused.append(current)
-            current = None
-    return ok, refused
 
 
 def check_archive_matches_sources(arc: Archive, sources: dict[str, Path]) -> None:
@@ -55,10 +39,35 @@ def check_archive_matches_sources(arc: Archive, sources: dict[str, Path]) -> Non
         assert dataset_bytes(row.path) == dataset_bytes(source), row.path
 
 
+def kill_while_writing(listener: ListenerProcess, folder: Path, sender: subprocess.Popen, *, finished: int = 3,
+                       timeout: float = 30.0) -> dict[str, int]:
+    """SIGKILL the listener at a moment it is writing a file into `folder` (after `finished` files
+    there): seen writing, it is frozen (SIGSTOP, every thread stopped); killed if the temporary file
+    is still there, let go on otherwise. Returns {temporary file: size} as they were at the kill;
+    empty when no write was caught before the sender ended or `timeout` passed (killed anyway)."""
+    deadline = time.monotonic() + timeout
+    while sender.poll() is None and time.monotonic() < deadline:
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            continue
+        if sum(n.endswith(".dcm") for n in names) < finished or not any(n.startswith(".tmp-") for n in names):
+            continue
+        listener.signal(signal.SIGSTOP)
+        listener.wait_stopped()
+        frozen = {p.name: p.stat().st_size for p in temp_files(folder)}
+        if frozen:
+            listener.stop(signal.SIGKILL)
+            return frozen
+        listener.signal(signal.SIGCONT)  # the write ended before the freeze: try the next one
+    listener.stop(signal.SIGKILL)
+    return {}
+
+
 def test_killed_while_receiving_loses_nothing_it_acknowledged(pacsbrowser_cmd, child_env, workdir, lab_data):
     study, series = generate_uid(), generate_uid()
     big = [save(make_dataset(study, series, patient_id="BIG", extra_bytes=1_500_000, fill=n),
-                workdir / "big" / f"{n}.dcm") for n in range(24)]
+                        workdir / "big" / f"{n}.dcm") for n in range(24)]
     files = [*big, *lab_files(lab_data)]
     sources = {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID): f for f in files}
     root = workdir / "archive"
@@ -66,32 +75,27 @@ def test_killed_while_receiving_loses_nothing_it_acknowledged(pacsbrowser_cmd, c
                str(root)]
     with ListenerProcess(command, child_env) as listener:
         port = listener.wait_ready()
-        sender = subprocess.Popen(storescu_command(port, files, extra=["-nh"]), stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, env=dcmtk_env(), stdin=subprocess.DEVNULL)
+        sender = start_storescu(port, files, extra=["-nh"])
         try:
-            # Kill while a file is being written: a temporary file beside a few finished ones.
-            folder, deadline, seen = root / study / series, time.monotonic() + 30, False
-            while not seen and sender.poll() is None and time.monotonic() < deadline:
-                try:
-                    names = os.listdir(folder)
-                except FileNotFoundError:
-                    continue
-                seen = sum(n.endswith(".dcm") for n in names) >= 3 and any(n.startswith(".tmp-") for n in names)
-            listener.stop(signal.SIGKILL)  # in the middle of receiving
+            writing = kill_while_writing(listener, root / study / series, sender)
             out, _ = sender.communicate(timeout=60)
         finally:
             if sender.poll() is None:
                 sender.kill()
                 sender.wait()
-    ok, refused = acknowledged(out)
+    # The kill came in the middle of a write: a temporary file stood in the archive, and the
+    # sender had sent an instance it got no answer for.
+    assert writing, "no write under way was caught: the kill proves nothing"
+    ok, refused, unanswered = acknowledged(out)
     assert ok and not refused, out[-3000:]
+    assert unanswered, f"the sender was not waiting for an answer at the kill: {out[-3000:]}"
     assert len(ok) < len(files), "storescu finished before the kill: nothing was interrupted"
+    assert {p.name for p in temp_files(root)} == set(writing)  # what the kill left is what was being written
     with Archive(root, readonly=True) as before:  # what the index said when the process died
         indexed_before = before.counts()["instances"]
-    left_behind = len(temp_files(root))
     with Archive(root) as arc:
         assert arc.last_repair is not None  # it had not been closed: opening repaired it
-        assert arc.last_repair.temp_files_removed == left_behind
+        assert arc.last_repair.temp_files_removed == len(writing)
         report = arc.verify(deep=True)
         assert report.ok, report.problems
         assert temp_files(root) == []
@@ -100,9 +104,12 @@ def test_killed_while_receiving_loses_nothing_it_acknowledged(pacsbrowser_cmd, c
         for path in ok:  # every instance the sender was told is stored, is
             uid = str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
             assert uid in indexed, f"{path} was acknowledged but is not in the archive"
+        for path in unanswered:  # the one being written when the process died is not, not even in part
+            uid = str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+            assert uid not in indexed, f"{path} was never acknowledged but is in the archive"
         check_archive_matches_sources(arc, sources)
-    print(f"killed after {len(ok)} acknowledged of {len(files)} (a write under way: {seen}); {left_behind} "
-          f"temporary files left; {indexed_before} indexed at the kill, {len(indexed)} after the repair")
+    print(f"killed after {len(ok)} acknowledged of {len(files)}, writing {writing} (bytes so far); "
+          f"{indexed_before} indexed at the kill, {len(indexed)} after the repair")
 
 
 def _can_mount_tmpfs() -> bool:
@@ -123,9 +130,8 @@ def test_a_really_full_disk(pacsbrowser_cmd, child_env, workdir, lab_data):
     sources = {i.sop_instance_uid: i.path for i in lab_data.instances}
     with ListenerProcess(["unshare", "-m", "--propagation", "private", "sh", "-c", script], child_env) as listener:
         port = listener.wait_ready()
-        result = subprocess.run(storescu_command(port, files, extra=["-nh"]), capture_output=True, text=True,
-                                timeout=60, env=dcmtk_env(), stdin=subprocess.DEVNULL)
-        ok, refused = acknowledged(result.stdout + result.stderr)
+        result = run_storescu(port, files, extra=["-nh"])
+        ok, refused, _ = acknowledged(result.stdout + result.stderr)
         assert len(ok) + len(refused) == len(files)
         assert refused, "everything fitted: the disk was not full"
         assert ok, "nothing fitted"

@@ -20,7 +20,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-import pacsbrowser.core.archive as archive_module
+import pacsbrowser.core.archive.writer as archive_module  # _write_chunks: the write path's test hook
 from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.client import DICOMClient, VerificationService
 from pacsbrowser.core.errors import AssociationRejected, ListenerError

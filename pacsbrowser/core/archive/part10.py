@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pydicom import config
-from pydicom.charset import decode_bytes, convert_encodings
+from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.multival import MultiValue
@@ -81,13 +81,13 @@ class _Header:
         charset = self.ascii(0x00080005)
         try:
             self.encodings = convert_encodings([c.strip() for c in charset.split("\\")] if charset else None)
-        except Exception:  # noqa: BLE001
+        except Exception:  # an unknown or damaged (0008,0005): read with the default repertoire
             self.encodings = convert_encodings(None)
 
     def raw(self, tag: int) -> Any:
         try:
             elem = self.ds.get_item(tag)
-        except Exception:  # noqa: BLE001
+        except Exception:  # a damaged element reads as absent; the header read goes on
             return None
         return None if elem is None else elem.value
 
@@ -108,7 +108,7 @@ class _Header:
         if isinstance(value, (bytes, bytearray)):
             try:
                 return decode_bytes(bytes(value), self.encodings, TEXT_VR_DELIMS).strip(" \x00")
-            except Exception:  # noqa: BLE001
+            except Exception:  # undecodable in its declared set: Latin-1 keeps every byte visible
                 return bytes(value).decode("latin-1").strip(" \x00")
         return str(value).strip(" \x00")
 
@@ -119,7 +119,7 @@ class _Header:
         if isinstance(value, (bytes, bytearray)):
             try:
                 return str(PersonName(bytes(value), self.encodings, validation_mode=config.IGNORE)).strip(" \x00")
-            except Exception:  # noqa: BLE001
+            except Exception:  # undecodable in its declared set: Latin-1 keeps every byte visible
                 return bytes(value).decode("latin-1").strip(" \x00")
         return str(value).strip(" \x00")
 

@@ -6,14 +6,13 @@ contexts of a C-GET are planned in core.dicom.contexts (re-exported here for cor
 
 Reading a request: pynetdicom's response generator handles the C-STORE sub-operations of a C-GET
 itself, on the reading thread, calling the EVT_C_STORE handler bound at association; so
-`GetStoreHandler` runs here too and writes each data set, as received (no decoding), through
-`Archive.store`, the same write path as the Storage SCP. The generator is always read to its end.
+the C-STORE handler (core.dicom.receive.ReceiveHandler, the Storage SCP's own) runs here too
+and writes each data set, as received, through `Archive.store`. The generator is always read to its end.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,12 +22,11 @@ from pydicom.dataset import Dataset
 from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.status import code_to_category
 
-from ..archive import Archive, MalformedDataset
-from ..errors import ArchiveError
 from ..records import QueryLevel
 from .ae import settle_reactor  # importing ae also quiets pynetdicom's log (it prints identifiers)
 from .contexts import GET_MODEL, MOVE_MODEL, ContextGroup, default_groups, plan_get_contexts
 from .operation import OperationControl, next_message_id, read_responses, send_request
+from .receive import ReceiveHandler
 from .syntaxes import UNCOMPRESSED
 
 log = logging.getLogger(__name__)
@@ -38,10 +36,6 @@ UID_LIST_CHUNK = 200  # SOP Instance UIDs per C-GET/C-MOVE identifier (about 13 
 
 CANCEL = 0xFE00
 
-# C-STORE statuses our handler answers with (PS3.4 B.2.3)
-_STORE_OUT_OF_RESOURCES = 0xA700
-_STORE_CANNOT_UNDERSTAND = 0xC000
-_STORE_PROCESSING_FAILURE = 0x0110
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,74 +85,8 @@ def chunks(items: Sequence[str], size: int = UID_LIST_CHUNK) -> list[list[str]]:
 
 
 # --------------------------------------------------------------------------------------------
-# The C-STORE sub-operations of a C-GET
-
-
-class GetStoreHandler:
-    """EVT_C_STORE on a C-GET association: write the data set as received, answer at once.
-
-    Runs on the thread reading the C-GET responses. `sink`, when set, gets ("stored", SOP Instance
-    UID, bytes) after each instance is written and ("refused", SOP Instance UID, reason) when one
-    could not be. The archive indexes on its own thread.
-    """
-
-    def __init__(self, archive: Archive) -> None:
-        self.archive = archive
-        self.sink: Callable[[tuple], None] | None = None
-        self.received: list[str] = []
-        self.bytes = 0
-        self.refused = 0
-        self.last_activity = time.monotonic()
-        self._lock = threading.Lock()
-
-    def __call__(self, event: Any) -> int | Dataset:
-        self.last_activity = time.monotonic()
-        request = event.request
-        sop_instance = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
-        source_ae = str(event.assoc.acceptor.ae_title or "").strip()
-        try:
-            data = event.encoded_dataset(include_meta=False)
-            stored = self.archive.store(
-                data,
-                str(event.context.transfer_syntax),
-                sop_class_uid=str(getattr(request, "AffectedSOPClassUID", "") or ""),
-                sop_instance_uid=sop_instance,
-                source_ae=source_ae,
-                received_at=time.time(),
-            )
-        except MalformedDataset as exc:
-            return self._refuse(_STORE_CANNOT_UNDERSTAND, f"Cannot understand: {exc}", sop_instance)
-        except OSError as exc:
-            return self._refuse(_STORE_OUT_OF_RESOURCES, f"Out of resources: cannot write ({exc.strerror or exc})",
-                                sop_instance)
-        except ArchiveError as exc:
-            return self._refuse(_STORE_OUT_OF_RESOURCES, f"Out of resources: {exc}", sop_instance)
-        except Exception as exc:  # noqa: BLE001 - never let a handler exception reach pynetdicom
-            log.exception("unexpected error storing a retrieved instance")
-            return self._refuse(_STORE_PROCESSING_FAILURE, f"Processing failure: {exc.__class__.__name__}",
-                                sop_instance)
-        uid = stored.info.sop_instance_uid
-        with self._lock:
-            self.received.append(uid)
-            self.bytes += len(data)
-        sink = self.sink
-        if sink is not None:
-            sink(("stored", uid, len(data)))
-        self.last_activity = time.monotonic()
-        return 0x0000
-
-    def _refuse(self, code: int, comment: str, sop_instance: str) -> Dataset:
-        with self._lock:
-            self.refused += 1
-        log.warning("could not keep a retrieved instance (0x%04X %s) SOP Instance %s", code, comment,
-                    sop_instance[:80])
-        sink = self.sink
-        if sink is not None:
-            sink(("refused", sop_instance, comment))
-        ds = Dataset()
-        ds.Status = code
-        ds.ErrorComment = comment[:64]
-        return ds
+# The C-STORE sub-operations of a C-GET are received by core.dicom.receive.ReceiveHandler, the
+# Storage SCP's own handler: the sender is the PACS called.
 
 
 class AbortWatch:
@@ -238,7 +166,7 @@ def send_retrieve(
     move_destination: str | None = None,
     control: RetrieveControl | None = None,
     on_pending: Callable[[RetrieveResponses], None] | None = None,
-    handler: GetStoreHandler | None = None,
+    handler: ReceiveHandler | None = None,
     watch: AbortWatch | None = None,
     msg_id: int | None = None,
     no_dimse_timeout: bool = False,
@@ -333,7 +261,7 @@ __all__ = [
     "UNCOMPRESSED",
     "AbortWatch",
     "ContextGroup",
-    "GetStoreHandler",
+    "ReceiveHandler",
     "RetrieveResponses",
     "RetrieveControl",
     "accepted_storage_syntaxes",

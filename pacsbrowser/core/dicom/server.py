@@ -1,20 +1,14 @@
-"""Our Storage SCP on pynetdicom: presentation contexts, the C-STORE handler and the server.
+"""Our Storage SCP on pynetdicom: presentation contexts, TLS, sockets and the server.
 
 Synchronous: `DicomServer.start()` and `shutdown()` block briefly and run on worker threads (the
-async face is core.server). pynetdicom runs one thread per association; the C-STORE handler runs
-on it, writes the received bytes into the archive as they came (no decode and re-encode), queues
-the indexing and returns its status at once, so a slow index never stalls the sending PACS.
+async face is core.server). pynetdicom runs one thread per association; the C-STORE handler
+(core.dicom.receive, shared with the C-GET) runs on it.
 
 What pynetdicom does not do, done here:
 - TCP_NODELAY on accepted sockets (FIELD-NOTES: Nagle adds ~40 ms per message in two parts);
 - the TLS handshake on the connection's own thread with the ACSE timeout, not in the accept loop
   (pynetdicom's `get_request` handshakes there, so one silent client would stall every other);
 - socket reads in large chunks (pynetdicom reads 4 KiB at a time).
-
-The data set is taken with `event.encoded_dataset()`, in memory: pynetdicom's other way
-(`_config.STORE_RECV_CHUNKED_DATASET`) is a process-wide switch that would change every other AE
-in the process (the C-GET SCU's handlers too) and spools to the system temp folder, often another
-file system than the archive, where a rename is a copy.
 """
 
 from __future__ import annotations
@@ -25,39 +19,32 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from pydicom.dataset import Dataset
+from pydicom.uid import UID
 from pynetdicom import AllStoragePresentationContexts, StoragePresentationContexts, build_context, evt
 from pynetdicom.ae import ApplicationEntity
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
-from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
-from .responsive import make_responsive
-from ..archive import Archive, MalformedDataset, StoredInstance
-from ..errors import ArchiveError, ListenerError
-from .syntaxes import ACCEPTED_FOR_STORAGE
+from ..archive import Archive
+from ..errors import ListenerError
 from ..records import DEFAULT_MAX_PDU, Timeouts, TLSConfiguration
+from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
+from .receive import IndexedHandler, ReceiveHandler, StoreStats
+from .responsive import make_responsive
+from .syntaxes import ACCEPTED_FOR_STORAGE
 
 log = logging.getLogger(__name__)
 
 # What we accept, in our order of preference when a peer proposes several in one context.
-STORAGE_TRANSFER_SYNTAXES = list(ACCEPTED_FOR_STORAGE)
-
-# C-STORE statuses (PS3.4 B.2.3)
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-CANNOT_UNDERSTAND = 0xC000
-PROCESSING_FAILURE = 0x0110
+STORAGE_TRANSFER_SYNTAXES: list[str | UID] = list(ACCEPTED_FOR_STORAGE)
 
 _RECV_CHUNK = 1 << 20
-_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
 
 
 def storage_contexts() -> list[PresentationContext]:
@@ -93,97 +80,6 @@ def server_ssl_context(tls: TLSConfiguration, host: str, port: int) -> ssl.SSLCo
     else:
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-@dataclass
-class StoreStats:
-    """Counters of one server (updated from association threads)."""
-
-    stored: int = 0
-    failed: int = 0
-    bytes: int = 0
-    associations: int = 0
-    rejected: int = 0
-    last_failure: str = ""
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **changes: Any) -> None:
-        with self._lock:
-            for key, value in changes.items():
-                if key == "last_failure":
-                    self.last_failure = value
-                else:
-                    setattr(self, key, getattr(self, key) + value)
-
-
-# (stored, replaced, calling AE, "host:port") after the instance is indexed (indexer thread)
-IndexedHandler = Callable[[StoredInstance, bool, str, str], None]
-
-
-def _status(code: int, comment: str) -> Dataset:
-    ds = Dataset()
-    ds.Status = code
-    ds.ErrorComment = comment[:64]
-    return ds
-
-
-class StoreHandler:
-    """The EVT_C_STORE handler: write, queue the indexing, answer."""
-
-    def __init__(self, archive: Archive, on_indexed: IndexedHandler | None, stats: StoreStats) -> None:
-        self.archive = archive
-        self.on_indexed = on_indexed
-        self.stats = stats
-
-    def __call__(self, event: Any) -> Dataset | int:
-        assoc = event.assoc
-        calling_ae = str(assoc.requestor.ae_title or "").strip()
-        peer = f"{assoc.requestor.address}:{assoc.requestor.port}"
-        request = event.request
-        sop_instance = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
-        try:
-            data = event.encoded_dataset(include_meta=False)
-            transfer_syntax = str(event.context.transfer_syntax)
-            callback = None
-            if self.on_indexed is not None:
-                on_indexed = self.on_indexed
-
-                def callback(stored: StoredInstance, replaced: bool) -> None:
-                    on_indexed(stored, replaced, calling_ae, peer)
-
-            stored = self.archive.store(
-                data,
-                transfer_syntax,
-                sop_class_uid=str(getattr(request, "AffectedSOPClassUID", "") or ""),
-                sop_instance_uid=sop_instance,
-                source_ae=calling_ae,
-                received_at=time.time(),
-                on_indexed=callback,
-            )
-        except MalformedDataset as exc:
-            return self._fail(CANNOT_UNDERSTAND, f"Cannot understand: {exc}", calling_ae, sop_instance)
-        except OSError as exc:
-            if exc.errno in _DISK_FULL:
-                return self._fail(OUT_OF_RESOURCES, "Out of resources: the archive disk is full", calling_ae,
-                                  sop_instance, exc)
-            return self._fail(OUT_OF_RESOURCES, f"Out of resources: cannot write ({exc.strerror or exc})",
-                              calling_ae, sop_instance, exc)
-        except ArchiveError as exc:
-            return self._fail(OUT_OF_RESOURCES, f"Out of resources: {exc}", calling_ae, sop_instance)
-        except Exception as exc:  # noqa: BLE001 - never let a handler exception reach pynetdicom
-            log.exception("unexpected error storing an instance from %s", calling_ae)
-            return self._fail(PROCESSING_FAILURE, f"Processing failure: {exc.__class__.__name__}", calling_ae,
-                              sop_instance)
-        self.stats.add(stored=1, bytes=stored.size)
-        log.info("stored %s from %s (%d bytes)", stored.info.sop_instance_uid, calling_ae, stored.size)
-        return SUCCESS
-
-    def _fail(self, code: int, comment: str, calling_ae: str, sop_instance: str, exc: BaseException | None = None
-              ) -> Dataset:
-        self.stats.add(failed=1, last_failure=comment)
-        log.warning("refused an instance from %s (0x%04X %s) SOP Instance %s%s", calling_ae, code, comment,
-                    sop_instance[:80], f": {exc!r}" if exc else "")
-        return _status(code, comment)
 
 
 class _AcceptorSocket(AssociationSocket):
@@ -226,8 +122,8 @@ class _RequestHandler(RequestHandler):
 
     def _create_association(self) -> Any:
         # pynetdicom's RequestHandler._create_association, with our socket class.
-        from pynetdicom.association import Association
         from pynetdicom._globals import MODE_ACCEPTOR
+        from pynetdicom.association import Association
 
         assoc = make_responsive(Association(self.ae, MODE_ACCEPTOR))
         assoc._server = self.server
@@ -241,10 +137,11 @@ class _RequestHandler(RequestHandler):
         assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
         assoc.requestor.address_info = self.remote
         for event in self.server._handlers:
-            if event.is_intervention and self.server._handlers[event]:
-                assoc.bind(event, *self.server._handlers[event])
-            elif isinstance(event, evt.NotificationEvent):
-                for handler in self.server._handlers[event]:
+            bound = self.server._handlers[event]
+            if event.is_intervention and isinstance(bound, tuple) and bound:
+                assoc.bind(event, *bound)
+            elif isinstance(event, evt.NotificationEvent) and isinstance(bound, list):
+                for handler in bound:
                     assoc.bind(event, handler[0], handler[1])
         return assoc
 
@@ -311,7 +208,7 @@ class DicomServer:
         self.max_pdu = settings.max_pdu
         self.require_called_ae = settings.require_called_ae
         self.stats = StoreStats()
-        self.handler = StoreHandler(archive, on_indexed, self.stats)
+        self.handler = ReceiveHandler(archive, on_indexed=on_indexed, stats=self.stats)
         self._ae: ApplicationEntity | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -340,20 +237,20 @@ class DicomServer:
         ae.network_timeout = self.timeouts.network
         ae.require_calling_aet = self.allowed_calling_aes
         ae.require_called_aet = self.require_called_ae
-        handlers = [
+        handlers: list[Any] = [  # pynetdicom's (event, handler) pairs
             (evt.EVT_C_STORE, self.handler),
             (evt.EVT_ACCEPTED, self._on_accepted),
             (evt.EVT_REJECTED, self._on_rejected),
         ]
         try:
-            server = ae.make_server(
+            server = cast(_Server, ae.make_server(
                 (self.host, self.port),
                 contexts=storage_contexts(),
                 ssl_context=ssl_context,
                 evt_handlers=handlers,
                 server_class=_Server,
                 request_handler=_RequestHandler,
-            )
+            ))
         except (OSError, OverflowError) as exc:
             raise _bind_error(self.host, self.port, exc) from exc
         ae._servers.append(server)
@@ -405,10 +302,7 @@ class DicomServer:
 
 
 __all__ = [
-    "CANNOT_UNDERSTAND",
-    "OUT_OF_RESOURCES",
     "STORAGE_TRANSFER_SYNTAXES",
-    "StoreHandler",
     "DicomServer",
     "ServerSettings",
     "StoreStats",

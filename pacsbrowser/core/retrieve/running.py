@@ -22,7 +22,8 @@ from pynetdicom.association import Association
 
 from ..client import DICOMClient
 from ..dicom import retrieve as dicom_retrieve
-from ..dicom.retrieve import UNCOMPRESSED, AbortWatch, ContextGroup, GetStoreHandler, RetrieveControl, RetrieveResponses
+from ..dicom.receive import ReceiveHandler
+from ..dicom.retrieve import UNCOMPRESSED, AbortWatch, ContextGroup, RetrieveControl, RetrieveResponses
 from ..dicom.syntaxes import syntax_name
 from ..errors import MoveDestinationUnknown, RetrieveInterrupted, ServiceNotSupported
 from ..executor import run_blocking, stream_blocking
@@ -171,7 +172,7 @@ class RetrieveRun:
     async def _get_on_association(self, group: ContextGroup, requests: list[Request],
                                   accepted: dict[str, list[str]], tried: dict[str, set[str]]) -> None:
         client = DICOMClient.from_profile(self.profile)
-        handler = GetStoreHandler(self.archive)
+        handler = ReceiveHandler(self.archive)
         watch = AbortWatch()
         async with open_association(client, self.counts, contexts=list(group.contexts), ext_neg=list(group.roles),
                                     evt_handlers=[(evt.EVT_C_STORE, handler), (evt.EVT_PDU_RECV, watch)],
@@ -290,7 +291,7 @@ class RetrieveRun:
 
     # -- one request
 
-    async def _send(self, assoc: Association, request: Request, *, handler: GetStoreHandler | None = None,
+    async def _send(self, assoc: Association, request: Request, *, handler: ReceiveHandler | None = None,
                     watch: AbortWatch | None = None, destination: str | None = None,
                     idle: float | None = None) -> RetrieveResponses:
         """One request on a worker thread, its events applied here. `idle`: instead of pynetdicom's

@@ -1,0 +1,170 @@
+"""Receiving one C-STORE into the archive: the EVT_C_STORE handler of our Storage SCP and of the
+C-STORE sub-operations of a C-GET, and the statuses it answers with.
+
+The handler runs on the thread reading the association (pynetdicom's), writes the data set as it
+came (no decode and re-encode) through `Archive.store`, which queues the indexing for the
+archive's own thread, and answers at once: a slow index never stalls the sending PACS.
+
+The data set is taken with `event.encoded_dataset()`, in memory: pynetdicom's other way
+(`_config.STORE_RECV_CHUNKED_DATASET`) is a process-wide switch that would change every other AE
+in the process (our other AEs too) and spools to the system temp folder, often another
+file system than the archive, where a rename is a copy.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from ..archive import Archive, MalformedDataset, StoredInstance
+from ..errors import ArchiveError
+
+log = logging.getLogger(__name__)
+
+# C-STORE statuses (PS3.4 B.2.3)
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+PROCESSING_FAILURE = 0x0110
+
+DISK_FULL = "Out of resources: the archive disk is full"
+_DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+
+
+@dataclass
+class StoreStats:
+    """Counters of one receiver (updated from association threads); the server adds its
+    associations and rejections."""
+
+    stored: int = 0
+    failed: int = 0
+    bytes: int = 0
+    associations: int = 0
+    rejected: int = 0
+    last_failure: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **changes: Any) -> None:
+        with self._lock:
+            for key, value in changes.items():
+                if key == "last_failure":
+                    self.last_failure = value
+                else:
+                    setattr(self, key, getattr(self, key) + value)
+
+
+# (stored, replaced, sender's AE title, "host:port") after the instance is indexed (indexer thread)
+IndexedHandler = Callable[[StoredInstance, bool, str, str], None]
+# ("stored", SOP Instance UID, bytes received) or ("refused", SOP Instance UID, reason)
+Sink = Callable[[tuple], None]
+
+
+def refusal(code: int, comment: str) -> Dataset:
+    """A C-STORE response status with its comment (at most 64 characters, LO)."""
+    ds = Dataset()
+    ds.Status = code
+    ds.ErrorComment = comment[:64]
+    return ds
+
+
+def failure_status(exc: BaseException) -> tuple[int, str]:
+    """The C-STORE status and comment for what `Archive.store` raised."""
+    if isinstance(exc, MalformedDataset):
+        return CANNOT_UNDERSTAND, f"Cannot understand: {exc}"
+    if isinstance(exc, OSError):
+        if exc.errno in _DISK_FULL_ERRNOS:
+            return OUT_OF_RESOURCES, DISK_FULL
+        return OUT_OF_RESOURCES, f"Out of resources: cannot write ({exc.strerror or exc})"
+    if isinstance(exc, ArchiveError):
+        return OUT_OF_RESOURCES, f"Out of resources: {exc}"
+    return PROCESSING_FAILURE, f"Processing failure: {exc.__class__.__name__}"
+
+
+class ReceiveHandler:
+    """EVT_C_STORE: write the data set into the archive as received, queue its indexing, answer.
+
+    The same on our Storage SCP (the sender is the association's requestor) and on a C-GET
+    association (the sender is the PACS we called). `on_indexed` runs on the archive's indexer
+    thread after the commit; `sink`, when set, gets ("stored", UID, bytes) or ("refused", UID,
+    reason) for each instance, on the association's thread.
+    """
+
+    def __init__(self, archive: Archive, *, on_indexed: IndexedHandler | None = None,
+                 stats: StoreStats | None = None) -> None:
+        self.archive = archive
+        self.on_indexed = on_indexed
+        self.stats = stats if stats is not None else StoreStats()
+        self.sink: Sink | None = None
+        self.last_activity = time.monotonic()
+
+    def __call__(self, event: Any) -> Dataset | int:
+        self.last_activity = time.monotonic()
+        assoc = event.assoc
+        sender = assoc.acceptor if assoc.is_requestor else assoc.requestor
+        sender_ae = str(sender.ae_title or "").strip()
+        request = event.request
+        sop_instance = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
+        try:
+            data = event.encoded_dataset(include_meta=False)
+            stored = self.archive.store(
+                data,
+                str(event.context.transfer_syntax),
+                sop_class_uid=str(getattr(request, "AffectedSOPClassUID", "") or ""),
+                sop_instance_uid=sop_instance,
+                source_ae=sender_ae,
+                received_at=time.time(),
+                on_indexed=self._indexed_callback(sender_ae, f"{sender.address}:{sender.port}"),
+            )
+        except Exception as exc:  # noqa: BLE001 - never let a handler exception reach pynetdicom
+            if not isinstance(exc, (MalformedDataset, OSError, ArchiveError)):
+                log.exception("unexpected error storing an instance from %s", sender_ae)
+            code, comment = failure_status(exc)
+            return self._refuse(code, comment, sender_ae, sop_instance, exc)
+        uid = stored.info.sop_instance_uid
+        self.stats.add(stored=1, bytes=stored.size)
+        log.info("stored %s from %s (%d bytes)", uid, sender_ae, stored.size)
+        sink = self.sink
+        if sink is not None:
+            sink(("stored", uid, len(data)))
+        self.last_activity = time.monotonic()
+        return SUCCESS
+
+    def _indexed_callback(self, sender_ae: str, peer: str) -> Callable[[StoredInstance, bool], None] | None:
+        on_indexed = self.on_indexed
+        if on_indexed is None:
+            return None
+
+        def callback(stored: StoredInstance, replaced: bool) -> None:
+            on_indexed(stored, replaced, sender_ae, peer)
+
+        return callback
+
+    def _refuse(self, code: int, comment: str, sender_ae: str, sop_instance: str, exc: BaseException) -> Dataset:
+        self.stats.add(failed=1, last_failure=comment)
+        log.warning("refused an instance from %s (0x%04X %s) SOP Instance %s: %r", sender_ae, code, comment,
+                    sop_instance[:80], exc)
+        sink = self.sink
+        if sink is not None:
+            sink(("refused", sop_instance, comment))
+        return refusal(code, comment)
+
+
+__all__ = [
+    "CANNOT_UNDERSTAND",
+    "DISK_FULL",
+    "OUT_OF_RESOURCES",
+    "PROCESSING_FAILURE",
+    "SUCCESS",
+    "IndexedHandler",
+    "ReceiveHandler",
+    "StoreStats",
+    "failure_status",
+    "refusal",
+]
