@@ -13,7 +13,7 @@ import pacsbrowser.core.archive.writer as archive_writer
 from pacsbrowser.core.errors import DIMSEError
 from pacsbrowser.core.retrieve import RetrieveService
 from pacsbrowser.core.server import ArchiveServer
-from tests.retrieve.helpers import profile_for
+from tests.lab.client import profile_for
 
 from .helpers import CT_IMAGE_STORAGE, LOOPBACK, make_dataset, our_files, temp_files
 
