@@ -64,6 +64,7 @@ def kill_while_writing(listener: ListenerProcess, folder: Path, sender: subproce
     return {}
 
 
+@pytest.mark.interop  # DCMTK storescu sends
 def test_killed_while_receiving_loses_nothing_it_acknowledged(pacsbrowser_cmd, child_env, workdir, lab_data):
     study, series = generate_uid(), generate_uid()
     big = [save(make_dataset(study, series, patient_id="BIG", extra_bytes=1_500_000, fill=n),
@@ -116,6 +117,7 @@ def _can_mount_tmpfs() -> bool:
     return os.geteuid() == 0 and all(shutil.which(tool) for tool in ("unshare", "nsenter", "mount"))
 
 
+@pytest.mark.interop  # DCMTK storescu sends
 @pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs root for a private tmpfs (unshare -m)")
 def test_a_really_full_disk(pacsbrowser_cmd, child_env, workdir, lab_data):
     """The listener in its own mount namespace, on a 640 KiB tmpfs: the lab set (about 600 KB) does
