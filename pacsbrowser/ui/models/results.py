@@ -16,6 +16,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from ...core.records import InstanceResult, PatientResult, SeriesResult, StudyResult
+from .holdings import Holding, holding_icon
 
 COLUMNS = ["Patient / study", "Patient ID", "Birth date", "Study date", "Modality", "Description", "Accession",
            "Series", "Instances"]
@@ -85,6 +86,18 @@ def _sop_class_name(uid: str) -> str:
     return name if name and name != uid else uid
 
 
+def node_uid(node: Node) -> str:
+    """The UID a study, series or instance row stands for ('' for other rows)."""
+    r = node.result
+    if isinstance(r, StudyResult):
+        return r.study_instance_uid
+    if isinstance(r, SeriesResult):
+        return r.series_instance_uid
+    if isinstance(r, InstanceResult):
+        return r.sop_instance_uid
+    return ""
+
+
 class ResultsModel(QAbstractItemModel):
     children_requested = Signal(object)  # Node whose children should be loaded
 
@@ -92,6 +105,7 @@ class ResultsModel(QAbstractItemModel):
         super().__init__(parent)
         self.root = Node(Kind.PATIENT, state=LoadState.LOADED)
         self._index_by_key: dict[tuple[Kind, Any], Node] = {}
+        self._holdings: dict[str, Holding] = {}  # what the local archive holds, by row UID
 
     # -- filling ---------------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -100,6 +114,7 @@ class ResultsModel(QAbstractItemModel):
             node.parent = None  # detached: late answers for them are ignored
         self.root.children = []
         self._index_by_key.clear()
+        self._holdings.clear()
         self.endResetModel()
 
     def add_results(self, results: list[Any]) -> int:
@@ -172,6 +187,20 @@ class ResultsModel(QAbstractItemModel):
         left, right = self.index_of(node, 0), self.index_of(node, len(COLUMNS) - 1)
         if left.isValid():
             self.dataChanged.emit(left, right)
+
+    # -- local holdings (set by controllers.holdings) ---------------------------------------------
+    def holding(self, uid: str) -> Holding | None:
+        """How much of the row with this Study, Series or SOP Instance UID the local archive holds."""
+        return self._holdings.get(uid)
+
+    def set_holdings(self, holdings: dict[str, Holding], nodes: list[Node]) -> None:
+        """New counts for `nodes` (keyed by their UID); their first column is redrawn."""
+        self._holdings.update(holdings)
+        for node in nodes:
+            if self._attached(node):
+                index = self.index_of(node, NAME)
+                if index.isValid():
+                    self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole])
 
     def retry(self, node: Node) -> None:
         """Load the children of a row whose load failed, again."""
@@ -278,6 +307,12 @@ class ResultsModel(QAbstractItemModel):
             if role == Qt.ItemDataRole.ToolTipRole and node.kind is Kind.ERROR:
                 return node.message
             return None
+        if column == NAME and role in (Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole):
+            held = self._holdings.get(node_uid(node))
+            if role == Qt.ItemDataRole.DecorationRole:
+                return holding_icon(held.state) if held is not None else None
+            if held is not None:
+                return f"{self._text(node, column)}\n{held.text}"
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return self._text(node, column)
         if role == SORT_ROLE:
