@@ -12,7 +12,7 @@ from ..core.archive import Archive, default_archive_dir
 from ..core.config import ProfileStore
 from ..core import logs
 from ..core.diagnostics import Outcome, Step
-from ..core.records import FindSummary, QueryKeys, ServerProfile
+from ..core.records import FindSummary, QueryKeys, RetrieveMethod, ServerProfile
 from .controllers.echo import EchoController
 from .controllers.holdings import HoldingsController
 from .controllers.profiles import ProfileController
@@ -307,6 +307,7 @@ class MainWindow(QMainWindow):
         self.results.retrieve_requested.connect(self._retrieve_nodes)
         panel.cancel_requested.connect(t.cancel)
         panel.retry_requested.connect(t.retry)
+        panel.get_instead_requested.connect(lambda transfer: t.retry(transfer, RetrieveMethod.GET))
         panel.clear_requested.connect(t.clear_finished)
         t.transfer_added.connect(self._transfer_added)
         t.transfer_finished.connect(self._transfer_finished)

@@ -189,6 +189,11 @@ def test_move_through_the_on_demand_listener_and_to_an_unknown_destination(windo
     assert panel.buttons(failed).retry_button.isVisible() and not panel.buttons(failed).cancel_button.isVisible()
     panel.detail_button.click()
     assert "C-MOVE status 0xC000" in panel.detail.toPlainText()
+    assert panel.get_button.isVisible()  # offered: C-GET needs nothing registered at the PACS
+    qloop.call_soon(panel.get_button.click)
+    run_until(qloop, lambda: failed.attempt == 2 and finished(failed), timeout=60)
+    assert failed.state is State.COMPLETE and failed.method is RetrieveMethod.GET, failed.message
+    assert not panel.get_button.isVisible()
 
 
 def test_cancel_a_large_retrieve_from_the_panel_then_retry(window, qloop, qtbot, big_study, archive, capsys):
@@ -258,7 +263,8 @@ def test_send_a_folder_with_a_damaged_and_a_non_dicom_file(window, qloop, lab_da
     panel = window.transfers_panel
     panel.select(transfer)
     assert panel.detail.isVisible() and "notes.txt" in panel.detail.toPlainText()
-    assert transfer.item_text() == "to send" and panel.buttons(transfer).retry_button.isVisible()
+    assert transfer.item_text() == "to send"
+    assert not panel.buttons(transfer).retry_button.isVisible()  # sending again would not help those two
 
 
 def test_closing_with_a_transfer_running_asks_then_cancels_it(window, qloop, big_study, archive):

@@ -16,10 +16,11 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from ...core.archive import Archive
-from ...core.errors import ArchiveError, DICOMNetworkError
+from ...core.errors import ArchiveError, DICOMNetworkError, MoveDestinationUnknown
 from ...core.executor import run_blocking
 from ...core.records import (
     InstanceResult,
+    RetrieveMethod,
     RetrievePhase,
     RetrieveProgress,
     RetrieveSummary,
@@ -33,7 +34,7 @@ from ...core.retrieve import RetrieveService
 from ...core.server import ArchiveServer
 from ...core.store import StoreService, StoreSummary
 from ..models.holdings import Held
-from ..models.transfers import Direction, State, Transfer, TransfersModel
+from ..models.transfers import Direction, State, Transfer, TransfersModel, size_text
 from .holdings import HoldingsController
 
 log = logging.getLogger(__name__)
@@ -134,11 +135,14 @@ class TransfersController(QObject):
             if task is not None:
                 task.cancel()
 
-    def retry(self, transfer: Transfer) -> None:
-        """Run a finished transfer again: a retrieve fetches only what is still missing; a send
-        sends again what failed (everything, when it was stopped or could not connect)."""
+    def retry(self, transfer: Transfer, method: RetrieveMethod | None = None) -> None:
+        """Run a finished transfer again: a retrieve fetches only what is still missing (with
+        `method` instead of the profile's when given); a send sends again what failed (everything,
+        when it was stopped or could not connect)."""
         if transfer.state.active:
             return
+        if method is not None:
+            transfer.method = method
         if transfer.direction is Direction.SEND and transfer.state is State.INCOMPLETE:
             failed = [r.path for r in transfer.problems if r.outcome is StoreOutcome.FAILED and r.path]
             if failed:
@@ -217,7 +221,8 @@ class TransfersController(QObject):
 
     async def _run_retrieve(self, transfer: Transfer) -> None:
         try:
-            job = self._service(transfer.profile).retrieve(transfer.study_uid, transfer.series_uid, transfer.sop_uid)
+            job = self._service(transfer.profile).retrieve(transfer.study_uid, transfer.series_uid, transfer.sop_uid,
+                                                           method=transfer.method)
         except ValueError as exc:
             self._end(transfer, State.FAILED, str(exc))
             return
@@ -245,6 +250,7 @@ class TransfersController(QObject):
         if summary is not None:
             self._apply_summary(transfer, summary)
         if error is not None:
+            transfer.offer_get = isinstance(error, MoveDestinationUnknown)
             detail = getattr(error, "detail", "") or repr(error)
             if summary is not None:
                 detail = "\n".join(x for x in (detail, _summary_detail(summary)) if x)
@@ -282,7 +288,7 @@ class TransfersController(QObject):
             if s.received == 0 and s.already_present:
                 message = f"Everything ({s.already_present} images) was already on this computer."
             else:
-                message = f"Retrieved {s.received} images ({s.bytes_received / 1e6:.1f} MB) in {s.elapsed:.1f} s"
+                message = f"Retrieved {s.received} images ({size_text(s.bytes_received)}) in {s.elapsed:.1f} s"
                 message += f"; {s.already_present} were already here." if s.already_present else "."
             self._end(t, State.COMPLETE, message, detail)
         elif s.cancelled or t.id in self._cancelled:
@@ -354,7 +360,7 @@ class TransfersController(QObject):
         t.problems = s.problems
         t.done, t.total = len(s.results), len(s.results)
         stored = len(s.stored)
-        message = f"Sent {stored} of {len(s.results)} files ({s.bytes_stored / 1e6:.1f} MB) in {s.elapsed:.1f} s"
+        message = f"Sent {stored} of {len(s.results)} files ({size_text(s.bytes_stored)}) in {s.elapsed:.1f} s"
         bad = [r for r in s.results if not r.stored]
         if bad:
             skipped, failed = len(s.skipped), len(s.failed)
@@ -376,6 +382,7 @@ def _reset(t: Transfer) -> None:
     t.rate = t.byte_rate = 0.0
     t.started = t.ended = None
     t.problems = []
+    t.offer_get = False
 
 
 def _summary_detail(s: RetrieveSummary) -> str:

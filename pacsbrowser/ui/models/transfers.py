@@ -18,7 +18,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QBrush, QColor
 
 from ...core import logs
-from ...core.records import ServerProfile, StoreResult
+from ...core.records import RetrieveMethod, ServerProfile, StoreOutcome, StoreResult
 
 COLUMNS = ["Direction", "Server", "Item", "Progress", "Rate", "Elapsed", "Left", "", "State"]
 DIRECTION, SERVER, ITEM, PROGRESS, RATE, ELAPSED, LEFT, ACTIONS, STATE = range(len(COLUMNS))
@@ -80,6 +80,17 @@ class Transfer:
     detail: str = ""  # the DICOM detail
     problems: list[StoreResult] = field(default_factory=list)  # a send's files not stored cleanly
     attempt: int = 1
+    method: RetrieveMethod | None = None  # a retrieve's method when not the profile's (C-GET offered instead)
+    offer_get: bool = False  # the PACS does not know our C-MOVE destination: C-GET may work
+
+    @property
+    def retryable(self) -> bool:
+        """Running it again could bring more (a send whose only problems are unsendable files could not)."""
+        if self.state not in (State.CANCELLED, State.FAILED, State.INCOMPLETE):
+            return False
+        if self.direction is Direction.SEND and self.state is State.INCOMPLETE:
+            return any(r.outcome is StoreOutcome.FAILED for r in self.problems)
+        return True
 
     @property
     def key(self) -> tuple:

@@ -86,12 +86,13 @@ class RowButtons(QWidget):
         state = self.transfer.state
         self.cancel_button.setVisible(state.active)
         self.cancel_button.setEnabled(state in (State.QUEUED, State.RUNNING))
-        self.retry_button.setVisible(state in (State.CANCELLED, State.FAILED, State.INCOMPLETE))
+        self.retry_button.setVisible(self.transfer.retryable)
 
 
 class TransfersPanel(QWidget):
     cancel_requested = Signal(object)  # Transfer
     retry_requested = Signal(object)  # Transfer
+    get_instead_requested = Signal(object)  # Transfer: retry a failed C-MOVE with C-GET
     clear_requested = Signal()
 
     def __init__(self, model: TransfersModel, parent=None) -> None:
@@ -130,6 +131,10 @@ class TransfersPanel(QWidget):
         self.detail_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.detail_button.setArrowType(Qt.ArrowType.RightArrow)
         self.detail_button.toggled.connect(self._show_detail)
+        self.get_button = QPushButton("Retrieve with C-GET instead")
+        self.get_button.setToolTip("Fetch it over the same connection (C-GET): the PACS need not know this computer")
+        self.get_button.clicked.connect(lambda: self.get_instead_requested.emit(self.current()))
+        self.get_button.hide()
         self.detail = QPlainTextEdit()
         self.detail.setObjectName("transferDetail")
         self.detail.setReadOnly(True)
@@ -141,6 +146,7 @@ class TransfersPanel(QWidget):
         top.addWidget(self.clear_button)
         message_row = QHBoxLayout()
         message_row.addWidget(self.message, 1)
+        message_row.addWidget(self.get_button, 0, Qt.AlignmentFlag.AlignTop)
         message_row.addWidget(self.detail_button, 0, Qt.AlignmentFlag.AlignTop)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 6)
@@ -229,7 +235,9 @@ class TransfersPanel(QWidget):
             self.message.setText("")
             self.detail.setPlainText("")
             self.detail_button.setEnabled(False)
+            self.get_button.hide()
             return
+        self.get_button.setVisible(t.offer_get and t.state is State.FAILED)
         colour = {State.FAILED: "#b3261e", State.INCOMPLETE: "#9a6700", State.CANCELLED: "#9a6700"}.get(t.state)
         text = t.message or (f"{t.direction.value} from {t.profile.name}: {t.state_text().lower()}"
                              if t.state.active else t.state.value)
