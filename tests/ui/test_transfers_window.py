@@ -119,7 +119,11 @@ def test_double_click_retrieves_then_opens_from_this_computer(window, qloop, qtb
     tooltip = window.results_model.data(window.results_model.index_of(node), Qt.ItemDataRole.ToolTipRole)
     assert f"all {study.instance_count} images" in tooltip
     assert window.results_model.data(window.results_model.index_of(node), Qt.ItemDataRole.DecorationRole) is not None
-    assert "<redacted>" in model.data(model.index(0, 2)) and study.patient_name not in model.data(model.index(0, 2))
+    family = study.patient_name.split("^")[0]
+    assert "<redacted>" in model.data(model.index(0, 2)) and family not in model.data(model.index(0, 2))
+    window.phi_action.setChecked(True)  # "show patient data": the row names the patient
+    assert model.data(model.index(0, 2)).startswith(family)
+    window.phi_action.setChecked(False)
 
     started = window.transfers.started_count
     with qtbot.waitSignal(window.transfers.open_local_requested, timeout=2000) as opened:
@@ -318,3 +322,51 @@ def test_the_panel_as_a_clinician_sees_it(window, qloop, qtbot, lab_data, big_st
         picture.save(str(DOCS / "transfers.png"))
     qloop.call_soon(window.transfers.cancel, big)
     run_until(qloop, lambda: finished(big), timeout=15)
+
+
+def test_move_to_the_apps_running_listener(window, qloop, lab_data, orthanc, move_port, archive):
+    """With the app's listener given (set_server), a C-MOVE to our AE title lands through it and it
+    keeps running afterwards: no listener of the retrieve's own is started."""
+    from pacsbrowser.core.server import ArchiveServer
+
+    server = ArchiveServer(move_port, "PACSBROWSER", archive, host="127.0.0.1")
+    qloop.run_until_complete(server.start())
+    try:
+        window.transfers.set_server(server)
+        profile = _profile(orthanc, "Orthanc by C-MOVE", retrieve_method=RetrieveMethod.MOVE, listener_port=move_port)
+        study = lab_data.studies[2]
+        transfer = window.transfers.retrieve(profile, study.uid)
+        run_until(qloop, lambda: finished(transfer), timeout=60)
+        assert transfer.state is State.COMPLETE, transfer.message
+        assert server.is_running and server.stats.stored == study.instance_count
+    finally:
+        qloop.run_until_complete(server.stop())
+
+
+def test_the_window_stays_responsive_while_a_large_study_arrives(window, qloop, big_study, capsys):
+    from PySide6.QtCore import QTimer
+
+    search(qloop, window, accession="RTUIBIG")
+    (node,) = window.results_model.root.children
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(tick)
+    timer.start()
+    transfer = window.transfers.activate(window.query.profile, node.result)
+    last[0] = time.perf_counter()
+    run_until(qloop, lambda: finished(transfer) and held(window, big_study.study_uid) is Held.FULL, timeout=90)
+    timer.stop()
+    assert transfer.state is State.COMPLETE, transfer.message
+    longest = max(gaps)
+    with capsys.disabled():
+        print(f"\n[transfers] longest event-loop stall while 400 images arrived through the window: "
+              f"{longest * 1000:.0f} ms over {len(gaps)} ticks ({transfer.message})")
+    assert longest < 1.0  # generous: the figure printed is what matters
