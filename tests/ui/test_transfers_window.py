@@ -5,6 +5,7 @@ closing the window while transfers run."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from pathlib import Path
@@ -92,6 +93,18 @@ def held(win, uid: str) -> Held | None:
 
 def finished(transfer) -> bool:
     return not transfer.state.active
+
+
+async def until(condition, timeout: float = 60.0) -> None:
+    """Inside a scenario coroutine: wait (bounded) with the loop running. Scenarios with transfers in
+    flight run as one coroutine: between two run_until_complete() calls qasync processes Qt events
+    with no running loop, which a running transfer's next step cannot take (the application's loop
+    never stops)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(0.01)
 
 
 def test_double_click_retrieves_then_opens_from_this_computer(window, qloop, qtbot, lab_data, archive):
@@ -202,17 +215,21 @@ def test_move_through_the_on_demand_listener_and_to_an_unknown_destination(windo
 
 def test_cancel_a_large_retrieve_from_the_panel_then_retry(window, qloop, qtbot, big_study, archive, capsys):
     transfer = window.transfers.retrieve(window.profile_controller.profiles[0], big_study.study_uid, label="big study")
-    run_until(qloop, lambda: transfer.done >= 40 or finished(transfer), timeout=60, settle=False)
-    assert not finished(transfer), "the retrieve ended before it could be cancelled"
     buttons = window.transfers_panel.buttons(transfer)
-    assert buttons.cancel_button.isVisible() and not buttons.retry_button.isVisible()
-    clicked = []
-    # clicked while the loop runs, as in the application
-    qloop.call_soon(lambda: (clicked.append(time.monotonic()),
-                             qtbot.mouseClick(buttons.cancel_button, Qt.MouseButton.LeftButton)))
-    run_until(qloop, lambda: finished(transfer), timeout=15, settle=False)
-    stopped = time.monotonic() - clicked[0]
+    seen = {}
+
+    async def cancel_part_way() -> float:
+        await until(lambda: transfer.done >= 40 or finished(transfer))
+        assert not finished(transfer), "the retrieve ended before it could be cancelled"
+        seen["buttons"] = (buttons.cancel_button.isVisible(), buttons.retry_button.isVisible())
+        clicked = time.monotonic()
+        qtbot.mouseClick(buttons.cancel_button, Qt.MouseButton.LeftButton)
+        await until(lambda: finished(transfer), timeout=15)
+        return time.monotonic() - clicked
+
+    stopped = qloop.run_until_complete(cancel_part_way())
     run_until(qloop, lambda: True)
+    assert seen["buttons"] == (True, False)
     kept = len(archive.instances(study_uid=big_study.study_uid))
     assert transfer.state is State.CANCELLED, transfer.message
     assert 40 <= kept < 400 and transfer.done == kept
@@ -275,19 +292,31 @@ def test_closing_with_a_transfer_running_asks_then_cancels_it(window, qloop, big
     closed = []
     window.closing.connect(lambda: closed.append(True))
     transfer = window.transfers.retrieve(window.profile_controller.profiles[0], big_study.study_uid)
-    run_until(qloop, lambda: transfer.done >= 20 or finished(transfer), timeout=60, settle=False)
-    assert not finished(transfer)
-    qloop.call_soon(window.close)  # as the application does it: while the loop runs
-    run_until(qloop, lambda: window.close_warning is not None, settle=False)
-    box = window.close_warning
-    assert box.isVisible() and window.isVisible() and not closed
-    assert "1 transfer is still running" in box.text()
-    qloop.call_soon(lambda: box.button(QMessageBox.StandardButton.Yes).click())
-    run_until(qloop, lambda: bool(closed), settle=False)
+    seen = {}
+
+    async def close_part_way() -> None:
+        await until(lambda: transfer.done >= 20 or finished(transfer))
+        assert not finished(transfer)
+        window.close()
+        box = window.close_warning
+        seen["asked"] = (box is not None and box.isVisible(), window.isVisible(), bool(closed), box.text())
+        box.button(QMessageBox.StandardButton.Yes).click()
+        await until(lambda: bool(closed), timeout=5)
+        started = time.monotonic()
+        await window.shutdown()  # what the application does once the window has closed
+        seen["shutdown"] = time.monotonic() - started
+
+    app = QCoreApplication.instance()
+    app.setQuitOnLastWindowClosed(False)  # as the application: the loop ends after shutdown, not on close
+    try:
+        qloop.run_until_complete(close_part_way())
+    finally:
+        app.setQuitOnLastWindowClosed(True)
+    visible, still_open, closed_early, text = seen["asked"]
+    assert visible and still_open and not closed_early
+    assert "1 transfer is still running" in text
     assert not window.isVisible()
-    started = time.monotonic()
-    qloop.run_until_complete(window.shutdown())
-    print(f"\n[transfers] shutdown with a running retrieve took {(time.monotonic() - started) * 1000:.0f} ms")
+    print(f"\n[transfers] shutdown with a running retrieve took {seen['shutdown'] * 1000:.0f} ms")
     assert transfer.state is State.CANCELLED
     assert transfer.done == len(archive.instances(study_uid=big_study.study_uid)) < 400
 
@@ -311,17 +340,22 @@ def test_the_panel_as_a_clinician_sees_it(window, qloop, qtbot, lab_data, big_st
     sent = window.transfers.send(_profile(empty, "Teaching PACS"), [folder])
     run_until(qloop, lambda: finished(failed) and finished(sent), timeout=60)
     big = window.transfers.retrieve(profile, big_study.study_uid, label="CT 2024-01-02 Chest (400 images)")
-    run_until(qloop, lambda: big.done >= 120 or finished(big), timeout=60, settle=False)
-    window.transfers_panel.select(failed)
-    window.transfers_dock.raise_()
-    window.resizeDocks([window.transfers_dock], [330], Qt.Orientation.Vertical)
-    qloop.run_until_complete(__import__("asyncio").sleep(0.05))
-    picture = window.grab()
-    picture.save("/tmp/transfers.png")
-    if DOCS.is_dir():
-        picture.save(str(DOCS / "transfers.png"))
-    qloop.call_soon(window.transfers.cancel, big)
-    run_until(qloop, lambda: finished(big), timeout=15)
+
+    async def shoot() -> None:
+        await until(lambda: big.done >= 120 or finished(big))
+        window.transfers_panel.select(failed)
+        window.transfers_dock.raise_()
+        window.resizeDocks([window.transfers_dock], [330], Qt.Orientation.Vertical)
+        await asyncio.sleep(0.05)
+        picture = window.grab()
+        picture.save("/tmp/transfers.png")
+        if DOCS.is_dir():
+            picture.save(str(DOCS / "transfers.png"))
+        window.transfers.cancel(big)
+        await until(lambda: finished(big), timeout=15)
+
+    qloop.run_until_complete(shoot())
+    run_until(qloop, lambda: True)
 
 
 def test_move_to_the_apps_running_listener(window, qloop, lab_data, orthanc, move_port, archive):

@@ -34,7 +34,7 @@ from ..models.transfers import (
     TransfersModel,
 )
 
-_WIDTHS = (95, 130, 330, 230, 150, 60, 55, 150, 300)
+_WIDTHS = (95, 125, 300, 220, 140, 60, 50, 100, 220)
 
 
 class ProgressDelegate(QStyledItemDelegate):
