@@ -288,6 +288,28 @@ def test_send_a_folder_with_a_damaged_and_a_non_dicom_file(window, qloop, lab_da
     assert not panel.buttons(transfer).retry_button.isVisible()  # sending again would not help those two
 
 
+def test_cancel_a_send_part_way(window, qloop, big_study, orthanc_factory):
+    empty = orthanc_factory(load=False, aet="UICANCEL")
+    transfer = window.transfers.send(_profile(empty, "Empty Orthanc"), big_study.paths())
+
+    async def cancel_part_way() -> float:
+        await until(lambda: transfer.done >= 20 or finished(transfer))
+        assert not finished(transfer), "the send ended before it could be cancelled"
+        clicked = time.monotonic()
+        window.transfers_panel.buttons(transfer).cancel_button.click()
+        await until(lambda: finished(transfer), timeout=15)
+        return time.monotonic() - clicked
+
+    stopped = qloop.run_until_complete(cancel_part_way())
+    run_until(qloop, lambda: True)
+    assert transfer.state is State.CANCELLED, transfer.message
+    assert transfer.message.startswith("Stopped after") and transfer.retryable
+    held_there = empty.instance_count()
+    assert 20 <= held_there < 400
+    print(f"\n[transfers] send cancelled after {held_there}/400 files stored: stopped {stopped * 1000:.0f} ms "
+          "after the click")
+
+
 def test_closing_with_a_transfer_running_asks_then_cancels_it(window, qloop, big_study, archive):
     closed = []
     window.closing.connect(lambda: closed.append(True))
@@ -390,6 +412,8 @@ def test_the_window_stays_responsive_while_a_large_study_arrives(window, qloop, 
         gaps.append(now - last[0])
         last[0] = now
 
+    states: set = set()
+    window.holdings.changed.connect(lambda: states.add(held(window, big_study.study_uid)))
     timer = QTimer()
     timer.setInterval(5)
     timer.timeout.connect(tick)
@@ -404,3 +428,4 @@ def test_the_window_stays_responsive_while_a_large_study_arrives(window, qloop, 
         print(f"\n[transfers] longest event-loop stall while 400 images arrived through the window: "
               f"{longest * 1000:.0f} ms over {len(gaps)} ticks ({transfer.message})")
     assert longest < 1.0  # generous: the figure printed is what matters
+    assert Held.PARTIAL in states  # the row's mark followed the files as they arrived

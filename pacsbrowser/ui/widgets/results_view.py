@@ -113,9 +113,14 @@ class ResultsView(QWidget):
         return [n for n in (self.node_at(i) for i in rows) if n is not None]
 
     def _activate(self, index: QModelIndex) -> None:
-        node = self.node_at(index.siblingAtColumn(NAME)) if index.isValid() else None
+        if not index.isValid():
+            return
+        first = index.siblingAtColumn(NAME)
+        node = self.node_at(first)
         if node is not None:
             self.row_activated.emit(node)
+        else:  # a patient row: nothing to retrieve at once, so it folds and unfolds as before
+            self.tree.setExpanded(first, not self.tree.isExpanded(first))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         if watched is self.tree and event.type() == QEvent.Type.KeyPress and \

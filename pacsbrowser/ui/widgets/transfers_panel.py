@@ -27,7 +27,6 @@ from ..models.transfers import (
     COLUMNS,
     FRACTION_ROLE,
     PROGRESS,
-    STATE,
     TRANSFER_ROLE,
     State,
     Transfer,
