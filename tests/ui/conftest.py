@@ -27,6 +27,40 @@ def qloop(qapp, tmp_path, monkeypatch):
     loop.close()
 
 
+class StallProbe:
+    """A 5 ms QTimer's gaps between ticks while the probe is on: `longest` is the event loop's
+    longest stall (seconds). `with StallProbe() as probe: ...`"""
+
+    def __init__(self, interval_ms: int = 5) -> None:
+        import time
+
+        from PySide6.QtCore import QTimer
+
+        self._clock = time.perf_counter
+        self.gaps: list[float] = []
+        self._last = self._clock()
+        self._timer = QTimer()
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = self._clock()
+        self.gaps.append(now - self._last)
+        self._last = now
+
+    def __enter__(self) -> "StallProbe":
+        self._last = self._clock()
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.stop()
+
+    @property
+    def longest(self) -> float:
+        return max(self.gaps, default=0.0)
+
+
 def run_until(loop, condition, timeout: float = 10.0, *, settle: bool = True) -> None:
     """Run the loop until `condition()` is true, at most `timeout` seconds; with `settle`, then
     until the tasks running by then have finished too (within the same bound)."""

@@ -23,7 +23,7 @@ from pacsbrowser.ui.models.transfers import State
 from tests.lab.peers import free_port
 from tests.retrieve.helpers import make_big_study
 
-from .conftest import run_until
+from .conftest import StallProbe, run_until
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(180)]
 
@@ -400,32 +400,16 @@ def test_move_to_the_apps_running_listener(window, qloop, lab_data, orthanc, mov
 
 
 def test_the_window_stays_responsive_while_a_large_study_arrives(window, qloop, big_study, capsys):
-    from PySide6.QtCore import QTimer
-
     search(qloop, window, accession="RTUIBIG")
     (node,) = window.results_model.root.children
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
     states: set = set()
     window.holdings.changed.connect(lambda: states.add(held(window, big_study.study_uid)))
-    timer = QTimer()
-    timer.setInterval(5)
-    timer.timeout.connect(tick)
-    timer.start()
-    transfer = window.transfers.activate(window.query.profile, node.result)
-    last[0] = time.perf_counter()
-    run_until(qloop, lambda: finished(transfer) and held(window, big_study.study_uid) is Held.FULL, timeout=90)
-    timer.stop()
+    with StallProbe() as probe:
+        transfer = window.transfers.activate(window.query.profile, node.result)
+        run_until(qloop, lambda: finished(transfer) and held(window, big_study.study_uid) is Held.FULL, timeout=90)
     assert transfer.state is State.COMPLETE, transfer.message
-    longest = max(gaps)
     with capsys.disabled():
         print(f"\n[transfers] longest event-loop stall while 400 images arrived through the window: "
-              f"{longest * 1000:.0f} ms over {len(gaps)} ticks ({transfer.message})")
-    assert longest < 1.0  # generous: the figure printed is what matters
+              f"{probe.longest * 1000:.0f} ms over {len(probe.gaps)} ticks ({transfer.message})")
+    assert probe.longest < 1.0  # generous: the figure printed is what matters
     assert Held.PARTIAL in states  # the row's mark followed the files as they arrived
