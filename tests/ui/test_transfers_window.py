@@ -262,6 +262,24 @@ def test_transfers_are_bounded_per_server(window, qloop, lab_data):
     assert window.transfers.model.transfers == []
 
 
+def test_cancel_at_once_and_while_waiting(window, qloop, lab_data):
+    profile = window.profile_controller.profiles[0]
+    transfers = []
+
+    async def scenario() -> None:
+        transfers.extend(window.transfers.retrieve(profile, s.uid) for s in lab_data.studies[:3])
+        assert transfers[2].state is State.QUEUED
+        window.transfers.cancel(transfers[2])  # waiting: it never starts
+        window.transfers.cancel(transfers[0])  # started, not a single step taken yet
+        await until(lambda: all(finished(t) for t in transfers))
+
+    qloop.run_until_complete(scenario())
+    run_until(qloop, lambda: True)
+    assert [t.state for t in transfers] == [State.CANCELLED, State.COMPLETE, State.CANCELLED], \
+        [t.message for t in transfers]
+    assert transfers[2].message == "Cancelled before it started." and transfers[2].started is None
+
+
 def test_send_a_folder_with_a_damaged_and_a_non_dicom_file(window, qloop, lab_data, orthanc_factory, workdir):
     empty = orthanc_factory(load=False, aet="UISEND")
     folder = workdir / "to send"

@@ -199,7 +199,12 @@ class TransfersController(QObject):
         run = self._run_retrieve if transfer.direction is Direction.RETRIEVE else self._run_send
         task = asyncio.ensure_future(run(transfer))
         self._tasks[transfer.id] = task
-        task.add_done_callback(lambda _t, tid=transfer.id: self._tasks.pop(tid, None))
+        task.add_done_callback(lambda _task: self._task_done(transfer))
+
+    def _task_done(self, transfer: Transfer) -> None:
+        self._tasks.pop(transfer.id, None)
+        if transfer.state.active:  # stopped before it could say how (cancelled before its first step)
+            self._end(transfer, State.CANCELLED, "Stopped before anything was transferred.")
 
     def _end(self, transfer: Transfer, state: State, message: str, detail: str = "") -> None:
         transfer.state, transfer.message, transfer.detail = state, message, detail
