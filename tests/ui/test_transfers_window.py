@@ -213,6 +213,17 @@ def test_move_through_the_on_demand_listener_and_to_an_unknown_destination(windo
     assert not panel.get_button.isVisible()
 
 
+def test_an_unknown_destination_at_dcmqrscp_is_0xa801(window, qloop, lab_data, dcmqrscp):
+    port = free_port()
+    profile = _profile(dcmqrscp, "dcmqrscp", retrieve_method=RetrieveMethod.MOVE, calling_ae="NOTREGISTERED",
+                       listener_port=port)
+    failed = window.transfers.retrieve(profile, lab_data.studies[0].uid)
+    run_until(qloop, lambda: finished(failed), timeout=60)
+    assert failed.state is State.FAILED and failed.offer_get
+    assert failed.message.startswith("The PACS does not know the move destination NOTREGISTERED (0xA801)")
+    assert f"host 127.0.0.1, port {port}" in failed.message and "C-GET" in failed.message
+
+
 def test_cancel_a_large_retrieve_from_the_panel_then_retry(window, qloop, qtbot, big_study, archive, capsys):
     transfer = window.transfers.retrieve(window.profile_controller.profiles[0], big_study.study_uid, label="big study")
     buttons = window.transfers_panel.buttons(transfer)
