@@ -10,6 +10,22 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(autouse=True)
+def _windows_die_on_the_gui_thread(qapp):
+    """After each test, delete its windows here, on the GUI thread. Left to the garbage collector, a
+    window in a reference cycle is destroyed on whichever thread happens to collect, often a worker
+    thread of a later test, and Qt crashes (timers and event filters belong to the GUI thread)."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    yield
+    for widget in qapp.topLevelWidgets():
+        widget.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+
+
 @pytest.fixture
 def qloop(qapp, tmp_path, monkeypatch):
     """qasync's event loop over pytest-qt's QApplication; settings kept in a temporary place."""

@@ -6,12 +6,11 @@ closing the window while transfers run."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QCoreApplication, QEvent, Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from pacsbrowser.core.config import ProfileStore
@@ -48,13 +47,7 @@ def window(qtbot, qloop, orthanc, tmp_path, archive):
     win.show()
     yield win
     qloop.run_until_complete(win.shutdown())
-    # Destroyed here, on the GUI thread: left to the garbage collector, a window can be destroyed on
-    # whichever thread happens to collect (a worker thread of the next test), which Qt does not allow.
-    win.close()
-    win.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    del win
-    gc.collect()
+    win.close()  # deleted on the GUI thread by the autouse fixture of conftest.py
 
 
 @pytest.fixture(scope="module")

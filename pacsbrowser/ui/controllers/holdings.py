@@ -101,6 +101,14 @@ class HoldingsController(QObject):
                 stack.extend(node.children)
         self._queue(nodes, flush=True)
 
+    def _known_complete(self, node: Node) -> bool:
+        """It, or the study or series it belongs to, was retrieved completely."""
+        while node is not None and node.kind in (Kind.STUDY, Kind.SERIES, Kind.INSTANCE):
+            if node_uid(node) in self._complete:
+                return True
+            node = node.parent
+        return False
+
     def _rows_inserted(self, parent: QModelIndex, first: int, last: int) -> None:
         owner = self.model.node(parent)
         nodes = owner.children[first:last + 1]
@@ -135,7 +143,7 @@ class HoldingsController(QObject):
                 if key is None:
                     continue
                 uid = node_uid(node)
-                updates[uid] = Holding(held[key], _expected(node), uid in self._complete)
+                updates[uid] = Holding(held[key], _expected(node), self._known_complete(node))
             self.model.set_holdings(updates, nodes)
             self.changed.emit()
 
