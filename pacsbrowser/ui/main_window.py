@@ -18,8 +18,8 @@ from .controllers.holdings import HoldingsController
 from .controllers.profiles import ProfileController
 from .controllers.query import QueryController
 from .controllers.transfers import TransfersController
-from .models.results import Node
-from .models.results import ResultsModel
+from .models.results import Kind, Node, ResultsModel
+from .models.transfers import Direction, State
 from .widgets.connection_test import ConnectionTestDialog
 from .widgets.log_panel import LogPanel
 from .widgets.profile_dialog import ProfileDialog
@@ -323,10 +323,9 @@ class MainWindow(QMainWindow):
             study = series = None
             parent = node.parent
             while parent is not None:
-                kind = parent.kind.value
-                if kind == "series":
+                if parent.kind is Kind.SERIES:
                     series = parent.result
-                elif kind == "study":
+                elif parent.kind is Kind.STUDY:
                     study = parent.result
                 parent = parent.parent
             if activate:
@@ -337,11 +336,12 @@ class MainWindow(QMainWindow):
     def _transfer_added(self, transfer) -> None:
         self.transfers_dock.show()
         self.transfers_dock.raise_()
+        way = "from" if transfer.direction is Direction.RETRIEVE else "to"
         self.log.add("info", f"{transfer.direction.value} queued: {transfer.label or transfer.level} "
-                             f"({'from' if transfer.direction.value == 'Retrieve' else 'to'} {transfer.profile.name})")
+                             f"({way} {transfer.profile.name})")
 
     def _transfer_finished(self, transfer) -> None:
-        level = {"Complete": "ok", "Failed": "error"}.get(transfer.state.value, "warn")
+        level = {State.COMPLETE: "ok", State.FAILED: "error"}.get(transfer.state, "warn")
         self.log.add(level, f"{transfer.direction.value} {transfer.profile.name}: {transfer.message}", transfer.detail)
         self.statusBar().showMessage(transfer.message, 15000)
 
