@@ -159,6 +159,10 @@ def test_enter_on_a_series_then_the_retrieve_button_fetches_only_the_rest(window
               held(window, first.result.series_instance_uid) is Held.FULL)
     tooltip = window.results_model.data(window.results_model.index_of(node), Qt.ItemDataRole.ToolTipRole)
     assert f"Partly on this computer: {series_count} of {study.instance_count} images" in tooltip
+    view.tree.expand(view.proxy.mapFromSource(window.results_model.index_of(node.children[1])))
+    run_until(qloop, lambda: node.children[1].state is LoadState.LOADED and
+              held(window, node.children[1].children[0].result.sop_instance_uid) is Held.NONE)
+    view.grab().save("/tmp/holdings.png")  # to look at: full, partial and empty discs
 
     view.tree.setCurrentIndex(view.proxy.mapFromSource(window.results_model.index_of(node)))
     view.tree.selectionModel().select(view.proxy.mapFromSource(window.results_model.index_of(node)),
