@@ -196,11 +196,15 @@ class ResultsModel(QAbstractItemModel):
     def set_holdings(self, holdings: dict[str, Holding], nodes: list[Node]) -> None:
         """New counts for `nodes` (keyed by their UID); their first column is redrawn."""
         self._holdings.update(holdings)
+        rows: dict[int, tuple[Node, int, int]] = {}  # one signal per parent, over the rows changed
         for node in nodes:
-            if self._attached(node):
-                index = self.index_of(node, NAME)
-                if index.isValid():
-                    self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole])
+            if node.parent is not None and self._attached(node):
+                parent, low, high = rows.get(id(node.parent), (node.parent, node.row_number, node.row_number))
+                rows[id(node.parent)] = (parent, min(low, node.row_number), max(high, node.row_number))
+        roles = [Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole]
+        for parent, low, high in rows.values():
+            parent_index = self.index_of(parent)
+            self.dataChanged.emit(self.index(low, NAME, parent_index), self.index(high, NAME, parent_index), roles)
 
     def retry(self, node: Node) -> None:
         """Load the children of a row whose load failed, again."""
