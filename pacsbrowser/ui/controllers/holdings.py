@@ -25,10 +25,18 @@ def count_held(archive: Archive, wanted: list[Wanted], flush: bool = False) -> d
     instance query per series whose instance rows are asked for."""
     if flush:
         archive.flush()
+    if not archive.counts()["instances"]:  # an empty archive (the first run): nothing to look up
+        return dict.fromkeys(wanted, 0)
+    studies: dict[str, int] | None = None
+    if sum(1 for w in wanted if not w[1]) > 20:  # many study rows (a search streaming in): one query
+        studies = {row.study_uid: row.instance_count for row in archive.studies()}
     by_study: dict[str, dict[str, int]] = {}
     by_series: dict[str, set[str]] = {}
     out: dict[Wanted, int] = {}
     for study_uid, series_uid, sop_uid in wanted:
+        if studies is not None and not series_uid:
+            out[(study_uid, "", "")] = studies.get(study_uid, 0)
+            continue
         if sop_uid:
             if series_uid not in by_series:
                 by_series[series_uid] = {row.sop_instance_uid for row in archive.instances(series_uid)}
@@ -66,6 +74,7 @@ def _expected(node: Node) -> int | None:
 
 
 class HoldingsController(QObject):
+    GATHER_SECONDS = 0.2
     changed = Signal()  # some rows' holdings were updated
 
     def __init__(self, archive: Archive, model: ResultsModel, parent: QObject | None = None) -> None:
@@ -125,7 +134,9 @@ class HoldingsController(QObject):
             self._task = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
-        await asyncio.sleep(0)  # rows of one batch come in several insertions: count them together
+        # Rows stream in a few hundred at a time: count what came within a moment together (files
+        # that arrived are counted at once).
+        await asyncio.sleep(0 if self._flush_next else self.GATHER_SECONDS)
         while self._pending:
             nodes = list(self._pending.values())
             self._pending.clear()
