@@ -7,7 +7,7 @@ import logging
 import sys
 import traceback
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +17,8 @@ def run_gui(argv: list[str] | None = None) -> int:
     import qasync
 
     from ..core import executor
+    from ..core.archive import Archive, default_archive_dir
+    from ..core.errors import ArchiveError
     from ..core.logs import quiet_pydicom
     from .main_window import MainWindow
 
@@ -27,9 +29,14 @@ def run_gui(argv: list[str] | None = None) -> int:
     app.setApplicationDisplayName("PACS Browser")
     app.setQuitOnLastWindowClosed(False)  # the loop ends when the window says so, after shutdown
 
+    try:
+        archive = Archive(default_archive_dir())  # the one archive of this process: everything uses it
+    except ArchiveError as exc:
+        QMessageBox.critical(None, "PACS Browser", f"The local image archive cannot be opened: {exc}")
+        return 1
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = MainWindow()
+    window = MainWindow(archive=archive)
     previous_hook = sys.excepthook
 
     def excepthook(exc_type, exc, tb) -> None:
@@ -55,5 +62,6 @@ def run_gui(argv: list[str] | None = None) -> int:
     finally:
         sys.excepthook = previous_hook
         asyncio.set_event_loop(None)
+        archive.close()
         executor.join_all(timeout=2.0)  # bounded: worker threads are daemons and end with the process
     return 0

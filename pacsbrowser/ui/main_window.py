@@ -8,28 +8,35 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QSplitter, QWidget
 
-from ..core.config import ProfileStore
 from ..core import logs
+from ..core.archive import Archive, default_archive_dir
+from ..core.config import ProfileStore
 from ..core.diagnostics import Outcome, Step
-from ..core.records import FindSummary, QueryKeys, ServerProfile
+from ..core.records import FindSummary, QueryKeys, RetrieveMethod, ServerProfile
 from .controllers.echo import EchoController
+from .controllers.holdings import HoldingsController
 from .controllers.profiles import ProfileController
 from .controllers.query import QueryController
-from .models.results import ResultsModel
+from .controllers.transfers import TransfersController
+from .models.results import Kind, Node, ResultsModel
+from .models.transfers import Direction, State
 from .widgets.connection_test import ConnectionTestDialog
 from .widgets.log_panel import LogPanel
 from .widgets.profile_dialog import ProfileDialog
 from .widgets.profile_panel import ProfilePanel
 from .widgets.query_form import QueryForm
 from .widgets.results_view import ResultsView
+from .widgets.transfers_panel import TransfersPanel
 
 
 class MainWindow(QMainWindow):
     closing = Signal()  # the user closed the window: the application shuts down
 
-    def __init__(self, store: ProfileStore | None = None) -> None:
+    def __init__(self, store: ProfileStore | None = None, archive: Archive | None = None) -> None:
         super().__init__()
         self.setWindowTitle("PACS Browser")
+        self._owns_archive = archive is None  # opened here (tests, scripts): closed at shutdown
+        self.archive = archive if archive is not None else Archive(default_archive_dir())
         self.profile_controller = ProfileController(store or ProfileStore(), self)
         self.echo = EchoController(self)
         self.query = QueryController(self)
@@ -55,7 +62,9 @@ class MainWindow(QMainWindow):
         self.log_dock.setObjectName("logDock")
         self.log_dock.setWidget(self.log)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
+        self._build_transfers()
         self._build_menus()
+        self._connect_transfers()
         self.resize(1200, 800)
 
         pc = self.profile_controller
@@ -124,6 +133,7 @@ class MainWindow(QMainWindow):
         escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self)
         escape.activated.connect(self.query.cancel)
         view_menu = self.menuBar().addMenu("&View")
+        self.view_menu = view_menu
         view_menu.addAction(self.log_dock.toggleViewAction())
         self.phi_action = QAction("Show patient data in the log (debug)", self)
         self.phi_action.setCheckable(True)
@@ -276,6 +286,94 @@ class MainWindow(QMainWindow):
         self.log.add("error", f"{name}: {message}", detail)
         self.statusBar().showMessage(message)
 
+    # -- transfers: retrieve, send, the transfers dock ------------------------------------------------
+    def _build_transfers(self) -> None:
+        self.holdings = HoldingsController(self.archive, self.results_model, self)
+        self.transfers = TransfersController(self.archive, self, holdings=self.holdings)
+        self.transfers_panel = TransfersPanel(self.transfers.model)
+        self.transfers_dock = QDockWidget("Transfers", self)
+        self.transfers_dock.setObjectName("transfersDock")
+        self.transfers_dock.setWidget(self.transfers_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.transfers_dock)
+        self.tabifyDockWidget(self.log_dock, self.transfers_dock)
+        self.close_warning: QMessageBox | None = None
+        self._close_confirmed = False
+
+    def _connect_transfers(self) -> None:
+        t, panel = self.transfers, self.transfers_panel
+        self.view_menu.insertAction(self.phi_action, self.transfers_dock.toggleViewAction())
+        self.phi_action.toggled.connect(lambda _: t.model.refresh_all())
+        self.results.row_activated.connect(lambda node: self._retrieve_nodes([node], activate=True))
+        self.results.retrieve_requested.connect(self._retrieve_nodes)
+        panel.cancel_requested.connect(t.cancel)
+        panel.retry_requested.connect(t.retry)
+        panel.get_instead_requested.connect(lambda transfer: t.retry(transfer, RetrieveMethod.GET))
+        panel.clear_requested.connect(t.clear_finished)
+        t.transfer_added.connect(self._transfer_added)
+        t.transfer_finished.connect(self._transfer_finished)
+
+    def _retrieve_nodes(self, nodes: list[Node], activate: bool = False) -> None:
+        """Retrieve rows of the results tree from the server they were found on (double-click and
+        Enter open what is already here instead)."""
+        profile = self.query.profile
+        if profile is None:
+            self.statusBar().showMessage("Search a server first: rows are retrieved from the server they came from.")
+            return
+        for node in nodes:
+            study = series = None
+            parent = node.parent
+            while parent is not None:
+                if parent.kind is Kind.SERIES:
+                    series = parent.result
+                elif parent.kind is Kind.STUDY:
+                    study = parent.result
+                parent = parent.parent
+            if activate:
+                self.transfers.activate(profile, node.result, study, series)
+            else:
+                self.transfers.retrieve_result(profile, node.result, study, series)
+
+    def _transfer_added(self, transfer) -> None:
+        self.transfers_dock.show()
+        self.transfers_dock.raise_()
+        way = "from" if transfer.direction is Direction.RETRIEVE else "to"
+        self.log.add("info", f"{transfer.direction.value} queued: {transfer.label or transfer.level} "
+                             f"({way} {transfer.profile.name})")
+
+    def _transfer_finished(self, transfer) -> None:
+        level = {State.COMPLETE: "ok", State.FAILED: "error"}.get(transfer.state, "warn")
+        self.log.add(level, f"{transfer.direction.value} {transfer.profile.name}: {transfer.message}", transfer.detail)
+        self.statusBar().showMessage(transfer.message, 15000)
+
+    def _transfers_allow_close(self) -> bool:
+        """Closing with transfers running asks first; yes cancels them (at shutdown, bounded)."""
+        running = self.transfers.active()
+        if not running or self._close_confirmed:
+            return True
+        if self.close_warning is not None and self.close_warning.isVisible():
+            return False
+        n = len(running)
+        box = QMessageBox(QMessageBox.Icon.Question, "Transfers are running",
+                          f"{n} transfer{'s are' if n != 1 else ' is'} still running or waiting. Stop "
+                          f"{'them' if n != 1 else 'it'} and quit? What has arrived stays on this computer; "
+                          "a retrieve started again later fetches only the rest.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.button(QMessageBox.StandardButton.Yes).setText("Stop and quit")
+        box.button(QMessageBox.StandardButton.No).setText("Keep running")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(result: int) -> None:
+            self.close_warning = None
+            if result == QMessageBox.StandardButton.Yes:
+                self._close_confirmed = True
+                self.close()
+
+        box.finished.connect(answered)
+        self.close_warning = box
+        box.open()
+        return False
+
     # -- errors, geometry, shutdown ------------------------------------------------------------------------
     def show_error(self, message: str, detail: str = "") -> None:
         self.log.add("error", message, detail)
@@ -299,6 +397,9 @@ class MainWindow(QMainWindow):
             self.splitter.restoreState(splitter)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if not self._transfers_allow_close():
+            event.ignore()
+            return
         settings = QSettings()
         settings.setValue("main_window/geometry", self.saveGeometry())
         settings.setValue("main_window/state", self.saveState())
@@ -307,6 +408,10 @@ class MainWindow(QMainWindow):
         self.closing.emit()
 
     async def shutdown(self) -> None:
+        await self.transfers.shutdown()
+        await self.holdings.shutdown()
         await self.query.shutdown()
         await self.echo.shutdown()
         await self.profile_controller.shutdown()
+        if self._owns_archive:
+            self.archive.close()

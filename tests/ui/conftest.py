@@ -10,6 +10,22 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(autouse=True)
+def _windows_die_on_the_gui_thread(qapp):
+    """After each test, delete its windows here, on the GUI thread. Left to the garbage collector, a
+    window in a reference cycle is destroyed on whichever thread happens to collect, often a worker
+    thread of a later test, and Qt crashes (timers and event filters belong to the GUI thread)."""
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    yield
+    for widget in qapp.topLevelWidgets():
+        widget.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+
+
 @pytest.fixture
 def qloop(qapp, tmp_path, monkeypatch):
     """qasync's event loop over pytest-qt's QApplication; settings kept in a temporary place."""
@@ -17,6 +33,7 @@ def qloop(qapp, tmp_path, monkeypatch):
     from PySide6.QtCore import QSettings
 
     monkeypatch.setenv("PACSBROWSER_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("PACSBROWSER_ARCHIVE_DIR", str(tmp_path / "archive"))  # a window without one opens this
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
     loop = qasync.QEventLoop(qapp)
@@ -24,6 +41,40 @@ def qloop(qapp, tmp_path, monkeypatch):
     yield loop
     asyncio.set_event_loop(None)
     loop.close()
+
+
+class StallProbe:
+    """A 5 ms QTimer's gaps between ticks while the probe is on: `longest` is the event loop's
+    longest stall (seconds). `with StallProbe() as probe: ...`"""
+
+    def __init__(self, interval_ms: int = 5) -> None:
+        import time
+
+        from PySide6.QtCore import QTimer
+
+        self._clock = time.perf_counter
+        self.gaps: list[float] = []
+        self._last = self._clock()
+        self._timer = QTimer()
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = self._clock()
+        self.gaps.append(now - self._last)
+        self._last = now
+
+    def __enter__(self) -> "StallProbe":
+        self._last = self._clock()
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.stop()
+
+    @property
+    def longest(self) -> float:
+        return max(self.gaps, default=0.0)
 
 
 def run_until(loop, condition, timeout: float = 10.0, *, settle: bool = True) -> None:

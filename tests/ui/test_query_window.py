@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-from PySide6.QtCore import QTimer
 
 from pacsbrowser.core.config import ProfileStore
 from pacsbrowser.core.records import ServerProfile, Timeouts
@@ -17,7 +15,7 @@ from pacsbrowser.ui.main_window import MainWindow
 from pacsbrowser.ui.models.results import Kind, LoadState
 from tests.lab.fault_scp import study_dataset
 
-from .conftest import run_until
+from .conftest import StallProbe, run_until
 
 
 @pytest.fixture
@@ -134,25 +132,13 @@ def test_gui_thread_is_not_blocked_during_a_slow_query(window, qloop, fault_scp)
     window.profile_controller.add(ServerProfile(name="Slow", host=slow.host, port=slow.port,
                                                 called_ae=slow.ae_title, timeouts=Timeouts.uniform(10)))
     window.profiles.list.setCurrentRow(1)
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(5)
-    timer.timeout.connect(tick)
-    timer.start()
     window.query.last_outcome = None
-    search(qloop, window, patient_name="slow")
-    timer.stop()
+    with StallProbe() as probe:
+        search(qloop, window, patient_name="slow")
     assert len(top_results(window)) == 30
-    longest = max(gaps)
+    longest = probe.longest
     print(f"\nlongest event-loop stall during a 30-result slow query: {longest * 1000:.1f} ms "
-          f"over {len(gaps)} ticks")
+          f"over {len(probe.gaps)} ticks")
     assert longest < 1.0  # unloaded, ~20 ms; the query itself takes 3 s
 
 

@@ -40,8 +40,8 @@ def test_copy_a_study_uid_from_the_context_menu(peer_and_window):
     view = window.results
     index = view.proxy.mapFromSource(window.results_model.index_of(window.results_model.root.children[0]))
     view._context_menu(view.tree.visualRect(index).center())
-    actions = {action.text(): action for action in view._menu.actions()}
-    assert set(actions) == {"Copy Study Instance UID", "Copy Patient ID"}
+    actions = {action.text(): action for action in view._menu.actions() if not action.isSeparator()}
+    assert set(actions) == {"Retrieve", "Copy Study Instance UID", "Copy Patient ID"}
     actions["Copy Study Instance UID"].trigger()
     assert QGuiApplication.clipboard().text() == window.results_model.root.children[0].result.study_instance_uid
     assert QGuiApplication.clipboard().text() in {str(s.StudyInstanceUID) for s in studies}

@@ -16,6 +16,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from ...core.records import InstanceResult, PatientResult, SeriesResult, StudyResult
+from .holdings import Holding, holding_icon
 
 COLUMNS = ["Patient / study", "Patient ID", "Birth date", "Study date", "Modality", "Description", "Accession",
            "Series", "Instances"]
@@ -85,6 +86,18 @@ def _sop_class_name(uid: str) -> str:
     return name if name and name != uid else uid
 
 
+def node_uid(node: Node) -> str:
+    """The UID a study, series or instance row stands for ('' for other rows)."""
+    r = node.result
+    if isinstance(r, StudyResult):
+        return r.study_instance_uid
+    if isinstance(r, SeriesResult):
+        return r.series_instance_uid
+    if isinstance(r, InstanceResult):
+        return r.sop_instance_uid
+    return ""
+
+
 class ResultsModel(QAbstractItemModel):
     children_requested = Signal(object)  # Node whose children should be loaded
 
@@ -92,6 +105,7 @@ class ResultsModel(QAbstractItemModel):
         super().__init__(parent)
         self.root = Node(Kind.PATIENT, state=LoadState.LOADED)
         self._index_by_key: dict[tuple[Kind, Any], Node] = {}
+        self._holdings: dict[str, Holding] = {}  # what the local archive holds, by row UID
 
     # -- filling ---------------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -100,6 +114,7 @@ class ResultsModel(QAbstractItemModel):
             node.parent = None  # detached: late answers for them are ignored
         self.root.children = []
         self._index_by_key.clear()
+        self._holdings.clear()
         self.endResetModel()
 
     def add_results(self, results: list[Any]) -> int:
@@ -173,6 +188,24 @@ class ResultsModel(QAbstractItemModel):
         if left.isValid():
             self.dataChanged.emit(left, right)
 
+    # -- local holdings (set by controllers.holdings) ---------------------------------------------
+    def holding(self, uid: str) -> Holding | None:
+        """How much of the row with this Study, Series or SOP Instance UID the local archive holds."""
+        return self._holdings.get(uid)
+
+    def set_holdings(self, holdings: dict[str, Holding], nodes: list[Node]) -> None:
+        """New counts for `nodes` (keyed by their UID); their first column is redrawn."""
+        self._holdings.update(holdings)
+        rows: dict[int, tuple[Node, int, int]] = {}  # one signal per parent, over the rows changed
+        for node in nodes:
+            if node.parent is not None and self._attached(node):
+                parent, low, high = rows.get(id(node.parent), (node.parent, node.row_number, node.row_number))
+                rows[id(node.parent)] = (parent, min(low, node.row_number), max(high, node.row_number))
+        roles = [Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole]
+        for parent, low, high in rows.values():
+            parent_index = self.index_of(parent)
+            self.dataChanged.emit(self.index(low, NAME, parent_index), self.index(high, NAME, parent_index), roles)
+
     def retry(self, node: Node) -> None:
         """Load the children of a row whose load failed, again."""
         if node.state is LoadState.FAILED:
@@ -196,7 +229,7 @@ class ResultsModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(row, column, children[row])
 
-    def parent(self, index: QModelIndex | QPersistentModelIndex = QModelIndex()) -> QModelIndex:  # type: ignore[override]
+    def parent(self, index: QModelIndex | QPersistentModelIndex = QModelIndex()) -> QModelIndex:  # type: ignore[override]  # QAbstractItemModel.parent() is overloaded (QObject.parent)
         if not index.isValid():
             return QModelIndex()
         node: Node = index.internalPointer()
@@ -204,15 +237,15 @@ class ResultsModel(QAbstractItemModel):
             return QModelIndex()
         return self.createIndex(node.parent.row(), 0, node.parent)
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         if parent.isValid() and parent.column() != 0:
             return 0
         return len(self.node(parent).children)
 
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         return len(COLUMNS)
 
-    def hasChildren(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> bool:  # noqa: N802
+    def hasChildren(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> bool:
         node = self.node(parent)
         if node is self.root:
             return bool(node.children)
@@ -222,11 +255,11 @@ class ResultsModel(QAbstractItemModel):
             return True
         return node.can_have_children and node.state in (LoadState.NOT_LOADED, LoadState.LOADING)
 
-    def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
+    def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> bool:
         node = self.node(parent)
         return node is not self.root and node.can_have_children and node.state is LoadState.NOT_LOADED
 
-    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
+    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex) -> None:
         node = self.node(parent)
         if node is self.root or node.state is not LoadState.NOT_LOADED:
             return
@@ -247,7 +280,7 @@ class ResultsModel(QAbstractItemModel):
             node = node.parent
         return node is self.root
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(COLUMNS):
             return COLUMNS[section]
         return None
@@ -278,6 +311,12 @@ class ResultsModel(QAbstractItemModel):
             if role == Qt.ItemDataRole.ToolTipRole and node.kind is Kind.ERROR:
                 return node.message
             return None
+        if column == NAME and role in (Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ToolTipRole):
+            held = self._holdings.get(node_uid(node))
+            if role == Qt.ItemDataRole.DecorationRole:
+                return holding_icon(held.state) if held is not None else None
+            if held is not None:
+                return f"{self._text(node, column)}\n{held.text}"
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             return self._text(node, column)
         if role == SORT_ROLE:

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QMenu, QTreeView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...core.records import FindSummary
-from ..models.results import COLUMNS, RESULT_ROLE, SORT_ROLE, NAME, ResultsModel
+from ..models.results import COLUMNS, NAME, RESULT_ROLE, SORT_ROLE, Kind, Node, ResultsModel
+
+_RETRIEVABLE = (Kind.STUDY, Kind.SERIES, Kind.INSTANCE)
 
 
 class ResultsView(QWidget):
     activated = Signal(object)  # the *Result record of a double-clicked row
+    row_activated = Signal(object)  # the Node of a study, series or instance row double-clicked or Enter
+    retrieve_requested = Signal(list)  # Nodes to retrieve (the Retrieve button or menu entry)
 
     def __init__(self, model: ResultsModel, parent=None) -> None:
         super().__init__(parent)
@@ -32,6 +46,8 @@ class ResultsView(QWidget):
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
         self.tree.doubleClicked.connect(self._double_clicked)
+        self.tree.setExpandsOnDoubleClick(False)  # double-click retrieves (or opens); the arrow folds
+        self.tree.installEventFilter(self)
         header = self.tree.header()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
@@ -39,9 +55,21 @@ class ResultsView(QWidget):
             self.tree.setColumnWidth(column, width)
         self.summary = QLabel("No search yet.")
         self.summary.setObjectName("resultsSummary")
+        self.retrieve_button = QPushButton("Retrieve")
+        self.retrieve_button.setObjectName("retrieveButton")
+        self.retrieve_button.setToolTip("Fetch the selected studies, series or images to this computer "
+                                        "(double-click or Enter on a row does the same)")
+        self.retrieve_button.setEnabled(False)
+        self.retrieve_button.clicked.connect(lambda: self.retrieve_requested.emit(self.selected_nodes()))
+        self.tree.selectionModel().selectionChanged.connect(
+            lambda *_: self.retrieve_button.setEnabled(bool(self.selected_nodes())))
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.summary, 1)
+        top.addWidget(self.retrieve_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 0, 6, 6)
-        layout.addWidget(self.summary)
+        layout.addLayout(top)
         layout.addWidget(self.tree, 1)
 
     def source_index(self, index: QModelIndex) -> QModelIndex:
@@ -71,6 +99,35 @@ class ResultsView(QWidget):
         result = self.result_at(index.siblingAtColumn(NAME))
         if result is not None:
             self.activated.emit(result)
+        self._activate(index)
+
+    # -- retrieve: double-click, Enter, the button and the menu ------------------------------------------
+    def node_at(self, index: QModelIndex) -> Node | None:
+        if not index.isValid():
+            return None
+        node = self.model.node(self.proxy.mapToSource(index))
+        return node if node.kind in _RETRIEVABLE else None
+
+    def selected_nodes(self) -> list[Node]:
+        rows = self.tree.selectionModel().selectedRows(NAME)
+        return [n for n in (self.node_at(i) for i in rows) if n is not None]
+
+    def _activate(self, index: QModelIndex) -> None:
+        if not index.isValid():
+            return
+        first = index.siblingAtColumn(NAME)
+        node = self.node_at(first)
+        if node is not None:
+            self.row_activated.emit(node)
+        else:  # a patient row: nothing to retrieve at once, so it folds and unfolds as before
+            self.tree.setExpanded(first, not self.tree.isExpanded(first))
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.tree and event.type() == QEvent.Type.KeyPress and \
+                event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self._activate(self.tree.currentIndex())
+            return True
+        return super().eventFilter(watched, event)
 
     def _context_menu(self, position) -> None:
         index = self.tree.indexAt(position)
@@ -78,6 +135,14 @@ class ResultsView(QWidget):
         if result is None:
             return
         menu = QMenu(self)
+        node = self.node_at(index.siblingAtColumn(NAME))
+        if node is not None:
+            nodes = self.selected_nodes()
+            nodes = nodes if node in nodes else [node]
+            retrieve = QAction("Retrieve" if len(nodes) == 1 else f"Retrieve {len(nodes)} rows", menu)
+            retrieve.triggered.connect(lambda _=False, n=nodes: self.retrieve_requested.emit(n))
+            menu.addAction(retrieve)
+            menu.addSeparator()
         for label, attribute in (("Copy Study Instance UID", "study_instance_uid"),
                                  ("Copy Series Instance UID", "series_instance_uid"),
                                  ("Copy SOP Instance UID", "sop_instance_uid"),
