@@ -58,7 +58,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication
 # a DCMTK tool itself carries the marker by hand.
 PEER_FIXTURES = frozenset({
     "orthanc", "orthanc_tls", "orthanc_latin1", "orthanc_expired_tls", "orthanc_notyetvalid_tls",
-    "orthanc_wronghost_tls", "dcmqrscp",
+    "orthanc_wronghost_tls", "dcmqrscp", "orthanc_factory",
     "big_orthanc", "rle_dcmqrscp", "compressed_study",  # tests/retrieve
     "send_orthanc", "send_orthanc_tls", "send_dcmqrscp", "compressed",  # tests/send
     "samples",  # tests/imaging: dcmcjpeg, dcmcjpls, dcmcrle
@@ -141,6 +141,23 @@ def _checked_orthanc(peer: OrthancPeer, catalog: Catalog, what: str) -> OrthancP
         pytest.fail(f"{what} holds {count} instances, expected {len(catalog.instances)}",
                     pytrace=False)
     return peer
+
+
+@pytest.fixture
+def orthanc_factory(lab_data: Catalog, move_port: int) -> Iterator[Callable[..., OrthancPeer]]:
+    """``orthanc_factory(load=True, **options)``: a fresh Orthanc for one test (e.g. an empty one to
+    send to). Stopping takes ~3.5 s at the test's end: prefer a session fixture when one fits."""
+    made: list[OrthancPeer] = []
+
+    def factory(load: bool = True, **options: Any) -> OrthancPeer:
+        options.setdefault("move_port", move_port)
+        peer = OrthancPeer(**options)
+        made.append(peer)
+        _start(peer, "Orthanc", lab_data.paths() if load else None, load_first=False)
+        return peer
+
+    yield factory
+    stop_all(made)
 
 
 @pytest.fixture(scope="session")
