@@ -20,6 +20,7 @@ def run_gui(argv: list[str] | None = None) -> int:
     from ..core.archive import Archive, default_archive_dir
     from ..core.errors import ArchiveError
     from ..core.logs import quiet_pydicom
+    from .collector import GuiThreadCollector
     from .main_window import MainWindow
 
     quiet_pydicom(True)
@@ -36,6 +37,8 @@ def run_gui(argv: list[str] | None = None) -> int:
         return 1
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    collector = GuiThreadCollector()  # Qt objects in cycles must die on the GUI thread
+    collector.start()
     window = MainWindow(archive=archive)
     previous_hook = sys.excepthook
 
@@ -60,6 +63,7 @@ def run_gui(argv: list[str] | None = None) -> int:
             loop.run_until_complete(closed.wait())
             loop.run_until_complete(window.shutdown())
     finally:
+        collector.stop()
         sys.excepthook = previous_hook
         asyncio.set_event_loop(None)
         archive.close()

@@ -10,6 +10,18 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _collect_on_the_gui_thread(qapp):
+    """As the application does (pacsbrowser.ui.collector): cycles are collected on the GUI thread
+    only, never on a worker thread that would destroy a Qt object there."""
+    from pacsbrowser.ui.collector import GuiThreadCollector
+
+    collector = GuiThreadCollector()
+    collector.start()
+    yield
+    collector.stop()
+
+
 @pytest.fixture(autouse=True)
 def _windows_die_on_the_gui_thread(qapp):
     """After each test, delete its windows here, on the GUI thread. Left to the garbage collector, a
