@@ -12,19 +12,26 @@ from PySide6.QtWidgets import QApplication
 log = logging.getLogger(__name__)
 
 
-def run_gui(argv: list[str] | None = None) -> int:
-    """Show the main window until it is closed; then stop what runs and return the exit status."""
+def run_gui(argv: list[str] | None = None, paths: list[str] | None = None) -> int:
+    """Show the main window until it is closed; then stop what runs and return the exit status.
+
+    `paths`: files or folders the desktop passed (the .desktop entry's %F); the window's
+    `open_paths` takes them when it has one (send or local import).
+    """
     import qasync
 
     from ..core import executor
     from ..core.logs import quiet_pydicom
     from .main_window import MainWindow
+    from .resources import APP_ID, app_icon
 
     quiet_pydicom(True)
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("pacsbrowser")
     app.setOrganizationName("pacsbrowser")
     app.setApplicationDisplayName("PACS Browser")
+    app.setDesktopFileName(APP_ID)  # Wayland and task bars match the window to the .desktop entry
+    app.setWindowIcon(app_icon())  # the window and its dialogs
     app.setQuitOnLastWindowClosed(False)  # the loop ends when the window says so, after shutdown
 
     loop = qasync.QEventLoop(app)
@@ -48,6 +55,12 @@ def run_gui(argv: list[str] | None = None) -> int:
     closed = asyncio.Event()
     window.closing.connect(closed.set)
     window.show()
+    if paths:
+        open_paths = getattr(window, "open_paths", None)  # the send/import feature's entry, when present
+        if open_paths is not None:
+            open_paths(paths)
+        else:
+            window.statusBar().showMessage(f"{len(paths)} file(s) passed: this version cannot open files yet.")
     try:
         with loop:
             loop.run_until_complete(closed.wait())

@@ -12,6 +12,7 @@ from ..core.config import ProfileStore
 from ..core import logs
 from ..core.diagnostics import Outcome, Step
 from ..core.records import FindSummary, QueryKeys, ServerProfile
+from .about import show_about
 from .controllers.echo import EchoController
 from .controllers.profiles import ProfileController
 from .controllers.query import QueryController
@@ -56,6 +57,7 @@ class MainWindow(QMainWindow):
         self.log_dock.setWidget(self.log)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
         self._build_menus()
+        self._build_help_menu()
         self.resize(1200, 800)
 
         pc = self.profile_controller
@@ -130,6 +132,12 @@ class MainWindow(QMainWindow):
         self.phi_action.setChecked(logs.show_phi())
         self.phi_action.toggled.connect(logs.set_show_phi)
         view_menu.addAction(self.phi_action)
+
+    def _build_help_menu(self) -> None:
+        about = QAction("&About PACS Browser", self)
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        about.triggered.connect(lambda: show_about(self))
+        self.menuBar().addMenu("&Help").addAction(about)
 
     def _with_current(self, fn) -> None:
         profile = self.profiles.current_profile()
