@@ -55,6 +55,8 @@ PKG_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pacsbrowser/__init
 PKG_NAME = pacsbrowser-$(PKG_VERSION)-linux-$(shell uname -m)
 
 .PHONY: wheel package
+# Build from the installed wheel only: a PYTHONPATH pointing at a source tree would hide it.
+wheel package: export PYTHONPATH =
 
 $(PKG_VPY):
 	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || bash packaging/debian-deps.sh python3-venv
@@ -71,6 +73,9 @@ package: deps-gui wheel
 	rm -rf dist/bundle build/pyinstaller
 	$(PKG_VENV)/bin/pyinstaller --noconfirm --log-level WARN --distpath dist/bundle \
 	    --workpath build/pyinstaller packaging/pacsbrowser.spec
+	@# debug symbols of the interpreter itself (a self-built Python keeps ~30 MB of them)
+	-command -v strip >/dev/null && strip --strip-debug dist/bundle/pacsbrowser/_internal/libpython3*.so* \
+	    dist/bundle/pacsbrowser/_internal/python3*/lib-dynload/*.so
 	rm -rf build/$(PKG_NAME) && mkdir -p build/$(PKG_NAME)
 	cp -a dist/bundle/pacsbrowser/. build/$(PKG_NAME)/
 	install -m 755 packaging/install.sh build/$(PKG_NAME)/install.sh

@@ -87,8 +87,7 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def measure(bundle: Path, reps: int) -> list[float]:
-    program = bundle / "pacsbrowser"
+def measure(program: Path, reps: int) -> list[float]:
     times = []
     with xvfb() as display:
         for _ in range(reps + 1):  # the first run warms the page cache and is not counted
@@ -107,14 +106,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bundle", type=Path, help="the one-folder bundle (dist/bundle/pacsbrowser)")
     parser.add_argument("--tarball", type=Path, help="the .tar.gz of it, for its size")
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--compare", type=Path, help="another pacsbrowser program to time the same way "
+                                                     "(e.g. a venv's bin/pacsbrowser)")
     args = parser.parse_args(argv)
-    times = measure(args.bundle, args.reps)
+    times = measure(args.bundle / "pacsbrowser", args.reps)
     lines = ["## The frozen bundle (`make package`, `python -m benchmarks.bundle`)", "",
              f"- one-folder bundle: {folder_size(args.bundle) / 2**20:.0f} MiB on disk"
              + (f", {args.tarball.stat().st_size / 2**20:.0f} MiB as .tar.gz" if args.tarball else ""),
              f"- exec to the first painted window, under Xvfb (warm page cache; screen polled with ImageMagick's "
              f"`import`, ~0.1 s resolution): median {statistics.median(times):.2f} s, "
              f"min {min(times):.2f} s, max {max(times):.2f} s over {len(times)} runs"]
+    if args.compare:
+        other = measure(args.compare, args.reps)
+        lines.append(f"- the same from `{args.compare}` (not frozen): median {statistics.median(other):.2f} s, "
+                     f"min {min(other):.2f} s, max {max(other):.2f} s")
     print("\n".join(lines))
     return 0
 
