@@ -31,7 +31,8 @@ elif [ "$mode" = system ]; then
     [ "$(id -u)" = 0 ] || { echo "install.sh: --system needs root (sudo $0 --system)" >&2; exit 1; }
     APPDIR=/opt/pacsbrowser BINDIR=/usr/local/bin DATADIR=/usr/local/share
 else
-    APPDIR=${XDG_DATA_HOME:-$HOME/.local/share}/pacsbrowser/app BINDIR=$HOME/.local/bin
+    # (not under ~/.local/share/pacsbrowser: that is the user's archive)
+    APPDIR=$HOME/.local/lib/pacsbrowser BINDIR=$HOME/.local/bin
     DATADIR=${XDG_DATA_HOME:-$HOME/.local/share}
 fi
 SIZES="16 24 32 48 64 128 256 512"

@@ -66,7 +66,7 @@ def test_per_user_install_needs_no_root(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (home / ".local" / "share" / "applications" / f"{APP_ID}.desktop").is_file()
     assert (home / ".local" / "bin" / "pacsbrowser").is_symlink()
-    assert (home / ".local" / "share" / "pacsbrowser" / "app" / "pacsbrowser").is_file()
+    assert (home / ".local" / "lib" / "pacsbrowser" / "pacsbrowser").is_file()
 
 
 def test_system_install_refuses_without_root(tmp_path):
