@@ -50,6 +50,7 @@ clean:
 # bundle built from that wheel in build/venv, and dist/pacsbrowser-VERSION-linux-ARCH.tar.gz with
 # packaging/install.sh in it. Both write only build/ and dist/ (git-ignored).
 PKG_VENV := build/venv
+PKG_DEBS := binutils  # PyInstaller reads libraries with objdump; strip
 PKG_VPY := $(PKG_VENV)/bin/python
 PKG_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' pacsbrowser/__init__.py)
 PKG_NAME = pacsbrowser-$(PKG_VERSION)-linux-$(shell uname -m)
@@ -64,10 +65,11 @@ $(PKG_VPY):
 	$(PKG_VPY) -m pip install -q --upgrade pip build 'pyinstaller>=6.10'
 
 wheel: $(PKG_VPY)
-	rm -f dist/pacsbrowser-*.whl dist/pacsbrowser-*.tar.gz
+	rm -f dist/pacsbrowser-*.whl $(filter-out %-linux-$(shell uname -m).tar.gz,$(wildcard dist/pacsbrowser-*.tar.gz))
 	$(PKG_VPY) -m build --outdir dist .
 
 package: deps-gui wheel
+	@bash packaging/debian-deps.sh $(PKG_DEBS)
 	$(PKG_VPY) -m pip install -q --force-reinstall --no-deps dist/pacsbrowser-$(PKG_VERSION)-*.whl
 	$(PKG_VPY) -m pip install -q dist/pacsbrowser-$(PKG_VERSION)-*.whl
 	rm -rf dist/bundle build/pyinstaller
