@@ -12,8 +12,12 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 log = logging.getLogger(__name__)
 
 
-def run_gui(argv: list[str] | None = None) -> int:
-    """Show the main window until it is closed; then stop what runs and return the exit status."""
+def run_gui(argv: list[str] | None = None, paths: list[str] | None = None) -> int:
+    """Show the main window until it is closed; then stop what runs and return the exit status.
+
+    `paths`: files or folders the desktop passed (the .desktop entry's %F); the window's
+    `open_paths` takes them when it has one (send or local import).
+    """
     import qasync
 
     from ..core import executor
@@ -22,12 +26,15 @@ def run_gui(argv: list[str] | None = None) -> int:
     from ..core.logs import quiet_pydicom
     from .collector import GuiThreadCollector
     from .main_window import MainWindow
+    from .resources import APP_ID, app_icon
 
     quiet_pydicom(True)
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("pacsbrowser")
     app.setOrganizationName("pacsbrowser")
     app.setApplicationDisplayName("PACS Browser")
+    app.setDesktopFileName(APP_ID)  # Wayland and task bars match the window to the .desktop entry
+    app.setWindowIcon(app_icon())  # the window and its dialogs
     app.setQuitOnLastWindowClosed(False)  # the loop ends when the window says so, after shutdown
 
     try:
@@ -58,6 +65,12 @@ def run_gui(argv: list[str] | None = None) -> int:
     closed = asyncio.Event()
     window.closing.connect(closed.set)
     window.show()
+    if paths:
+        open_paths = getattr(window, "open_paths", None)  # the send/import feature's entry, when present
+        if open_paths is not None:
+            open_paths(paths)
+        else:
+            window.statusBar().showMessage(f"{len(paths)} file(s) passed: this version cannot open files yet.")
     try:
         with loop:
             loop.run_until_complete(closed.wait())

@@ -13,6 +13,7 @@ from ..core.archive import Archive, default_archive_dir
 from ..core.config import ProfileStore
 from ..core.diagnostics import Outcome, Step
 from ..core.records import FindSummary, QueryKeys, RetrieveMethod, ServerProfile
+from .about import show_about
 from .controllers.echo import EchoController
 from .controllers.holdings import HoldingsController
 from .controllers.profiles import ProfileController
@@ -65,6 +66,7 @@ class MainWindow(QMainWindow):
         self._build_transfers()
         self._build_menus()
         self._connect_transfers()
+        self._build_help_menu()
         self.resize(1200, 800)
 
         pc = self.profile_controller
@@ -140,6 +142,12 @@ class MainWindow(QMainWindow):
         self.phi_action.setChecked(logs.show_phi())
         self.phi_action.toggled.connect(logs.set_show_phi)
         view_menu.addAction(self.phi_action)
+
+    def _build_help_menu(self) -> None:
+        about = QAction("&About PACS Browser", self)
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        about.triggered.connect(lambda: show_about(self))
+        self.menuBar().addMenu("&Help").addAction(about)
 
     def _with_current(self, fn) -> None:
         profile = self.profiles.current_profile()
