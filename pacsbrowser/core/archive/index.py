@@ -318,6 +318,10 @@ def delete_instances(conn: sqlite3.Connection, path: str | None = None) -> None:
 # Reading (any thread, on one shared connection that sees committed data)
 
 
+def _upper(value: str | None) -> str | None:
+    return value.upper() if isinstance(value, str) else value
+
+
 class IndexReader:
     """The queries a browser, the CLI and `verify` make, on the connection `conn` (shared
     between threads under `lock`); paths come back absolute, under `root`."""
@@ -330,6 +334,8 @@ class IndexReader:
     def __init__(self, conn: sqlite3.Connection, lock: threading.Lock, root: Path) -> None:
         self.conn, self.lock, self.root = conn, lock, root
         self.closed = False
+        # Unicode-aware upper case (SQLite's upper() knows ASCII only): person names match in any case.
+        conn.create_function("pb_upper", 1, _upper, deterministic=True)
 
     def close(self) -> None:
         """Refuse further queries (at once) and close the connection (once no query runs)."""
