@@ -31,15 +31,17 @@ def fill_index(root: Path, studies: int = STUDIES, series: int = SERIES_PER_STUD
     conn = sqlite3.connect(str(root / "index.sqlite"))
     with conn:
         patients = max(1, studies // 3)
-        conn.executemany("INSERT INTO patients VALUES (?, ?, '', ?, ?, ?)",
+        conn.executemany("INSERT INTO patients (patient_key, patient_id, issuer, patient_name, birth_date, sex) "
+                         "VALUES (?, ?, '', ?, ?, ?)",
                          ((f"\\P{p:06d}", f"P{p:06d}", f"NAME{p % 997:03d}^GIVEN{p % 13}", f"19{p % 90 + 10:02d}0101",
                            "MF"[p % 2]) for p in range(patients)))
         conn.executemany(
-            "INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?, ?, '', '')",
+            "INSERT INTO studies (study_uid, patient_key, study_date, study_time, accession_number, study_id, "
+            "description) VALUES (?, ?, ?, ?, ?, ?, ?)",
             ((f"1.2.3.{s}", f"\\P{s % patients:06d}", f"{2000 + s % 25}{s % 12 + 1:02d}{s % 28 + 1:02d}",
               f"{s % 24:02d}{s % 60:02d}00", f"ACC{s:07d}", str(s), f"STUDY {s % 50}") for s in range(studies)))
         conn.executemany(
-            "INSERT INTO series VALUES (?, ?, ?, ?, '', '', '')",
+            "INSERT INTO series (series_uid, study_uid, modality, series_number) VALUES (?, ?, ?, ?)",
             ((f"1.2.3.{s}.{k}", f"1.2.3.{s}", MODALITIES[(s + k) % len(MODALITIES)], k + 1)
              for s in range(studies) for k in range(series)))
         conn.executemany(

@@ -100,6 +100,18 @@ ATTRIBUTES = {a.keyword: a for a in (
     Attribute("NumberOfFrames", "IMAGE", "i.frames", "INT"),
 )}
 
+# With the counts the index keeps (core.archive.counts, schema 2): read, not counted.
+_KEPT_COUNTS = {
+    "ModalitiesInStudy": "st.modalities",
+    "NumberOfStudyRelatedSeries": "st.series_count",
+    "NumberOfStudyRelatedInstances": "st.instance_count",
+    "NumberOfSeriesRelatedInstances": "se.instance_count",
+    "NumberOfPatientRelatedSeries": "(SELECT COALESCE(SUM(z.series_count), 0) FROM studies z "
+                                    "WHERE z.patient_key = p.patient_key)",
+    "NumberOfPatientRelatedInstances": "(SELECT COALESCE(SUM(z.instance_count), 0) FROM studies z "
+                                       "WHERE z.patient_key = p.patient_key)",
+}
+
 _FROM = {
     "PATIENT": "FROM patients p",
     "STUDY": "FROM studies st JOIN patients p ON p.patient_key = st.patient_key",
@@ -261,6 +273,16 @@ class ArchiveQuery:
 
     def __init__(self, archive: Any) -> None:
         self.archive = archive
+        self._columns: dict[str, str] | None = None
+
+    def _column(self, keyword: str) -> str:
+        """The SQL of a returned attribute: kept counts when the index has them."""
+        if self._columns is None:
+            kept = any(row[1] == "modalities" for row in self._run("PRAGMA table_info(studies)", []))
+            self._columns = {k: a.sql for k, a in ATTRIBUTES.items()}
+            if kept:
+                self._columns.update(_KEPT_COUNTS)
+        return self._columns[keyword]
 
     def _run(self, sql: str, params: list[Any]) -> list[tuple]:
         reader: IndexReader = self.archive.index_reader
@@ -318,7 +340,7 @@ class ArchiveQuery:
             return None
         returned, where, params = shaped
         known = [k for k, e in returned if k in ATTRIBUTES and e.VR != "SQ"]
-        columns = ", ".join(ATTRIBUTES[k].sql for k in known) or "1"
+        columns = ", ".join(self._column(k) for k in known) or "1"
         return returned, self._run(f"SELECT {columns} {_FROM[level]} {where} {_ORDER[level]}", params)
 
     def instances(self, identifier: Dataset, model: str = "STUDY") -> list[MatchedInstance]:
