@@ -133,3 +133,29 @@ def test_ae_outside_allow_is_rejected(served: Served) -> None:
         assert "reject" in (refused.stdout + refused.stderr).lower()
     finally:
         server.shutdown()
+
+
+def test_tls_echoscu_findscu_and_storescu(served: Served, lab_data: Catalog, certs, workdir: Path) -> None:
+    from pacsbrowser.core.archive import Archive
+    from pacsbrowser.core.records import TLSConfiguration
+
+    tls = TLSConfiguration(certificate=certs.server_cert, key=certs.server_key, ca_certificate=certs.ca_cert)
+    archive = Archive(workdir / "tls-archive", durable=False)
+    server = start_server(archive, ae_title="PBTLS", tls=tls)
+    try:
+        host, port = server.address
+        client = ["+tls", str(certs.client_key), str(certs.client_cert), "+cf", str(certs.ca_cert)]
+        assert dcmtk("echoscu", *client, "-aec", "PBTLS", host, str(port)).returncode == 0
+        paths = [i.path for i in lab_data.instances_of_study(lab_data.studies[0].uid)]
+        stored = dcmtk("storescu", *client, "-aec", "PBTLS", host, str(port), *map(str, paths), timeout=60)
+        assert stored.returncode == 0, stored.stderr[-2000:]
+        archive.flush()
+        assert archive.counts()["instances"] == len(paths)
+        found = dcmtk("findscu", *client, "-S", "-aec", "PBTLS", "-X", "-od", str(workdir),
+                      "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID", host, str(port))
+        assert found.returncode == 0 and len(list(workdir.glob("rsp*.dcm"))) == 1
+        plain = dcmtk("echoscu", "-aec", "PBTLS", host, str(port), timeout=30)
+        assert plain.returncode != 0  # TLS only
+    finally:
+        server.shutdown()
+        archive.close()
