@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydicom.uid import RLELossless
 
 from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.errors import MoveDestinationUnknown
@@ -29,6 +30,9 @@ def test_get_every_study(served: Served, lab_data: Catalog, archive: Archive) ->
         assert summary.complete, (study.accession, summary.reasons)
         assert summary.received == study.instance_count
     assert assert_same_as_source(archive, lab_data.instances) == len(lab_data.instances)
+    # our client proposes the compressed syntaxes too: the RLE files come as they are stored
+    rle = {i.sop_instance_uid for i in lab_data.instances if i.is_rle}
+    assert rle and {r.sop_instance_uid for r in archive.instances() if r.transfer_syntax_uid == RLELossless} == rle
 
 
 def test_move_to_ourselves_and_to_an_unknown_ae(served: Served, lab_data: Catalog, archive: Archive) -> None:
@@ -89,3 +93,32 @@ def test_cancel_a_get_midway_then_resume(workdir: Path, archive: Archive) -> Non
         source.close()
 
 
+
+
+def test_cancel_a_find_midway(workdir: Path) -> None:
+    """5,000 studies in the index: a C-FIND cancelled after 50 answers stops with 0xFE00, far short."""
+    from benchmarks.archive_query import fill_index
+    from tests.query.conftest import service_for
+
+    root = workdir / "many"
+    fill_index(root, studies=5000, series=1, instances=1)
+    with Archive(root, durable=False) as many:
+        server = start_server(many, ae_title="PBMANY")
+        try:
+            host, port = server.address
+            peer = type("Peer", (), {"host": host, "port": port, "aet": "PBMANY"})()
+
+            async def read():
+                found = service_for(peer).find_studies()
+                got = []
+                async for study in found:
+                    got.append(study)
+                    if len(got) == 50:
+                        found.cancel()
+                return got, found.outcome
+
+            got, outcome = run(read())
+        finally:
+            server.shutdown()
+    assert outcome.cancelled and outcome.status == 0xFE00
+    assert 50 <= len(got) < 5000
