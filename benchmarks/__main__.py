@@ -19,7 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
-CASE_NAMES = ["echo", "find", "find_dcmqrscp", "gui", "get", "move", "thumbnails", "store", "receive"]
+CASE_NAMES = ["echo", "find", "find_dcmqrscp", "gui", "get", "move", "thumbnails", "store", "receive", "archive_query"]
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -30,6 +30,7 @@ PLACEHOLDERS = {
                    ("thumbnails_2", "thumbnails: 500 images at 128 px, 2 at a time", "dcmj2pnm, 2 at a time")],
     "store": [("store_1", "store 500 files, 1 association", "storescu"),
               ("store_4", "store 500 files, 4 associations", "4 storescu processes at once")],
+    "archive_query": [("archive_query_study", "archive C-FIND over 10,000 studies", "—")],
     "receive": [("receive", "receive 500 files (storescu sending)", "storescp (+B)"),
                 ("receive_nofsync", "receive 500 files, archive without fsync (not what the app does)",
                  "storescp (+B)")],
@@ -47,6 +48,9 @@ def _runner(name: str) -> Callable[[Context], list[Row]]:
         return lambda ctx: cases.case_store(ctx, 1) + cases.case_store(ctx, 4)
     if name == "receive":
         return cases.case_receive
+    if name == "archive_query":
+        from .archive_query import case_archive_query
+        return case_archive_query
     if name == "gui":
         from .gui import case_gui
         return case_gui

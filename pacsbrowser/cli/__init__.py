@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from . import archive, echo, find, listen, profile, retrieve, store, thumbnail
+from . import archive, demo, echo, find, listen, profile, retrieve, serve, store, thumbnail
 
-COMMANDS = [echo, profile, find, store, listen, archive, thumbnail, retrieve]
+COMMANDS = [echo, profile, find, store, listen, serve, archive, thumbnail, retrieve, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "listen", help="receive images into the local archive (Storage SCP)",
         description="Listen for C-STORE (images pushed by a modality or sent by a PACS after a C-MOVE) "
-                    "and store what arrives in the local archive, until interrupted (Ctrl+C).")
+                    "and store what arrives in the local archive, until interrupted (Ctrl+C). "
+                    "`pacsbrowser serve` also serves the archive (C-FIND, C-GET, C-MOVE).")
+    add_server_options(parser)
+    parser.set_defaults(handler=handle)
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """The options `listen` and `serve` share: address, AE title, archive, allowed callers, TLS."""
     parser.add_argument("--port", type=int, default=11112, help="the port to listen on (default 11112)")
     parser.add_argument("--aet", "--ae-title", dest="aet", default=DEFAULT_CALLING_AE, metavar="AE",
                         help=f"our AE title (default {DEFAULT_CALLING_AE})")
@@ -41,7 +48,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--tls-ca", type=Path, metavar="FILE",
                        help="CA certificate(s): callers must then show a client certificate it signed")
     add_output_options(parser)
-    parser.set_defaults(handler=handle)
 
 
 def describe(record: Received) -> str:
@@ -60,6 +66,12 @@ def describe(record: Received) -> str:
 
 
 def handle(args: argparse.Namespace) -> int:
+    return run_server(args)
+
+
+def run_server(args: argparse.Namespace, *, query_retrieve: bool = False,
+               destinations: dict[str, tuple[str, int]] | None = None) -> int:
+    """Run our SCP with `args` (add_server_options) until interrupted; storage only unless `query_retrieve`."""
     if (args.tls_cert is None) != (args.tls_key is None):
         print("error: --tls-cert and --tls-key go together", file=sys.stderr)
         return EXIT_ERROR
@@ -78,8 +90,9 @@ def handle(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         try:
             scp = ArchiveServer(args.port, args.aet, archive, tls=tls, allowed_calling_aes=args.allow or None,
-                             max_associations=args.max_associations, host=args.host,
-                             on_image_received=lambda record: print(describe(record), flush=True))
+                                max_associations=args.max_associations, host=args.host,
+                                query_retrieve=query_retrieve, destinations=destinations,
+                                on_image_received=lambda record: print(describe(record), flush=True))
         except ValueError as exc:
             archive.close()
             print(f"error: {exc}", file=sys.stderr)
@@ -91,8 +104,12 @@ def handle(args: argparse.Namespace) -> int:
                 host, port = scp.address
                 scheme = "TLS" if tls else "plain TCP"
                 allowed = f", calling AEs {', '.join(args.allow)}" if args.allow else ""
-                print(f"listening on {host or '*'}:{port} as {scp.ae_title} ({scheme}{allowed}), "
+                roles = "storage, query/retrieve" if query_retrieve else "storage"
+                print(f"listening on {host or '*'}:{port} as {scp.ae_title} ({scheme}{allowed}; {roles}), "
                       f"archive {archive.root}", flush=True)
+                if query_retrieve:
+                    moves = ", ".join(f"{ae}={h}:{p}" for ae, (h, p) in (destinations or {}).items())
+                    print(f"move destinations: {moves or 'none'}", flush=True)
                 await stop.wait()
             finally:
                 await scp.stop()

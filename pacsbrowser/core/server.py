@@ -1,4 +1,6 @@
-"""The async Storage SCP: where retrieved (C-MOVE) and pushed images arrive.
+"""The async face of our SCP: where retrieved (C-MOVE) and pushed images arrive, and, with
+`query_retrieve=True`, a Query/Retrieve SCP serving the archive (C-FIND, C-GET, C-MOVE to the
+`destinations` given) to other workstations.
 
     archive = Archive()
     scp = ArchiveServer(11112, "PACSBROWSER", archive)
@@ -29,7 +31,7 @@ import collections
 import inspect
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +70,24 @@ class Subscription:
         self.cancel()
 
 
+def parse_destination(text: str) -> tuple[str, tuple[str, int]]:
+    """'AE=HOST:PORT' -> (AE, (HOST, PORT)); ValueError in words."""
+    ae_title, sep, address = text.partition("=")
+    host, colon, port = address.rpartition(":")
+    if not sep or not colon or not host or not port.strip().isdigit():
+        raise ValueError(f"a move destination is AE=HOST:PORT, not {text!r}")
+    number = int(port)
+    if not 1 <= number <= 65535:
+        raise ValueError(f"the port of the move destination {text!r} must be from 1 to 65535")
+    return validate_ae_title(ae_title.strip(), "move destination AE title"), (host.strip("[] "), number)
+
+
 class ArchiveServer:
-    """A Storage SCP over `archive`, on `host`:`port` ("" = every interface; port 0 = any free
+    """An SCP over `archive`, on `host`:`port` ("" = every interface; port 0 = any free
     port, see `address`). `allowed_calling_aes`: when given, other calling AE titles are rejected
-    at association (calling AE title not recognised). `on_image_received`: a first subscriber."""
+    at association (calling AE title not recognised). `on_image_received`: a first subscriber.
+    `query_retrieve`: also answer C-FIND, C-GET and C-MOVE from the archive; `destinations`: the
+    C-MOVE destinations (AE title -> (host, port)); any other is refused (0xA801)."""
 
     def __init__(
         self,
@@ -87,6 +103,8 @@ class ArchiveServer:
         timeouts: Timeouts | None = None,
         max_pdu: int = DEFAULT_MAX_PDU,
         require_called_ae: bool = False,
+        query_retrieve: bool = False,
+        destinations: Mapping[str, tuple[str, int]] | None = None,
         grace: float = 5.0,
         buffer: int = 10_000,
     ) -> None:
@@ -95,10 +113,13 @@ class ArchiveServer:
         if max_associations < 1:
             raise ValueError("max_associations must be at least 1")
         allowed = tuple(validate_ae_title(a, "allowed calling AE title") for a in allowed_calling_aes or ())
+        moves = tuple((validate_ae_title(ae, "move destination AE title"), str(host), int(port))
+                      for ae, (host, port) in (destinations or {}).items())
         self.settings = ServerSettings(
             host=host, port=port, ae_title=validate_ae_title(ae_title, "listener AE title"), tls=tls,
             allowed_calling_aes=allowed, max_associations=max_associations, timeouts=timeouts or Timeouts(),
-            max_pdu=max_pdu, require_called_ae=require_called_ae)
+            max_pdu=max_pdu, require_called_ae=require_called_ae, query_retrieve=query_retrieve,
+            destinations=moves)
         self.archive = archive
         self.grace = grace
         self.dropped = 0
@@ -271,4 +292,4 @@ class ArchiveServer:
             await self._wake.wait()
 
 
-__all__ = ["ArchiveServer", "Received", "ServerSettings", "Subscription"]
+__all__ = ["ArchiveServer", "Received", "ServerSettings", "Subscription", "parse_destination"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QSplitter, QWidget
 
@@ -14,6 +14,7 @@ from ..core.config import ProfileStore
 from ..core.diagnostics import Outcome, Step
 from ..core.records import FindSummary, QueryKeys, RetrieveMethod, ServerProfile
 from .about import show_about
+from .controllers.demo import DemoController
 from .controllers.echo import EchoController
 from .controllers.holdings import HoldingsController
 from .controllers.profiles import ProfileController
@@ -22,6 +23,7 @@ from .controllers.transfers import TransfersController
 from .models.results import Kind, Node, ResultsModel
 from .models.transfers import Direction, State
 from .widgets.connection_test import ConnectionTestDialog
+from .widgets.demo_offer import DemoOffer
 from .widgets.log_panel import LogPanel
 from .widgets.profile_dialog import ProfileDialog
 from .widgets.profile_panel import ProfilePanel
@@ -98,6 +100,7 @@ class MainWindow(QMainWindow):
         if not pc.profiles:
             self.statusBar().showMessage("No server profiles yet: press “Add…” to describe your PACS.")
         self._restore_geometry()
+        self._set_up_demo()
 
     def _central_area(self) -> QWidget:
         area = QSplitter(Qt.Orientation.Vertical)
@@ -382,6 +385,31 @@ class MainWindow(QMainWindow):
         box.open()
         return False
 
+    # -- the demo PACS ---------------------------------------------------------------------------------
+    def _set_up_demo(self) -> None:
+        """Offer the demo PACS when there is no profile; restart it when its profile exists (its
+        port changes from run to run)."""
+        self.demo = DemoController(self.profile_controller.store, parent=self)
+        self.demo_offer = DemoOffer()
+        self.demo_offer.setVisible(not self.profile_controller.profiles)
+        self.splitter.widget(1).insertWidget(0, self.demo_offer)
+        self.demo_offer.accepted.connect(self.demo.start)
+        self.demo.started.connect(lambda: (self.demo_offer.set_busy(True),
+                                           self.statusBar().showMessage("Preparing the demo PACS…")))
+        self.demo.ready.connect(self._demo_ready)
+        self.demo.failed.connect(lambda message, detail: (self.demo_offer.set_busy(False),
+                                                          self.show_error(message, detail)))
+        if DemoController.has_profile(self.profile_controller.profiles):
+            QTimer.singleShot(0, self.demo.start)
+
+    def _demo_ready(self, profile: ServerProfile) -> None:
+        self.demo_offer.hide()
+        self.profile_controller.reload()
+        self.profiles.set_profiles(self.profile_controller.profiles, select=profile.name)
+        text = f"The demo PACS {profile.called_ae} is serving generated studies on {profile.host}:{profile.port}"
+        self.log.add("ok", text)
+        self.statusBar().showMessage(text + ": press Search", 15000)
+
     # -- errors, geometry, shutdown ------------------------------------------------------------------------
     def show_error(self, message: str, detail: str = "") -> None:
         self.log.add("error", message, detail)
@@ -418,6 +446,7 @@ class MainWindow(QMainWindow):
     async def shutdown(self) -> None:
         await self.transfers.shutdown()
         await self.holdings.shutdown()
+        await self.demo.shutdown()
         await self.query.shutdown()
         await self.echo.shutdown()
         await self.profile_controller.shutdown()

@@ -286,6 +286,11 @@ class Archive:
 
     # ---- reading (core.archive.index.IndexReader)
 
+    @property
+    def index_reader(self) -> IndexReader:
+        """The read side of the index (core.archive.query builds its SQL on it)."""
+        return self._index
+
     def counts(self) -> dict[str, int]:
         return self._index.counts()
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import ArchiveError
+from .counts import add_counts
 from .part10 import StoredInstance
 from .paths import SCHEMA_VERSION
 
@@ -184,10 +185,20 @@ def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
 
 
 def create_schema(conn: sqlite3.Connection, new: bool) -> None:
-    """Create the tables that are missing; a `new` index also gets its version and is clean."""
+    """Create the tables that are missing; a `new` index also gets its version and is clean. An
+    index of schema 1 gets the counts of schema 2 (core.archive.counts)."""
     conn.executescript(SCHEMA)
+    version = get_meta(conn, "schema_version")
+    if new or (version is not None and version.isdigit() and int(version) < 2):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            add_counts(conn)
+            set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
     if new:
-        set_meta(conn, "schema_version", str(SCHEMA_VERSION))
         set_meta(conn, "clean", "1")
 
 
@@ -318,6 +329,10 @@ def delete_instances(conn: sqlite3.Connection, path: str | None = None) -> None:
 # Reading (any thread, on one shared connection that sees committed data)
 
 
+def _upper(value: str | None) -> str | None:
+    return value.upper() if isinstance(value, str) else value
+
+
 class IndexReader:
     """The queries a browser, the CLI and `verify` make, on the connection `conn` (shared
     between threads under `lock`); paths come back absolute, under `root`."""
@@ -330,6 +345,8 @@ class IndexReader:
     def __init__(self, conn: sqlite3.Connection, lock: threading.Lock, root: Path) -> None:
         self.conn, self.lock, self.root = conn, lock, root
         self.closed = False
+        # Unicode-aware upper case (SQLite's upper() knows ASCII only): person names match in any case.
+        conn.create_function("pb_upper", 1, _upper, deterministic=True)
 
     def close(self) -> None:
         """Refuse further queries (at once) and close the connection (once no query runs)."""

@@ -14,7 +14,7 @@ from ... import __version__
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: counts kept by triggers (core.archive.counts)
 INDEX_NAME = "index.sqlite"
 LOCK_NAME = ".lock"
 TEMP_PREFIX = ".tmp-"

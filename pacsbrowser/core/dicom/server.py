@@ -1,8 +1,10 @@
-"""Our Storage SCP on pynetdicom: presentation contexts, TLS, sockets and the server.
+"""Our SCP on pynetdicom: presentation contexts, TLS, sockets and the server, with its roles.
 
 Synchronous: `DicomServer.start()` and `shutdown()` block briefly and run on worker threads (the
-async face is core.server). pynetdicom runs one thread per association; the C-STORE handler
-(core.dicom.receive, shared with the C-GET) runs on it.
+async face is core.server). pynetdicom runs one thread per association; the handlers run on it:
+- storage (always): C-ECHO, and C-STORE into the archive (core.dicom.receive, shared with the C-GET);
+- query/retrieve (`ServerSettings.query_retrieve`): C-FIND (core.dicom.serve_find), C-GET and
+  C-MOVE to `ServerSettings.destinations` (core.dicom.serve_retrieve), Patient and Study Root.
 
 What pynetdicom does not do, done here:
 - TCP_NODELAY on accepted sockets (FIELD-NOTES: Nagle adds ~40 ms per message in two parts);
@@ -37,6 +39,8 @@ from ..records import DEFAULT_MAX_PDU, Timeouts, TLSConfiguration
 from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
 from .receive import IndexedHandler, ReceiveHandler, StoreStats
 from .responsive import make_responsive
+from .serve_find import FIND_MODELS, RETRIEVE_MODELS, FindHandler
+from .serve_retrieve import GetHandler, MoveHandler, ServingAE
 from .syntaxes import ACCEPTED_FOR_STORAGE
 
 log = logging.getLogger(__name__)
@@ -47,13 +51,19 @@ STORAGE_TRANSFER_SYNTAXES: list[str | UID] = list(ACCEPTED_FOR_STORAGE)
 _RECV_CHUNK = 1 << 20
 
 
-def storage_contexts() -> list[PresentationContext]:
+def storage_contexts(query_retrieve: bool = False) -> list[PresentationContext]:
     """Every storage SOP class pynetdicom knows (the current ones, and the retired ones old
-    modalities still send), with every transfer syntax above; and Verification."""
+    modalities still send), with every transfer syntax above; and Verification. With
+    `query_retrieve`, the Patient and Study Root FIND, GET and MOVE models too, and the storage
+    contexts accept the roles a C-GET caller proposes (it is the storage SCP for its sub-operations)."""
     classes: dict[str, None] = {}
     for cx in (*AllStoragePresentationContexts, *StoragePresentationContexts):
         classes.setdefault(str(cx.abstract_syntax))
     contexts = [build_context(uid, STORAGE_TRANSFER_SYNTAXES) for uid in classes]
+    if query_retrieve:
+        for cx in contexts:
+            cx.scu_role, cx.scp_role = True, True
+        contexts += [build_context(model) for model in (*FIND_MODELS, *RETRIEVE_MODELS)]
     contexts.append(build_context(Verification))
     return contexts
 
@@ -179,8 +189,10 @@ def _bind_error(host: str, port: int, exc: BaseException) -> ListenerError:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Where and how our Storage SCP listens (core.server.ArchiveServer builds one, checked).
-    `allowed_calling_aes`: when not empty, other calling AE titles are rejected."""
+    """Where and how our SCP listens (core.server.ArchiveServer builds one, checked).
+    `allowed_calling_aes`: when not empty, other calling AE titles are rejected. `query_retrieve`:
+    serve the archive (C-FIND, C-GET, C-MOVE) besides storing into it; `destinations`: the C-MOVE
+    destinations, (AE title, host, port)."""
 
     host: str
     port: int
@@ -191,10 +203,12 @@ class ServerSettings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_pdu: int = DEFAULT_MAX_PDU
     require_called_ae: bool = False
+    query_retrieve: bool = False
+    destinations: tuple[tuple[str, str, int], ...] = ()
 
 
 class DicomServer:
-    """A running Storage SCP (pynetdicom server thread plus one thread per association)."""
+    """A running SCP (pynetdicom server thread plus one thread per association)."""
 
     def __init__(self, settings: ServerSettings, archive: Archive, *,
                  on_indexed: IndexedHandler | None = None) -> None:
@@ -229,7 +243,7 @@ class DicomServer:
         if self._server is not None:
             raise RuntimeError("the server is running already")
         ssl_context = server_ssl_context(self.tls, self.host, self.port) if self.tls is not None else None
-        ae = ApplicationEntity(ae_title=self.ae_title)
+        ae = ServingAE(ae_title=self.ae_title)
         ae.maximum_associations = self.max_associations
         ae.maximum_pdu_size = self.max_pdu
         ae.acse_timeout = self.timeouts.acse
@@ -242,10 +256,17 @@ class DicomServer:
             (evt.EVT_ACCEPTED, self._on_accepted),
             (evt.EVT_REJECTED, self._on_rejected),
         ]
+        if self.settings.query_retrieve:
+            destinations = {ae_title: (host, port) for ae_title, host, port in self.settings.destinations}
+            handlers += [
+                (evt.EVT_C_FIND, FindHandler(self.archive, self.ae_title)),
+                (evt.EVT_C_GET, GetHandler(self.archive)),
+                (evt.EVT_C_MOVE, MoveHandler(self.archive, destinations)),
+            ]
         try:
             server = cast(_Server, ae.make_server(
                 (self.host, self.port),
-                contexts=storage_contexts(),
+                contexts=storage_contexts(self.settings.query_retrieve),
                 ssl_context=ssl_context,
                 evt_handlers=handlers,
                 server_class=_Server,
@@ -258,8 +279,8 @@ class DicomServer:
                                   name=f"pacsbrowser-scp-{server.server_address[1]}", daemon=True)
         thread.start()
         self._ae, self._server, self._thread = ae, server, thread
-        log.info("Storage SCP %s listening on %s:%d%s", self.ae_title, *self.address[:2],
-                 " (TLS)" if ssl_context else "")
+        log.info("%s %s listening on %s:%d%s", "Query/Retrieve and Storage SCP" if self.settings.query_retrieve
+                 else "Storage SCP", self.ae_title, *self.address[:2], " (TLS)" if ssl_context else "")
         return self.address
 
     def _on_accepted(self, event: Any) -> None:

@@ -1,0 +1,54 @@
+"""First start with no profile: the window offers the demo PACS; one click creates and serves it,
+selects its profile, and a search lists the demo studies. The demo server stops with the window."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pacsbrowser.core.config import ProfileStore
+from pacsbrowser.core.demo import PROFILE_NAME, create_demo_archive
+from pacsbrowser.ui.main_window import MainWindow
+
+from .conftest import run_until
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = Path(tmp_path_factory.mktemp("demo")) / "demo-archive"
+    create_demo_archive(root)
+    return root
+
+
+def test_try_with_demo_data(qtbot, qloop, tmp_path, monkeypatch, demo_source: Path) -> None:
+    demo_dir = tmp_path / "demo-archive"
+    shutil.copytree(demo_source, demo_dir)
+    monkeypatch.setenv("PACSBROWSER_DEMO_DIR", str(demo_dir))
+    store = ProfileStore(tmp_path / "profiles")
+    shots = Path(os.environ.get("PACSBROWSER_SCREENSHOTS", tmp_path))  # where to look at the window
+    win = MainWindow(store)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        assert win.demo_offer.isVisible()
+        win.grab().save(str(shots / "demo-offer.png"))
+        win.demo_offer.button.click()
+        run_until(qloop, lambda: win.demo.running and win.profiles.current_profile() is not None, timeout=60)
+        assert not win.demo_offer.isVisible()
+        assert win.profiles.current_profile().name == PROFILE_NAME
+        assert store.get(PROFILE_NAME).port == win.demo.demo.profile.port
+        win.query.last_outcome = None
+        win.query_form.patient_name.setText("demo")
+        win.query_form.search_button.click()
+        run_until(qloop, lambda: win.query.last_outcome is not None and not win.query.running, timeout=30)
+        names = {node.result.patient_name.alphabetic for node in win.results_model.root.children}
+        assert len(win.results_model.root.children) >= 6 and all(n.startswith("DEMO") for n in names)
+        win.grab().save(str(shots / "demo-search.png"))
+    finally:
+        qloop.run_until_complete(win.shutdown())
+    assert not win.demo.running
