@@ -47,6 +47,7 @@ from typing import Any
 
 from ..errors import ArchiveError
 from .index import _SCHEMA, InstanceRow, PatientRow, RepairReport, SeriesRow, StudyRow, VerifyReport, _connect
+from .removal import DeleteReport, delete_rows_and_files
 from .part10 import InstanceInfo, MalformedDataset, StoredInstance, _file_meta_bytes, parse_dataset, split_part10
 from .paths import (
     DEFAULT_MIN_FREE_BYTES,
@@ -758,6 +759,24 @@ class Archive:
                         report.indexed, report.rows_removed, report.duplicates_removed)
         return report
 
+    def delete_study(self, study_uid: str, timeout: float | None = 600.0) -> DeleteReport:
+        """Remove a study's files and rows (see core.archive.removal)."""
+        return self._delete(timeout, study_uid=study_uid)
+
+    def delete_series(self, series_uid: str, timeout: float | None = 600.0) -> DeleteReport:
+        """Remove a series' files and rows."""
+        return self._delete(timeout, series_uid=series_uid)
+
+    def _delete(self, timeout: float | None, **which: str) -> DeleteReport:
+        self._require_writable()
+
+        def busy(rel: str) -> bool:
+            with self._paths_lock:
+                return bool(self._pending_paths.get(rel))
+
+        return self._call(lambda conn: delete_rows_and_files(conn, self.root, busy=busy, prune=self._prune_all,
+                                                             **which), timeout)
+
     def repair(self, timeout: float | None = 600.0) -> RepairReport:
         """Make the index agree with the files (rows re-read only where the file changed)."""
         self._require_writable()
@@ -924,6 +943,7 @@ def _fsync_dir(path: Path) -> None:
 __all__ = [
     "DEFAULT_MIN_FREE_BYTES",
     "Archive",
+    "DeleteReport",
     "InstanceInfo",
     "InstanceRow",
     "MalformedDataset",
