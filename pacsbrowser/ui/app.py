@@ -50,7 +50,10 @@ def run_gui(argv: list[str] | None = None) -> int:
     window.show()
     try:
         with loop:
+            started = asyncio.ensure_future(window.start())  # its first step once the loop runs
             loop.run_until_complete(closed.wait())
+            if not started.done():
+                started.cancel()
             loop.run_until_complete(window.shutdown())
     finally:
         sys.excepthook = previous_hook

@@ -8,6 +8,7 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QSplitter, QWidget
 
+from ..core.archive import Archive, default_archive_dir
 from ..core.config import ProfileStore
 from ..core import logs
 from ..core.diagnostics import Outcome, Step
@@ -15,6 +16,7 @@ from ..core.records import FindSummary, QueryKeys, ServerProfile
 from .controllers.echo import EchoController
 from .controllers.profiles import ProfileController
 from .controllers.query import QueryController
+from .local_side import LocalSide
 from .models.results import ResultsModel
 from .widgets.connection_test import ConnectionTestDialog
 from .widgets.log_panel import LogPanel
@@ -27,9 +29,11 @@ from .widgets.results_view import ResultsView
 class MainWindow(QMainWindow):
     closing = Signal()  # the user closed the window: the application shuts down
 
-    def __init__(self, store: ProfileStore | None = None) -> None:
+    def __init__(self, store: ProfileStore | None = None, archive: Archive | None = None) -> None:
         super().__init__()
         self.setWindowTitle("PACS Browser")
+        self._owns_archive = archive is None
+        self.archive = archive if archive is not None else Archive(default_archive_dir())
         self.profile_controller = ProfileController(store or ProfileStore(), self)
         self.echo = EchoController(self)
         self.query = QueryController(self)
@@ -81,7 +85,7 @@ class MainWindow(QMainWindow):
         self.query.failed.connect(self._query_failed)
         self.query.children_loaded.connect(self.results_model.set_children)
         self.query.children_failed.connect(self._children_failed)
-        self.results_model.children_requested.connect(self.query.load_children)
+        self._build_local_side()
 
         pc.reload()
         if not pc.profiles:
@@ -209,6 +213,9 @@ class MainWindow(QMainWindow):
 
     # -- query -------------------------------------------------------------------------------------------
     def search(self, keys: QueryKeys, *, confirmed: bool = False) -> None:
+        if self.profiles.is_local():
+            self.local_side.search(keys)
+            return
         profile = self.profiles.current_profile()
         if profile is None:
             self.statusBar().showMessage("Choose a server on the left first (or add one).")
@@ -305,8 +312,27 @@ class MainWindow(QMainWindow):
         settings.setValue("main_window/splitter", self.splitter.saveState())
         super().closeEvent(event)
         self.closing.emit()
+        if self._owns_archive and self.listener.server is None:
+            self.archive.close()  # nothing more will write to it (shutdown closes it otherwise)
+
+    async def start(self) -> None:
+        """What starts once the application's loop runs (app.py calls it)."""
+        await self.local_side.start()
 
     async def shutdown(self) -> None:
         await self.query.shutdown()
         await self.echo.shutdown()
         await self.profile_controller.shutdown()
+        await self._shutdown_local_side()
+
+    # -- This computer: the archive, the listener, drops (composed in local_side.py) ----------------------
+    def _build_local_side(self) -> None:
+        self.local_side = LocalSide(self)
+        self.listener = self.local_side.listener  # ListenerController
+        self.local = self.local_side.local  # LocalController
+        self.drops = self.local_side.drops  # DropController: send_requested(profile, paths)
+
+    async def _shutdown_local_side(self) -> None:
+        await self.local_side.shutdown()
+        if self._owns_archive:
+            self.archive.close()

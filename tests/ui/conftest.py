@@ -10,6 +10,21 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture(autouse=True)
+def _windows_deleted_on_the_gui_thread(qapp):
+    """After a test (and after pytest-qt has closed its widgets), delete what was deleteLater'd and
+    collect the garbage here, on the GUI thread: a window left as a reference cycle would otherwise
+    be freed by whichever thread next runs Python's collector (a worker thread), and a QObject
+    destroyed off its thread leaves Qt timers behind that crash the next event loop."""
+    yield
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+    gc.collect()
+
+
 @pytest.fixture
 def qloop(qapp, tmp_path, monkeypatch):
     """qasync's event loop over pytest-qt's QApplication; settings kept in a temporary place."""
@@ -17,6 +32,7 @@ def qloop(qapp, tmp_path, monkeypatch):
     from PySide6.QtCore import QSettings
 
     monkeypatch.setenv("PACSBROWSER_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("PACSBROWSER_ARCHIVE_DIR", str(tmp_path / "archive"))  # a window opens its own
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
     loop = qasync.QEventLoop(qapp)
