@@ -98,15 +98,7 @@ class ProfileStore:
     def load(self) -> list[ServerProfile]:
         if not self.path.exists():
             return []
-        try:
-            document = tomllib.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {self.path}: {exc}") from exc
-        version = document.get("schema_version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"{self.path} has schema version {version!r}; this pacsbrowser reads up to {SCHEMA_VERSION}"
-            )
+        document = _read_document(self.path)
         return [profile_from_dict(entry) for entry in document.get("profiles", [])]
 
     def save(self, profiles: list[ServerProfile]) -> None:
@@ -192,8 +184,9 @@ def listener_from_dict(data: dict[str, Any]) -> ListenerSettings:
     try:
         if "tls" in data:
             tls = _known(TLSConfiguration, data["tls"], "[listener.tls]")
-            data["tls"] = TLSConfiguration(**{k: Path(v) for k, v in tls.items()
-                                              if k in ("certificate", "key", "ca_certificate") and v})
+            paths = {k: Path(tls[k]) if tls.get(k) else None for k in ("certificate", "key", "ca_certificate")}
+            data["tls"] = TLSConfiguration(certificate=paths["certificate"], key=paths["key"],
+                                           ca_certificate=paths["ca_certificate"])
         if "allowed_calling_aes" in data:
             data["allowed_calling_aes"] = tuple(data["allowed_calling_aes"])
         return ListenerSettings(**data)
@@ -210,18 +203,7 @@ class SettingsStore:
         self.path = self.directory / SETTINGS_FILE
 
     def _document(self) -> dict[str, Any]:
-        if not self.path.exists():
-            return {}
-        try:
-            document = tomllib.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {self.path}: {exc}") from exc
-        version = document.get("schema_version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"{self.path} has schema version {version!r}; this pacsbrowser reads up to {SCHEMA_VERSION}"
-            )
-        return document
+        return _read_document(self.path) if self.path.exists() else {}
 
     def listener(self) -> ListenerSettings:
         """The saved listener settings (the defaults, not started with the app, when none are saved)."""
@@ -233,6 +215,18 @@ class SettingsStore:
         document["schema_version"] = SCHEMA_VERSION
         document["listener"] = listener_to_dict(settings)
         _write_atomically(self.directory, self.path, document)
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    """A TOML file of ours, refused (ConfigError, in words) when unreadable or written by a newer version."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    version = document.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ConfigError(f"{path} has schema version {version!r}; this pacsbrowser reads up to {SCHEMA_VERSION}")
+    return document
 
 
 def _write_atomically(directory: Path, path: Path, document: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class LocalSide(QObject):
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
         self.window = window
         settings = SettingsStore(window.profile_controller.store.directory)  # beside profiles.toml

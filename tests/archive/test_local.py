@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pacsbrowser.core.archive.search import instances_of_series, in_range, matches, search, series_of_study, \
-    studies_of_patient
+from pacsbrowser.core.archive.search import (in_range, instances_of_series, matches, search, series_of_study,
+                                             studies_of_patient)
 from pacsbrowser.core.records import QueryKeys
 
 from .helpers import our_files

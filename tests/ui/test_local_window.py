@@ -228,8 +228,7 @@ def test_a_drop_on_this_computer_imports(window, qloop, archive, lab_data, workd
     assert {i.sop_instance_uid for i in archive.instances()} == {i.sop_instance_uid for i in good}
 
 
-def test_a_drop_anywhere_goes_to_the_current_choice(window, qloop, lab_data, workdir):
-    folder, _ = dropped_folder(workdir, lab_data)
+def test_a_drop_anywhere_goes_to_the_current_choice(window, qloop, workdir):
     assert window.local_side._drop_target_at(window, window.rect().center()).name == "Lab PACS"
     window.profiles.choose_local()
     run_until(qloop, lambda: "on this computer" in window.results.summary.text())

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from ...core.config import ListenerSettings
 from ...core.records import TLSConfiguration
-from .profile_dialog import FileField
+from .profile_dialog import FileField, ok_cancel, problem_label
 
 _AE_INPUT = QRegularExpression(r"^[\x20-\x5b\x5d-\x7e]{0,16}$")
 
@@ -69,12 +69,8 @@ class ListenerSettingsDialog(QDialog):
         hint = QLabel(address_hint)
         hint.setWordWrap(True)
         hint.setStyleSheet("color: palette(mid);")
-        self.problem = QLabel("")
-        self.problem.setStyleSheet("color: #b3261e;")
-        self.problem.setWordWrap(True)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
+        self.problem = problem_label()
+        self.buttons = ok_cancel(self)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.tls_box)
