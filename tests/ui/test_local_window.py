@@ -3,6 +3,8 @@ manager, the listener in the status bar (DCMTK storescu pushing while the app ru
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -23,6 +25,13 @@ from tests.archive.helpers import LOOPBACK, our_files, run_storescu
 from .conftest import run_until
 
 pytestmark = pytest.mark.interop
+
+
+def screenshot(widget, name: str) -> None:
+    """Save a picture of `widget` into $PACSBROWSER_SCREENSHOTS when set (docs/local.png is made so)."""
+    folder = os.environ.get("PACSBROWSER_SCREENSHOTS")
+    if folder:
+        widget.grab().save(str(Path(folder) / name))
 
 
 def make_window(qtbot, qloop, tmp_path, archive, listener: ListenerSettings | None = None) -> MainWindow:
@@ -64,33 +73,54 @@ def fill(archive, instances) -> None:
         archive.import_file(instance.path)
 
 
-def test_storescu_pushes_a_study_while_the_app_listens(qtbot, qloop, tmp_path, archive, lab_data, unused_port):
+def test_storescu_pushes_a_study_while_the_app_listens(qtbot, qloop, tmp_path, archive, lab_data, unused_port,
+                                                       qtmodeltester):
+    study = next(s for s in lab_data.studies if s.patient_id == "LAB0001")
+    files = [i.path for i in lab_data.instances_of_study(study.uid) if not i.is_compressed]
+    held = [s for s in lab_data.studies if s.patient_id in ("LAB0002", "LAB0004")]  # retrieved earlier
+    fill(archive, [i for s in held for i in lab_data.instances_of_study(s.uid)])
     window = make_window(qtbot, qloop, tmp_path, archive,
                          ListenerSettings(ae_title="PBLOCAL", port=unused_port, host=LOOPBACK, start_with_app=True))
     try:
         assert window.listener.state is ListenerState.RUNNING  # start() waited for it
         status = window.local_side.status.text()
         assert f"PBLOCAL @ 127.0.0.1:{unused_port}" in status and "running · 0 images received" in status
+        assert f"Listening as PBLOCAL on 127.0.0.1:{unused_port}" in window.log.toPlainText()
         assert window.listener.server is not None
-        assert show_local(qloop, window, settle=False) == []
-        study = next(s for s in lab_data.studies if s.patient_id == "LAB0001")
-        files = [i.path for i in lab_data.instances_of_study(study.uid) if not i.is_compressed]
-        done = qloop.run_until_complete(run_blocking(run_storescu, unused_port, files, calling="MODALITY",
-                                                    called="PBLOCAL"))
+        assert {r.study_instance_uid for r in show_local(qloop, window, settle=False)} == {s.uid for s in held}
+        qtmodeltester.check(window.results_model)  # keeps checking every change as rows are updated
+
+        def pushed() -> list:
+            return [r for r in top(window) if r.study_instance_uid == study.uid]
+
+        async def push_and_wait():
+            # one run of the loop from the push until the rows show it: what arrives is handled
+            # by the running loop, as in the application (never between two runs of a test's loop)
+            done = await run_blocking(run_storescu, unused_port, files, calling="MODALITY", called="PBLOCAL")
+            deadline = qloop.time() + 30
+            while not (window.listener.received_count == len(files)
+                       and [r.number_of_instances for r in pushed()] == [len(files)]):
+                assert qloop.time() < deadline, f"{window.listener.received_count} received, rows {pushed()}"
+                await asyncio.sleep(0.02)
+            return done
+
+        done = qloop.run_until_complete(push_and_wait())
         assert done.returncode == 0, done.stdout + done.stderr
-        run_until(qloop, lambda: window.listener.received_count == len(files)
-                  and [r.number_of_instances for r in top(window)] == [len(files)], timeout=30, settle=False)
-        assert [r.study_instance_uid for r in top(window)] == [study.uid]
+        assert len(top(window)) == len(held) + 1
         assert f"{len(files)} images received" in window.local_side.status.text()
-        assert f"1 study, {len(files)} images" in window.profiles.local_item.text() and "Receiving as PBLOCAL" in window.profiles.local_item.text()
-        window.results.tree.expand(window.results.proxy.index(0, 0))
-        run_until(qloop, lambda: window.results_model.root.children[0].children
-                  and window.results_model.root.children[0].children[0].result is not None, settle=False)
+        entry = window.profiles.local_item.text()
+        assert f"{len(held) + 1} studies" in entry and "Receiving as PBLOCAL" in entry
+        row = next(n for n in window.results_model.root.children if n.result.study_instance_uid == study.uid)
+        at = window.results.proxy.mapFromSource(window.results_model.index_of(row))
+        window.results.tree.expand(at)
+        run_until(qloop, lambda: row.children and row.children[0].result is not None, settle=False)
+        window.results.tree.setCurrentIndex(at)
         window.resize(1300, 760)
-        window.grab().save(str(tmp_path / "local.png"))  # docs/local.png is this picture
+        screenshot(window, "local.png")
     finally:
         qloop.run_until_complete(window.shutdown())
     assert window.listener.server is None and window.listener.state is ListenerState.STOPPED
+    assert f"Listener stopped after receiving {len(files)} images" in window.log.toPlainText()
 
 
 def top(window) -> list:
@@ -206,7 +236,7 @@ def test_a_drop_on_a_profile_asks_then_asks_for_a_send(window, qloop, lab_data, 
     assert f"{size / 1024:.1f} kB" in box.text() or f"{size / 2**20:.1f} MB" in box.text()
     assert box.informativeText() == "2 files will be left out: 1 not DICOM, 1 damaged or unreadable."
     assert "report.txt: not a DICOM file" in box.detailedText() and "damaged.dcm: a truncated" in box.detailedText()
-    box.grab().save("/tmp/local-drop.png")
+    screenshot(box, "local-drop.png")
     box.go_button.click()
     assert len(wanted) == 1
     profile, paths = wanted[0]

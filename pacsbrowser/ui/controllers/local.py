@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 class LocalController(QObject):
     REFRESH_SECONDS = 0.5  # at most this often while images arrive
+    ROWS_PER_TURN = 200
 
     results = Signal(list)  # PatientResult or StudyResult of a search, all at once
     finished = Signal(int, float)  # how many, seconds
@@ -43,6 +44,7 @@ class LocalController(QObject):
         self.keys: QueryKeys | None = None  # the last search (refreshed as the archive changes)
         self._tasks: set[asyncio.Task] = set()
         self._refresh: asyncio.Task | None = None
+        self._search_task: asyncio.Task | None = None
         self._dirty = False
 
     def _spawn(self, coro) -> asyncio.Task:
@@ -60,8 +62,12 @@ class LocalController(QObject):
 
     # -- search and children ---------------------------------------------------------------------------
     def search(self, keys: QueryKeys) -> asyncio.Task:
+        """Search the archive (a search under way is dropped)."""
+        if self._search_task is not None and not self._search_task.done():
+            self._search_task.cancel()
         self.keys = keys
-        return self._spawn(self._search(keys))
+        self._search_task = self._spawn(self._search(keys))
+        return self._search_task
 
     async def _search(self, keys: QueryKeys) -> None:
         started = time.perf_counter()
@@ -72,7 +78,11 @@ class LocalController(QObject):
                 return
             self.failed.emit(f"This computer's archive cannot be searched: {exc}", "")
             return
-        self.results.emit(found)
+        # a few hundred rows at a time, with a turn of the loop between (thousands at once stall the window)
+        for first in range(0, len(found), self.ROWS_PER_TURN):
+            self.results.emit(found[first : first + self.ROWS_PER_TURN])
+            if first + self.ROWS_PER_TURN < len(found):
+                await asyncio.sleep(0)
         self.finished.emit(len(found), time.perf_counter() - started)
 
     def load_children(self, node: Node) -> asyncio.Task:
