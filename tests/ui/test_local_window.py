@@ -167,9 +167,10 @@ def test_search_this_computer_by_name_id_and_date(window, qloop, archive, lab_da
     assert not window.profiles.is_local() and window.profiles.current_profile().name == "Lab PACS"
 
 
-def test_delete_and_show_in_file_manager(window, qloop, archive, lab_data, monkeypatch):
+def test_delete_and_show_in_file_manager(window, qloop, archive, lab_data, monkeypatch, qtmodeltester):
     fill(archive, lab_data.instances)
     show_local(qloop, window, patient_id="LAB0003")
+    qtmodeltester.check(window.results_model)  # and every change after, the removal of a row too
     doomed = top(window)[0]
     assert isinstance(doomed, StudyResult)
     opened: list[QUrl] = []
@@ -197,6 +198,21 @@ def test_delete_and_show_in_file_manager(window, qloop, archive, lab_data, monke
     assert doomed.study_instance_uid not in {s.study_uid for s in archive.studies()}
     assert len(our_files(archive.root)) == files_before - count
     assert f"Deleted {count} images" in window.log.toPlainText()
+
+    # a series of an expanded study: the study's row is updated and its series listed again
+    study = next(s for s in lab_data.studies if len(lab_data.series_of(s.uid)) > 1)
+    show_local(qloop, window, patient_id=study.patient_id)
+    row = next(n for n in window.results_model.root.children if n.result.study_instance_uid == study.uid)
+    window.results.tree.expand(window.results.proxy.mapFromSource(window.results_model.index_of(row)))
+    run_until(qloop, lambda: len(row.children) == len(lab_data.series_of(study.uid)) and row.children[0].result)
+    series = row.children[0].result
+    box = window.local_side.confirm_delete([series])
+    assert box.text().startswith("Delete 1 series (")
+    next(b for b in box.buttons() if box.buttonRole(b) == QMessageBox.ButtonRole.DestructiveRole).click()
+    run_until(qloop, lambda: series.series_instance_uid not in {n.result.series_instance_uid for n in row.children
+                                                                 if n.result is not None})
+    assert len(row.children) == len(lab_data.series_of(study.uid)) - 1
+    assert row.result.number_of_series == len(lab_data.series_of(study.uid)) - 1
 
 
 def drop_on(widget, position, paths) -> None:
