@@ -28,20 +28,23 @@ def test_listener_settings_round_trip_and_leave_profiles_alone(tmp_path):
     assert [p.name for p in ProfileStore(tmp_path).load()] == ["PACS"]
 
 
-def test_bad_settings_are_refused_in_words(tmp_path):
+def test_bad_settings_are_refused_in_words():
     with pytest.raises(ValueError, match="longer than 16"):
         ListenerSettings(ae_title="A" * 17)
     with pytest.raises(ValueError, match="port"):
         ListenerSettings(port=0)
     with pytest.raises(ValueError, match="certificate"):
         ListenerSettings(tls=TLSConfiguration(ca_certificate=Path("/ca.pem")))
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("schema_version = 1\n[listener]\nport = 70000\n", "listener port"),
+    ("schema_version = 1\n[listener]\ncolour = 'blue'\n", "colour"),
+    ("schema_version = 99\n", "schema version"),
+    ("not toml [", "cannot read"),
+])
+def test_bad_settings_files_are_refused_in_words(tmp_path, text, words):
     store = SettingsStore(tmp_path)
-    store.path.write_text("schema_version = 1\n[listener]\nport = 70000\n")
-    with pytest.raises(ConfigError, match="listener port"):
-        store.listener()
-    store.path.write_text("schema_version = 1\n[listener]\ncolour = 'blue'\n")
-    with pytest.raises(ConfigError, match="colour"):
-        store.listener()
-    store.path.write_text("schema_version = 99\n")
-    with pytest.raises(ConfigError, match="schema version"):
+    store.path.write_text(text)
+    with pytest.raises(ConfigError, match=words):
         store.listener()
