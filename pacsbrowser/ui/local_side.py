@@ -75,7 +75,7 @@ class LocalSide(QObject):
         self.listener.received.connect(self.local.archive_changed)
         self.settings_button.clicked.connect(self.edit_listener)
         w.profiles.local_chosen.connect(self.show)
-        w.query.started.connect(self._results_from_pacs)
+        w.results_model.modelReset.connect(self._results_cleared)  # a new search of a PACS, or of ours
         w.results_model.children_requested.connect(self._load_children)
         w.results.menu_about_to_show.connect(self._context_menu)
         self.local.results.connect(self._results)
@@ -122,8 +122,8 @@ class LocalSide(QObject):
         else:
             self.window.query.load_children(node)
 
-    def _results_from_pacs(self, *_args: Any) -> None:
-        self.results_are_local = False
+    def _results_cleared(self) -> None:
+        self.results_are_local = False  # until search() says the rows to come are ours
 
     def show(self) -> None:
         """List what this computer holds, with the form's keys (everything when the form is empty)."""

@@ -11,18 +11,25 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(autouse=True)
-def _windows_deleted_on_the_gui_thread(qapp):
-    """After a test (and after pytest-qt has closed its widgets), delete what was deleteLater'd and
-    collect the garbage here, on the GUI thread: a window left as a reference cycle would otherwise
-    be freed by whichever thread next runs Python's collector (a worker thread), and a QObject
-    destroyed off its thread leaves Qt timers behind that crash the next event loop."""
+def _deferred_deletes_done(qapp):
+    """After a test (pytest-qt has closed its widgets and called deleteLater), delete them now."""
     yield
-    import gc
-
     from PySide6.QtCore import QCoreApplication, QEvent
 
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Collect a test's garbage here, on the GUI thread, once pytest has let go of its fixtures: a
+    window left in a reference cycle would otherwise be freed by whichever thread next runs Python's
+    collector (a worker thread), and a QObject destroyed off its thread leaves Qt timers behind that
+    crash a later event loop."""
+    result = yield
+    import gc
+
     gc.collect()
+    return result
 
 
 @pytest.fixture
