@@ -177,6 +177,8 @@ class LocalSide(QObject):
     def _counts_changed(self, counts: dict) -> None:
         self.counts = counts
         self._update_entry()
+        for caller, n in sorted(self.listener.take_arrivals().items()):  # at most every REFRESH_SECONDS
+            self.window.log.add("ok", f"Received {count_text(n, 'image')} from {caller or 'an unnamed sender'}")
 
     def _update_entry(self) -> None:
         """The lines under "This computer" in the profile panel."""

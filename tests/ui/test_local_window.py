@@ -93,13 +93,18 @@ def test_storescu_pushes_a_study_while_the_app_listens(qtbot, qloop, tmp_path, a
         def pushed() -> list:
             return [r for r in top(window) if r.study_instance_uid == study.uid]
 
+        def logged() -> int:  # "Received 8 images from MODALITY", in one line or a few
+            return sum(int(line.split("Received ")[1].split(" ")[0])
+                       for line in window.log.toPlainText().splitlines() if "images from MODALITY" in line
+                       or "image from MODALITY" in line)
+
         async def push_and_wait():
             # one run of the loop from the push until the rows show it: what arrives is handled
             # by the running loop, as in the application (never between two runs of a test's loop)
             done = await run_blocking(run_storescu, unused_port, files, calling="MODALITY", called="PBLOCAL")
             deadline = qloop.time() + 30
             while not (window.listener.received_count == len(files)
-                       and [r.number_of_instances for r in pushed()] == [len(files)]):
+                       and [r.number_of_instances for r in pushed()] == [len(files)] and logged() == len(files)):
                 assert qloop.time() < deadline, f"{window.listener.received_count} received, rows {pushed()}"
                 await asyncio.sleep(0.02)
             return done
@@ -115,7 +120,7 @@ def test_storescu_pushes_a_study_while_the_app_listens(qtbot, qloop, tmp_path, a
         window.results.tree.expand(at)
         run_until(qloop, lambda: row.children and row.children[0].result is not None, settle=False)
         window.results.tree.setCurrentIndex(at)
-        window.resize(1300, 760)
+        window.resize(1400, 720)
         screenshot(window, "local.png")
     finally:
         qloop.run_until_complete(window.shutdown())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from enum import Enum
 
 from PySide6.QtCore import QObject, Signal
@@ -47,6 +48,7 @@ class ListenerController(QObject):
         self.error = ""  # in words, when state is ERROR
         self.error_detail = ""
         self.received_count = 0
+        self._arrivals: Counter[str] = Counter()  # images by calling AE since take_arrivals()
         self._server: ArchiveServer | None = None
         self._task: asyncio.Task | None = None  # start or stop under way
         self._consumer: asyncio.Task | None = None
@@ -82,6 +84,11 @@ class ListenerController(QObject):
         if self.state is ListenerState.ERROR:
             return f"Listener {who} · not running: {self.error}"
         return f"Listener {who} · stopped"
+
+    def take_arrivals(self) -> Counter[str]:
+        """Images received by calling AE title since the last call."""
+        arrivals, self._arrivals = self._arrivals, Counter()
+        return arrivals
 
     # -- settings ---------------------------------------------------------------------------------------
     def apply(self, settings: ListenerSettings) -> asyncio.Task | None:
@@ -159,6 +166,7 @@ class ListenerController(QObject):
         """The one place that reads what the server received (its record stream)."""
         async for record in server:
             self.received_count += 1
+            self._arrivals[record.calling_ae] += 1
             self.received.emit(record.study_instance_uid)
             self.state_changed.emit()
 
