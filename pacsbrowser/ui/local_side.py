@@ -88,10 +88,11 @@ class LocalSide(QObject):
         self.local.deleted.connect(self._deleted)
         self.local.imported.connect(self._imported)
         self.local.folder_found.connect(self._open_folder)
+        self.local.files_found.connect(self._confirm_files)  # "Send to": the same question as a drop
         self.drop_filter.hovering.connect(self._drop_hover)
         self.drop_filter.dropped.connect(self.drop)
         self.drops.scanning.connect(lambda n: w.statusBar().showMessage(f"Reading what was dropped… {n} files so far"))
-        self.drops.scanned.connect(self._drop_scanned)
+        self.drops.scanned.connect(self._confirm_files)
         self.drops.import_requested.connect(self.local.import_files)
         self.drops.send_requested.connect(
             lambda profile, paths: w.log.add("info", f"{len(paths)} dropped files to send to {profile.name}"))
@@ -204,6 +205,13 @@ class LocalSide(QObject):
         show = QAction("Show in file manager", menu)
         show.triggered.connect(lambda: self.local.find_folder(result))
         menu.addAction(show)
+        profiles = self.window.profile_controller.profiles
+        if profiles:
+            send = menu.addMenu("Send to")
+            for profile in profiles:
+                action = QAction(profile.name, send)
+                action.triggered.connect(lambda _=False, p=profile: self.local.find_files(chosen, p))
+                send.addAction(action)
         deletable = [r for r in chosen if not isinstance(r, InstanceResult)]
         if deletable:
             delete = QAction("Delete from this computer…", menu)
@@ -308,7 +316,8 @@ class LocalSide(QObject):
         self.window.statusBar().showMessage("Reading what was dropped…")
         self.drops.drop(target, paths)
 
-    def _drop_scanned(self, target: Any, scan: Any) -> None:
+    def _confirm_files(self, target: Any, scan: Any) -> None:
+        """Ask before sending (or importing) what a drop or "Send to" found."""
         self.window.statusBar().clearMessage()
         box = confirmation(target, scan, self.window)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

@@ -311,3 +311,24 @@ def test_listener_settings_are_saved_and_applied(window, qloop, tmp_path, unused
     assert f"WS-7 @ 127.0.0.1:{unused_port}" in window.local_side.status.text()
     qloop.run_until_complete(window.listener.stop())
     assert "stopped" in window.local_side.status.text()
+
+
+def test_send_selected_local_studies_to_a_server(window, qloop, archive, lab_data):
+    fill(archive, lab_data.instances)
+    show_local(qloop, window, patient_id="LAB0002")
+    wanted: list = []
+    window.drops.send_requested.connect(lambda profile, paths: wanted.append((profile, paths)))
+    tree = window.results.tree
+    tree.selectAll()
+    window.results._context_menu(tree.visualRect(window.results.proxy.index(0, 0)).center())
+    send = next(a for a in window.results._menu.actions() if a.text() == "Send to").menu()
+    window.results._menu.close()
+    next(a for a in send.actions() if a.text() == "Lab PACS").trigger()
+    run_until(qloop, lambda: window.local_side.drop_confirmation is not None)
+    box = window.local_side.drop_confirmation
+    instances = [i for s in lab_data.studies_of("LAB0002") for i in lab_data.instances_of_study(s.uid)]
+    assert box.text().startswith(f"Send {len(instances)} DICOM files (") and "to Lab PACS" in box.text()
+    box.go_button.click()
+    profile, paths = wanted[0]
+    assert profile.name == "Lab PACS"
+    assert sorted(paths) == sorted(archive.instance(i.sop_instance_uid).path for i in instances)

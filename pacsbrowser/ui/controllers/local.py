@@ -37,6 +37,7 @@ class LocalController(QObject):
     deleted = Signal(object)  # DeleteReport (totals of one delete request)
     imported = Signal(int, list)  # instances imported, list[Unusable] of those that could not be
     folder_found = Signal(object)  # Path of a study or series folder to show
+    files_found = Signal(object, object)  # what they are for (opaque), FileScan of the archived files
 
     def __init__(self, archive: Archive, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -189,6 +190,33 @@ class LocalController(QObject):
             return
         if path is not None:
             self.folder_found.emit(path)
+
+    def find_files(self, items: list[Any], purpose: Any = None) -> asyncio.Task:
+        """The archived files of patients, studies, series or instances (emitted as `files_found`)."""
+        return self._spawn(self._find_files(list(items), purpose))
+
+    async def _find_files(self, items: list[Any], purpose: Any) -> None:
+        def rows() -> list:
+            found = []
+            for item in items:
+                if isinstance(item, PatientResult):
+                    for study in archive_search.studies_of_patient(self.archive, item):
+                        found += self.archive.instances(study_uid=study.study_instance_uid)
+                elif isinstance(item, StudyResult):
+                    found += self.archive.instances(study_uid=item.study_instance_uid)
+                elif isinstance(item, SeriesResult):
+                    found += self.archive.instances(item.series_instance_uid)
+                elif isinstance(item, InstanceResult):
+                    row = self.archive.instance(item.sop_instance_uid)
+                    found += [row] if row is not None else []
+            return list({row.path: row for row in found}.values())
+
+        try:
+            found = await run_blocking(rows, name="archive-files")
+        except ArchiveError as exc:
+            self.failed.emit(str(exc), "")
+            return
+        self.files_found.emit(purpose, FileScan(files=[r.path for r in found], bytes=sum(r.size for r in found)))
 
     def import_files(self, scan: FileScan) -> asyncio.Task:
         return self._spawn(self._import(scan))
