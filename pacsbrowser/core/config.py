@@ -9,14 +9,24 @@ from __future__ import annotations
 import os
 import tempfile
 import tomllib
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 import tomli_w
 
-from .records import QueryModel, RetrieveMethod, RetryPolicy, ServerProfile, Timeouts, TLSConfiguration
+from .records import (
+    DEFAULT_CALLING_AE,
+    QueryModel,
+    RetrieveMethod,
+    RetryPolicy,
+    ServerProfile,
+    Timeouts,
+    TLSConfiguration,
+    validate_ae_title,
+    validate_port,
+)
 
 SCHEMA_VERSION = 1
 PROFILES_FILE = "profiles.toml"
@@ -88,15 +98,7 @@ class ProfileStore:
     def load(self) -> list[ServerProfile]:
         if not self.path.exists():
             return []
-        try:
-            document = tomllib.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {self.path}: {exc}") from exc
-        version = document.get("schema_version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"{self.path} has schema version {version!r}; this pacsbrowser reads up to {SCHEMA_VERSION}"
-            )
+        document = _read_document(self.path)
         return [profile_from_dict(entry) for entry in document.get("profiles", [])]
 
     def save(self, profiles: list[ServerProfile]) -> None:
@@ -104,17 +106,7 @@ class ProfileStore:
         if len(set(names)) != len(names):
             raise ConfigError("profile names must be unique")
         document = {"schema_version": SCHEMA_VERSION, "profiles": [profile_to_dict(p) for p in profiles]}
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".profiles-", suffix=".toml", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                tomli_w.dump(document, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write_atomically(self.directory, self.path, document)
 
     def get(self, name: str) -> ServerProfile:
         for profile in self.load():
@@ -145,3 +137,107 @@ class ProfileStore:
         if any(p.name == new for p in profiles):
             raise ConfigError(f"a profile named {new!r} exists already")
         self.save([replace(p, name=new) if p.name == old else p for p in profiles])
+
+
+# --------------------------------------------------------------------------------------------
+# Settings of this computer (settings.toml): today the listener, our own Storage SCP.
+
+SETTINGS_FILE = "settings.toml"
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    """Our listener (Storage SCP) as the user set it. `host` "" listens on every interface;
+    `allowed_calling_aes` empty accepts any caller; `tls` given turns DICOM TLS on (its
+    `certificate` and `key` are the server's; `ca_certificate`, when given, requires callers to
+    show a certificate it signed)."""
+
+    ae_title: str = DEFAULT_CALLING_AE
+    port: int = 11112
+    host: str = ""
+    allowed_calling_aes: tuple[str, ...] = ()
+    tls: TLSConfiguration | None = None
+    start_with_app: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ae_title", validate_ae_title(self.ae_title, "listener AE title"))
+        validate_port(self.port, "listener port")
+        object.__setattr__(self, "host", self.host.strip())
+        object.__setattr__(self, "allowed_calling_aes", tuple(
+            validate_ae_title(a, "allowed calling AE title") for a in self.allowed_calling_aes if a.strip()))
+        if self.tls is not None and (self.tls.certificate is None or self.tls.key is None):
+            raise ValueError("a TLS listener needs its certificate and private key")
+
+
+def listener_to_dict(settings: ListenerSettings) -> dict[str, Any]:
+    data: dict[str, Any] = {"ae_title": settings.ae_title, "port": settings.port, "host": settings.host,
+                            "allowed_calling_aes": list(settings.allowed_calling_aes),
+                            "start_with_app": settings.start_with_app}
+    if settings.tls is not None:
+        data["tls"] = {k: str(v) for k, v in (("certificate", settings.tls.certificate), ("key", settings.tls.key),
+                                              ("ca_certificate", settings.tls.ca_certificate)) if v is not None}
+    return data
+
+
+def listener_from_dict(data: dict[str, Any]) -> ListenerSettings:
+    data = dict(_known(ListenerSettings, data, "[listener]"))
+    try:
+        if "tls" in data:
+            tls = _known(TLSConfiguration, data["tls"], "[listener.tls]")
+            paths = {k: Path(tls[k]) if tls.get(k) else None for k in ("certificate", "key", "ca_certificate")}
+            data["tls"] = TLSConfiguration(certificate=paths["certificate"], key=paths["key"],
+                                           ca_certificate=paths["ca_certificate"])
+        if "allowed_calling_aes" in data:
+            data["allowed_calling_aes"] = tuple(data["allowed_calling_aes"])
+        return ListenerSettings(**data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[listener]: {exc}") from exc
+
+
+class SettingsStore:
+    """settings.toml beside profiles.toml: what is not a server profile (today: the listener).
+    The same schema version rule as profiles.toml; tables it does not know are kept on save."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or config_dir()
+        self.path = self.directory / SETTINGS_FILE
+
+    def _document(self) -> dict[str, Any]:
+        return _read_document(self.path) if self.path.exists() else {}
+
+    def listener(self) -> ListenerSettings:
+        """The saved listener settings (the defaults, not started with the app, when none are saved)."""
+        table = self._document().get("listener")
+        return listener_from_dict(table) if table else ListenerSettings()
+
+    def save_listener(self, settings: ListenerSettings) -> None:
+        document = self._document()
+        document["schema_version"] = SCHEMA_VERSION
+        document["listener"] = listener_to_dict(settings)
+        _write_atomically(self.directory, self.path, document)
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    """A TOML file of ours, refused (ConfigError, in words) when unreadable or written by a newer version."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    version = document.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ConfigError(f"{path} has schema version {version!r}; this pacsbrowser reads up to {SCHEMA_VERSION}")
+    return document
+
+
+def _write_atomically(directory: Path, path: Path, document: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".toml", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            tomli_w.dump(document, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -73,7 +73,10 @@ def run_gui(argv: list[str] | None = None, paths: list[str] | None = None) -> in
             window.statusBar().showMessage(f"{len(paths)} file(s) passed: this version cannot open files yet.")
     try:
         with loop:
+            started = asyncio.ensure_future(window.start())  # its first step once the loop runs
             loop.run_until_complete(closed.wait())
+            if not started.done():
+                started.cancel()
             loop.run_until_complete(window.shutdown())
     finally:
         collector.stop()

@@ -20,6 +20,7 @@ from .controllers.holdings import HoldingsController
 from .controllers.profiles import ProfileController
 from .controllers.query import QueryController
 from .controllers.transfers import TransfersController
+from .local_side import LocalSide
 from .models.results import Kind, Node, ResultsModel
 from .models.transfers import Direction, State
 from .widgets.connection_test import ConnectionTestDialog
@@ -94,7 +95,8 @@ class MainWindow(QMainWindow):
         self.query.failed.connect(self._query_failed)
         self.query.children_loaded.connect(self.results_model.set_children)
         self.query.children_failed.connect(self._children_failed)
-        self.results_model.children_requested.connect(self.query.load_children)
+        self._build_local_side()
+        self._connect_sides()
 
         pc.reload()
         if not pc.profiles:
@@ -230,6 +232,9 @@ class MainWindow(QMainWindow):
 
     # -- query -------------------------------------------------------------------------------------------
     def search(self, keys: QueryKeys, *, confirmed: bool = False) -> None:
+        if self.profiles.is_local():
+            self.local_side.search(keys)
+            return
         profile = self.profiles.current_profile()
         if profile is None:
             self.statusBar().showMessage("Choose a server on the left first (or add one).")
@@ -442,6 +447,12 @@ class MainWindow(QMainWindow):
         settings.setValue("main_window/splitter", self.splitter.saveState())
         super().closeEvent(event)
         self.closing.emit()
+        if self._owns_archive and self.listener.server is None:
+            self.archive.close()  # nothing more will write to it (shutdown closes it otherwise)
+
+    async def start(self) -> None:
+        """What starts once the application's loop runs (app.py calls it)."""
+        await self.local_side.start()
 
     async def shutdown(self) -> None:
         await self.transfers.shutdown()
@@ -450,5 +461,28 @@ class MainWindow(QMainWindow):
         await self.query.shutdown()
         await self.echo.shutdown()
         await self.profile_controller.shutdown()
+        await self._shutdown_local_side()
+
+    # -- This computer: the archive, the listener, drops (composed in local_side.py) ----------------------
+    def _build_local_side(self) -> None:
+        self.local_side = LocalSide(self)
+        self.listener = self.local_side.listener  # ListenerController
+        self.local = self.local_side.local  # LocalController
+        self.drops = self.local_side.drops  # DropController: send_requested(profile, paths)
+
+    def _connect_sides(self) -> None:
+        """What the transfers, this computer's archive and the listener tell one another."""
+        self.drops.send_requested.connect(lambda profile, paths: self.transfers.send(profile, list(paths)))
+        self.transfers.archive_changed.connect(self.local.archive_changed)
+        self.listener.received.connect(self.holdings.refresh_study)
+        self.listener.state_changed.connect(lambda: self.transfers.set_server(self.listener.server))
+
+    def open_paths(self, paths: list) -> None:
+        """Files passed on the command line or by the desktop (the .desktop entry's %F): as if
+        dropped on the window: a confirmation, then a send to the chosen server or an import."""
+        self.local_side.drop_on_window(list(paths))
+
+    async def _shutdown_local_side(self) -> None:
+        await self.local_side.shutdown()
         if self._owns_archive:
             self.archive.close()

@@ -57,6 +57,7 @@ from .paths import (
     relative_path,
     safe_name,
 )
+from .removal import DeleteReport, delete_rows_and_files
 from .writer import FileWriter, PendingPaths, WriteGate
 
 log = logging.getLogger(__name__)
@@ -266,6 +267,19 @@ class Archive:
         """Read an archived file's header back into a StoredInstance (for repair and rebuild)."""
         return self._maintenance.read_stored(rel, stat)
 
+    def delete_study(self, study_uid: str, timeout: float | None = 600.0) -> DeleteReport:
+        """Remove a study's files and rows (see core.archive.removal)."""
+        return self._delete(timeout, study_uid=study_uid)
+
+    def delete_series(self, series_uid: str, timeout: float | None = 600.0) -> DeleteReport:
+        """Remove a series' files and rows."""
+        return self._delete(timeout, series_uid=series_uid)
+
+    def _delete(self, timeout: float | None, **which: str) -> DeleteReport:
+        self._gate.require_writable()
+        return self._call(lambda conn: delete_rows_and_files(conn, self.root, busy=self._pending.busy,
+                                                             prune=index.prune_all, **which), timeout)
+
     def repair(self, timeout: float | None = 600.0) -> RepairReport:
         """Make the index agree with the files (rows re-read only where the file changed)."""
         self._gate.require_writable()
@@ -320,6 +334,7 @@ class Archive:
 __all__ = [
     "DEFAULT_MIN_FREE_BYTES",
     "Archive",
+    "DeleteReport",
     "InstanceInfo",
     "InstanceRow",
     "MalformedDataset",

@@ -138,6 +138,31 @@ class ResultsModel(QAbstractItemModel):
     def top_level_count(self) -> int:
         return len(self.root.children)
 
+    def sync_results(self, results: list[Any]) -> None:
+        """Make the top level agree with `results` (the same search run again): changed rows are
+        updated (and their loaded children asked for again), new ones appended, missing ones removed."""
+        wanted = {(Kind.PATIENT if isinstance(r, PatientResult) else Kind.STUDY, r.key): r for r in results}
+        for row in range(len(self.root.children) - 1, -1, -1):
+            node = self.root.children[row]
+            key = (node.kind, node.result.key)
+            if key in wanted:
+                continue
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self.root.children[row]
+            del self._index_by_key[key]
+            node.parent = None
+            for later in self.root.children[row:]:
+                later.row_number -= 1
+            self.endRemoveRows()
+        for node in self.root.children:
+            new = wanted[(node.kind, node.result.key)]
+            if new != node.result:
+                node.result = new
+                self._row_changed(node)
+                if node.state is LoadState.LOADED:
+                    self.children_requested.emit(node)
+        self.add_results([r for key, r in wanted.items() if key not in self._index_by_key])
+
     def node(self, index: QModelIndex) -> Node:
         if index.isValid():
             return index.internalPointer()

@@ -40,6 +40,22 @@ _AE_INPUT = QRegularExpression(r"^[\x20-\x5b\x5d-\x7e]{0,16}$")
 _INVALID_STYLE = "border: 1px solid #b3261e;"
 
 
+def problem_label() -> QLabel:
+    """Where a dialog says, in red, what is not valid yet."""
+    label = QLabel("")
+    label.setObjectName("problem")
+    label.setStyleSheet("color: #b3261e;")
+    label.setWordWrap(True)
+    return label
+
+
+def ok_cancel(dialog: QDialog) -> QDialogButtonBox:
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons
+
+
 class FileField(QWidget):
     """A path with a Browse… button."""
 
@@ -144,13 +160,8 @@ class ProfileDialog(QDialog):
         form.addRow("Timeout:", self.timeout)
         form.addRow("Retries:", self.retries)
 
-        self.problem = QLabel("")
-        self.problem.setObjectName("problem")
-        self.problem.setStyleSheet("color: #b3261e;")
-        self.problem.setWordWrap(True)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
+        self.problem = problem_label()
+        self.buttons = ok_cancel(self)
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QGridLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -24,6 +26,7 @@ class ProfilePanel(QWidget):
     test_requested = Signal(object)
     echo_requested = Signal(object)
     current_changed = Signal(object)  # ServerProfile or None
+    local_chosen = Signal()  # "This computer" became the current entry
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -55,6 +58,7 @@ class ProfilePanel(QWidget):
         buttons.addWidget(self.echo_button, 1, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
+        self._build_local(layout)
         layout.addWidget(QLabel("<b>Servers</b>"))
         layout.addWidget(self.list, 1)
         layout.addLayout(buttons)
@@ -71,7 +75,66 @@ class ProfilePanel(QWidget):
         self.list.currentItemChanged.connect(self._current_changed)
         self._update_buttons()
 
+    # -- "This computer": the local archive, above the servers ----------------------------------------
+    def _build_local(self, layout: QVBoxLayout) -> None:
+        self.local = QListWidget()
+        self.local.setObjectName("localEntry")
+        self.local.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.local.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.local.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.local.setIconSize(QSize(28, 28))
+        self.local.setSpacing(2)
+        self.local_item = QListWidgetItem(self.style().standardIcon(QStyle.StandardPixmap.SP_ComputerIcon),
+                                          "This computer")
+        self.local_item.setToolTip("What this computer's archive holds: images received and retrieved")
+        self.local.addItem(self.local_item)
+        # selection, not the current item: focus alone makes the first item current
+        self.local.itemSelectionChanged.connect(lambda: self.choose_local() if self.local_item.isSelected() else None)
+        self.local.itemClicked.connect(lambda _item: self.choose_local())
+        layout.addWidget(self.local)
+        self.set_local_summary("")
+
+    def set_local_summary(self, text: str) -> None:
+        """The lines under "This computer" (what it holds, the listener)."""
+        self.local_item.setText("This computer" + (f"\n{text}" if text else ""))
+        lines = 1 + (text.count("\n") + 1 if text else 0)
+        self.local.setFixedHeight(self.local.fontMetrics().lineSpacing() * lines + 16)
+
+    def is_local(self) -> bool:
+        """Is "This computer" the current entry?"""
+        return self.local_item.isSelected()
+
+    def choose_local(self) -> None:
+        if self.is_local() and self.list.currentItem() is None:
+            return
+        self.list.blockSignals(True)
+        self.list.setCurrentRow(-1)
+        self.list.clearSelection()
+        self.list.blockSignals(False)
+        self.local.blockSignals(True)
+        self.local.setCurrentItem(self.local_item)
+        self.local_item.setSelected(True)
+        self.local.blockSignals(False)
+        self._update_buttons()
+        self.current_changed.emit(None)
+        self.local_chosen.emit()
+
+    def _leave_local(self) -> None:
+        self.local.blockSignals(True)
+        self.local.clearSelection()
+        self.local.setCurrentRow(-1)
+        self.local.blockSignals(False)
+
     def set_profiles(self, profiles: list[ServerProfile], select: str | None = None) -> None:
+        if select is None and self.is_local():
+            self._fill(profiles, None)
+            return
+        self._fill(profiles, select)
+        if not profiles:
+            self.choose_local()
+
+    def _fill(self, profiles: list[ServerProfile], select: str | None) -> None:
+        keep_local = select is None and self.is_local()
         previous = select or (self.current_profile().name if self.current_profile() else None)
         self.list.blockSignals(True)
         self.list.clear()
@@ -86,9 +149,9 @@ class ProfilePanel(QWidget):
             if profile.name == previous:
                 row_to_select = row
         self.list.blockSignals(False)
-        if profiles:
+        if profiles and not keep_local:
             self.list.setCurrentRow(row_to_select)
-        self._current_changed()
+            self._current_changed()
 
     def current_profile(self) -> ServerProfile | None:
         item = self.list.currentItem()
@@ -100,6 +163,8 @@ class ProfilePanel(QWidget):
         self.status.setText(text)
 
     def _current_changed(self, *_args) -> None:
+        if self.list.currentItem() is not None:
+            self._leave_local()
         self._update_buttons()
         self.current_changed.emit(self.current_profile())
 

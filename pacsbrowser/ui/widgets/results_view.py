@@ -26,6 +26,7 @@ class ResultsView(QWidget):
     activated = Signal(object)  # the *Result record of a double-clicked row
     row_activated = Signal(object)  # the Node of a study, series or instance row double-clicked or Enter
     retrieve_requested = Signal(list)  # Nodes to retrieve (the Retrieve button or menu entry)
+    menu_about_to_show = Signal(object, object)  # QMenu, the *Result record: add entries before it shows
 
     def __init__(self, model: ResultsModel, parent=None) -> None:
         super().__init__(parent)
@@ -71,6 +72,10 @@ class ResultsView(QWidget):
         layout.setContentsMargins(6, 0, 6, 6)
         layout.addLayout(top)
         layout.addWidget(self.tree, 1)
+
+    def selected_results(self) -> list:
+        """The records of the selected rows."""
+        return [r for r in map(self.result_at, self.tree.selectionModel().selectedRows(NAME)) if r is not None]
 
     def source_index(self, index: QModelIndex) -> QModelIndex:
         return self.proxy.mapToSource(index)
@@ -152,5 +157,6 @@ class ResultsView(QWidget):
                 action = QAction(label, menu)
                 action.triggered.connect(lambda _=False, v=value: QGuiApplication.clipboard().setText(v))
                 menu.addAction(action)
+        self.menu_about_to_show.emit(menu, result)
         menu.popup(self.tree.viewport().mapToGlobal(position))
         self._menu = menu  # kept for tests

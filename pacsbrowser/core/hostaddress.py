@@ -1,0 +1,28 @@
+"""The address a PACS would use to reach our listener (what to register for C-MOVE)."""
+
+from __future__ import annotations
+
+import socket
+
+_ANY = ("", "0.0.0.0", "::")
+_TEST_NET = ("192.0.2.1", 104)  # RFC 5737: never routed; a UDP connect only picks the outgoing interface
+
+
+def address_for_peers(bound_host: str) -> str:
+    """The listener's own address when it is bound to one; otherwise this computer's address on
+    the network it reaches other hosts through (no packet is sent to find it), or its host name's
+    address, or loopback when it has no other."""
+    if bound_host not in _ANY:
+        return bound_host
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(_TEST_NET)
+            address = probe.getsockname()[0]
+            if address and address != "0.0.0.0":
+                return address
+    except OSError:
+        pass
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
