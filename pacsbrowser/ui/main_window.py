@@ -8,6 +8,7 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QSplitter, QWidget
 
+from ..core.archive import Archive, default_archive_dir
 from ..core.config import ProfileStore
 from ..core import logs
 from ..core.diagnostics import Outcome, Step
@@ -22,14 +23,17 @@ from .widgets.profile_dialog import ProfileDialog
 from .widgets.profile_panel import ProfilePanel
 from .widgets.query_form import QueryForm
 from .widgets.results_view import ResultsView
+from .widgets.thumbnails import ThumbnailsPanel
 
 
 class MainWindow(QMainWindow):
     closing = Signal()  # the user closed the window: the application shuts down
 
-    def __init__(self, store: ProfileStore | None = None) -> None:
+    def __init__(self, store: ProfileStore | None = None, archive: Archive | None = None) -> None:
         super().__init__()
         self.setWindowTitle("PACS Browser")
+        self._owns_archive = archive is None  # tests and scripts that pass none: closed at shutdown
+        self.archive = archive if archive is not None else Archive(default_archive_dir())
         self.profile_controller = ProfileController(store or ProfileStore(), self)
         self.echo = EchoController(self)
         self.query = QueryController(self)
@@ -55,6 +59,7 @@ class MainWindow(QMainWindow):
         self.log_dock.setObjectName("logDock")
         self.log_dock.setWidget(self.log)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
+        self._build_thumbnails()
         self._build_menus()
         self.resize(1200, 800)
 
@@ -82,6 +87,7 @@ class MainWindow(QMainWindow):
         self.query.children_loaded.connect(self.results_model.set_children)
         self.query.children_failed.connect(self._children_failed)
         self.results_model.children_requested.connect(self.query.load_children)
+        self._connect_thumbnails()
 
         pc.reload()
         if not pc.profiles:
@@ -125,6 +131,7 @@ class MainWindow(QMainWindow):
         escape.activated.connect(self.query.cancel)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.log_dock.toggleViewAction())
+        view_menu.addAction(self.images_dock.toggleViewAction())
         self.phi_action = QAction("Show patient data in the log (debug)", self)
         self.phi_action.setCheckable(True)
         self.phi_action.setChecked(logs.show_phi())
@@ -276,6 +283,28 @@ class MainWindow(QMainWindow):
         self.log.add("error", f"{name}: {message}", detail)
         self.statusBar().showMessage(message)
 
+    # -- thumbnails and preview ---------------------------------------------------------------------
+    def _build_thumbnails(self) -> None:
+        self.thumbnails = ThumbnailsPanel(self.archive)
+        self.images_dock = QDockWidget("Images", self)
+        self.images_dock.setObjectName("imagesDock")
+        self.images_dock.setWidget(self.thumbnails)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.images_dock)
+        self.splitDockWidget(self.images_dock, self.log_dock, Qt.Orientation.Horizontal)
+        self.resizeDocks([self.images_dock, self.log_dock], [800, 400], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.images_dock], [330], Qt.Orientation.Vertical)
+
+    def _connect_thumbnails(self) -> None:
+        self.results.tree.selectionModel().currentChanged.connect(self._result_selected)
+
+    def _result_selected(self, current, _previous=None) -> None:
+        """A study, series or instance row became current: its images from the archive (no network)."""
+        result = self.results.result_at(current.siblingAtColumn(0)) if current.isValid() else None
+        study_uid = getattr(result, "study_instance_uid", "") or ""
+        series_uid = getattr(result, "series_instance_uid", "") or ""
+        if study_uid:
+            self.thumbnails.show_study(study_uid, series_uid)
+
     # -- errors, geometry, shutdown ------------------------------------------------------------------------
     def show_error(self, message: str, detail: str = "") -> None:
         self.log.add("error", message, detail)
@@ -310,3 +339,6 @@ class MainWindow(QMainWindow):
         await self.query.shutdown()
         await self.echo.shutdown()
         await self.profile_controller.shutdown()
+        await self.thumbnails.shutdown()
+        if self._owns_archive:
+            self.archive.close()

@@ -17,6 +17,7 @@ def qloop(qapp, tmp_path, monkeypatch):
     from PySide6.QtCore import QSettings
 
     monkeypatch.setenv("PACSBROWSER_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("PACSBROWSER_ARCHIVE_DIR", str(tmp_path / "archive"))  # a window given no archive
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
     loop = qasync.QEventLoop(qapp)

@@ -12,6 +12,7 @@ from pacsbrowser.ui.main_window import MainWindow
 
 def test_run_gui_shows_the_window_and_exits_when_it_is_closed(qapp, tmp_path, monkeypatch):
     monkeypatch.setenv("PACSBROWSER_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setenv("PACSBROWSER_ARCHIVE_DIR", str(tmp_path / "archive"))
     seen = []
 
     def close_window() -> None:
