@@ -34,11 +34,11 @@ def filled(workdir, lab_data):
 def panel(qtbot, qloop, filled):
     archive, _ = filled
     widget = ThumbnailsPanel(archive)
-    qtbot.addWidget(widget)
     widget.resize(1000, 600)
     widget.show()
     yield widget
     qloop.run_until_complete(widget.shutdown())
+    widget.close()
 
 
 def wait_all_ready(qloop, panel, count: int, timeout: float = 60) -> None:

@@ -240,7 +240,7 @@ class ImageCanvas(QWidget):
 
 
 def _number(value: float) -> str:
-    return str(int(round(value))) if abs(value - round(value)) < 0.05 else f"{value:.1f}"
+    return str(int(round(value))) if abs(value) >= 10 or abs(value - round(value)) < 0.05 else f"{value:.1f}"
 
 
 class PreviewWindow(QWidget):

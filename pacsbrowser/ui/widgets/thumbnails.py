@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from shiboken6 import isValid
+
 from ...core.archive import Archive
 from ...core.imaging import DEFAULT_SIZE, Kind
 from ..controllers.thumbnails import ThumbnailsController
@@ -245,5 +247,6 @@ class ThumbnailsPanel(QWidget):
     async def shutdown(self) -> None:
         if self.preview is not None:
             await self.preview.shutdown()
-            self.preview.close()
+            if isValid(self.preview):  # not deleted with its parent window already
+                self.preview.close()
         await self.controller.shutdown()
