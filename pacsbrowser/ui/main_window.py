@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMessageBox, QSplitter, QWidget
 
@@ -291,8 +291,13 @@ class MainWindow(QMainWindow):
         self.images_dock.setWidget(self.thumbnails)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.images_dock)
         self.splitDockWidget(self.images_dock, self.log_dock, Qt.Orientation.Horizontal)
-        self.resizeDocks([self.images_dock, self.log_dock], [800, 400], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.images_dock], [330], Qt.Orientation.Vertical)
+        if QSettings().value("main_window/state") is None:  # first start: images large, the log narrow
+            QTimer.singleShot(0, self, self._size_images_dock)
+
+    def _size_images_dock(self) -> None:
+        self.resizeDocks([self.images_dock, self.log_dock], [self.width() * 3 // 4, self.width() // 4],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.images_dock], [self.height() * 9 // 20], Qt.Orientation.Vertical)
 
     def _connect_thumbnails(self) -> None:
         self.results.tree.selectionModel().currentChanged.connect(self._result_selected)

@@ -267,7 +267,7 @@ class PreviewWindow(QWidget):
         self.presets.setObjectName("windowPresets")
         self.presets.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.presets.setMinimumContentsLength(24)
-        self.presets.activated.connect(lambda i: self.apply_preset(i - 1))
+        self.presets.activated.connect(self._preset_chosen)
         fit = QPushButton("Fit")
         fit.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         fit.clicked.connect(self.canvas.fit)
@@ -367,6 +367,12 @@ class PreviewWindow(QWidget):
         self.user_window = window
         self._request()
 
+    def _preset_chosen(self, item: int) -> None:
+        frame = self.canvas.frame
+        if frame is not None and 1 + len(frame.overlay.windows) <= item:
+            return  # "Custom": what is shown already
+        self.apply_preset(item - 1)
+
     def apply_preset(self, index: int) -> None:
         """-1: each image's default window; 0..: the file's index-th Window Center/Width."""
         frame = self.canvas.frame
@@ -447,15 +453,16 @@ class PreviewWindow(QWidget):
         labels = ["Default (the image's own)"] + [
             f"{i + 1}: W {_number(w.width)} L {_number(w.center)}" + (f" {w.explanation}" if w.explanation else "")
             for i, w in enumerate(overlay.windows)]
-        current = [self.presets.itemText(i) for i in range(self.presets.count())]
-        if labels != current:
-            self.presets.clear()
-            self.presets.addItems(labels)
         selected = 0
         if self.user_window is not None and self.user_window in overlay.windows:
             selected = overlay.windows.index(self.user_window) + 1
         elif self.user_window is not None:
-            selected = -1
+            labels.append("Custom (dragged); R: back to default")
+            selected = len(labels) - 1
+        current = [self.presets.itemText(i) for i in range(self.presets.count())]
+        if labels != current:
+            self.presets.clear()
+            self.presets.addItems(labels)
         self.presets.setCurrentIndex(selected)
 
     def _zoom_changed(self) -> None:
