@@ -99,7 +99,7 @@ async def thumbnails_case(root: Path, count: int) -> None:
             probe.start()
             started = time.perf_counter()
             panel.show_study(study)
-            await _wait(lambda: panel.model.counts() == (count, count), 120)
+            await _wait(lambda p=panel: p.model.counts() == (count, count), 120)
             await asyncio.sleep(0.05)  # the last paint
             stall, worst = probe.stop()
             t = panel.controller.timings

@@ -3,6 +3,7 @@ the wheel steps through the frames of a multi-frame object and through a series.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import numpy as np
@@ -79,7 +80,7 @@ def test_window_level_drag_changes_the_rendered_pixels(panel, qloop, lab_data):
     preview = open_preview(qloop, panel, ct.sop_instance_uid)
     before = shown(preview)
     assert before.thumbnail.kind is Kind.IMAGE and before.thumbnail.window.source == "file"
-    assert [w.explanation for w in before.overlay.windows] == ["BRAIN", "BONE"]
+    assert [w.explanation for w in before.info.windows] == ["BRAIN", "BONE"]
     assert preview.presets.count() == 3
     start = before.thumbnail.window
     canvas = preview.canvas
@@ -116,7 +117,7 @@ def test_wheel_steps_through_the_frames_then_the_series(panel, qloop, lab_data):
         wait_shown(qloop, preview, cine.sop_instance_uid, frame)
         assert f"Frame {frame + 1} of 4" in canvas.overlay_lines()["bl"]
         seen.append(shown(preview).thumbnail.pixels.copy())
-    assert all(not np.array_equal(a, b) for a, b in zip(seen, seen[1:]))
+    assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(seen))
     wheel(canvas, 1)  # the last frame of the last object: stays
     wait_shown(qloop, preview, cine.sop_instance_uid, 3)
     wheel(canvas, -2)

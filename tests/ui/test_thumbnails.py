@@ -47,7 +47,7 @@ def wait_all_ready(qloop, panel, count: int, timeout: float = 60) -> None:
 
 def test_every_study_shows_a_thumbnail_per_image_and_labelled_placeholders(panel, qloop, filled, lab_data, qtmodeltester):
     qtmodeltester.check(panel.model)
-    archive, extra = filled
+    archive, _ = filled
     for study in lab_data.studies:
         panel.show_study(study.uid)
         expected = {i.sop_instance_uid for i in lab_data.instances_of_study(study.uid)}

@@ -217,7 +217,7 @@ class ThumbnailsModel(QAbstractListModel):
                 if t.thumbnail is not None and t.thumbnail.kind is not Kind.IMAGE}
 
     # -- QAbstractListModel ------------------------------------------------------------------
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: N802, B008 - Qt's name and default
         return 0 if parent.isValid() else len(self._tiles)
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:

@@ -15,12 +15,28 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QPointF, QRect, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QWheelEvent
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from ...core.frames import FrameKey, ImageInfo
 from ...core.imaging import Kind, Window
-from ..controllers.preview import Frame, FrameKey, Overlay, PreviewRenderer
+from ..controllers.preview import Frame, PreviewRenderer
 from ..models.thumbnails import ThumbnailsModel, Tile
 
 PREFETCH_AHEAD = 8
@@ -81,7 +97,7 @@ class ImageCanvas(QWidget):
     def display_size(self) -> int:
         """Longest side, in device pixels, the image is drawn at."""
         ratio = self.devicePixelRatioF()
-        return int(math.ceil(max(self.width(), self.height()) * ratio * self.zoom))
+        return math.ceil(max(self.width(), self.height()) * ratio * self.zoom)
 
     # -- painting ----------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt's name
@@ -122,7 +138,7 @@ class ImageCanvas(QWidget):
         frame = self.frame
         if frame is None:
             return {}
-        o: Overlay = frame.overlay
+        o: ImageInfo = frame.info
         t = frame.thumbnail
         born = " ".join(x for x in (o.birth_date and f"born {o.birth_date}", o.sex) if x)
         series = " ".join(x for x in (o.series_number and f"Series {o.series_number}", o.series_description) if x)
@@ -177,7 +193,7 @@ class ImageCanvas(QWidget):
             painter.drawText(area, flags, text)
 
     # -- input -------------------------------------------------------------------------------
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
         self.setFocus()
         pan = event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.RightButton) or (
             event.button() == Qt.MouseButton.LeftButton and event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
@@ -187,7 +203,7 @@ class ImageCanvas(QWidget):
         if not pan and event.button() == Qt.MouseButton.LeftButton:
             self.drag_started.emit()
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
         if self._press is None:
             return
         delta = event.position().toPoint() - self._press
@@ -197,14 +213,14 @@ class ImageCanvas(QWidget):
         else:
             self.window_dragged.emit(float(delta.x()), float(delta.y()))
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
         self._press = None
         self._panning = False
 
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
         self.fit()
 
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
         delta = event.angleDelta().y() or event.angleDelta().x()
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self.set_zoom(self.zoom * (1.25 ** (delta / 120)), event.position())
@@ -217,7 +233,7 @@ class ImageCanvas(QWidget):
             self.step.emit(-steps)  # wheel towards the user: forward through the series
         event.accept()
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
         key = event.key()
         actions = {
             Qt.Key.Key_Down: lambda: self.step.emit(1), Qt.Key.Key_Up: lambda: self.step.emit(-1),
@@ -240,7 +256,7 @@ class ImageCanvas(QWidget):
 
 
 def _number(value: float) -> str:
-    return str(int(round(value))) if abs(value) >= 10 or abs(value - round(value)) < 0.05 else f"{value:.1f}"
+    return str(round(value)) if abs(value) >= 10 or abs(value - round(value)) < 0.05 else f"{value:.1f}"
 
 
 class PreviewWindow(QWidget):
@@ -369,14 +385,14 @@ class PreviewWindow(QWidget):
 
     def _preset_chosen(self, item: int) -> None:
         frame = self.canvas.frame
-        if frame is not None and 1 + len(frame.overlay.windows) <= item:
+        if frame is not None and 1 + len(frame.info.windows) <= item:
             return  # "Custom": what is shown already
         self.apply_preset(item - 1)
 
     def apply_preset(self, index: int) -> None:
         """-1: each image's default window; 0..: the file's index-th Window Center/Width."""
         frame = self.canvas.frame
-        windows = frame.overlay.windows if frame is not None else ()
+        windows = frame.info.windows if frame is not None else ()
         if index < 0:
             self.set_window(None)
         elif index < len(windows):
@@ -444,18 +460,18 @@ class PreviewWindow(QWidget):
         self.canvas.position_text = f"Image {position + 1} of {len(tiles)}" if position >= 0 else ""
         self.canvas.frame = frame
         self.canvas.update()
-        self._update_presets(frame.overlay)
-        title = " · ".join(x for x in (frame.overlay.patient_name, frame.overlay.series_description) if x)
+        self._update_presets(frame.info)
+        title = " · ".join(x for x in (frame.info.patient_name, frame.info.series_description) if x)
         self.setWindowTitle(f"Preview — {title}" if title else "Preview")
         self.shown.emit(frame)
 
-    def _update_presets(self, overlay: Overlay) -> None:
+    def _update_presets(self, info: ImageInfo) -> None:
         labels = ["Default (the image's own)"] + [
             f"{i + 1}: W {_number(w.width)} L {_number(w.center)}" + (f" {w.explanation}" if w.explanation else "")
-            for i, w in enumerate(overlay.windows)]
+            for i, w in enumerate(info.windows)]
         selected = 0
-        if self.user_window is not None and self.user_window in overlay.windows:
-            selected = overlay.windows.index(self.user_window) + 1
+        if self.user_window is not None and self.user_window in info.windows:
+            selected = info.windows.index(self.user_window) + 1
         elif self.user_window is not None:
             labels.append("Custom (dragged); R: back to default")
             selected = len(labels) - 1
@@ -470,7 +486,7 @@ class PreviewWindow(QWidget):
         if tile is not None and self._wanted is not None and self.render_size(tile) != self._wanted.size:
             self._request()  # drawn larger than it was rendered: render it sharper
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
         if event.key() == Qt.Key.Key_Escape:
             self.close()
             return

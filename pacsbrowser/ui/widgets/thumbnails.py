@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
 from shiboken6 import isValid
 
 from ...core.archive import Archive
@@ -50,7 +49,7 @@ class TileDelegate(QStyledItemDelegate):
     def tile_size(self) -> QSize:
         return QSize(self.size + 2 * PAD, self.size + 2 * PAD + CAPTION_HEIGHT)
 
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802 - Qt's name
         tile: Tile | None = index.data(TILE_ROLE)
         if tile is not None and tile.is_header:
             width = self.view.viewport().width() - 2 * self.view.spacing() - 1
