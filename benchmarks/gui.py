@@ -23,6 +23,7 @@ class GuiCase:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         os.environ["PACSBROWSER_CONFIG_DIR"] = str(Path(config["tmp"]) / "config")
+        os.environ["PACSBROWSER_ARCHIVE_DIR"] = str(Path(config["tmp"]) / "archive")  # the window's own archive
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         import qasync
         from PySide6.QtCore import QSettings

@@ -14,12 +14,12 @@ from .conftest import run_until
 pytestmark = pytest.mark.interop
 
 
-def test_echo_button_reports_success_and_failure(qtbot, qloop, orthanc, tmp_path, unused_port):
+def test_echo_button_reports_success_and_failure(qtbot, qloop, orthanc, tmp_path, unused_port, archive):
     store = ProfileStore(tmp_path / "profiles")
     store.add(ServerProfile(name="Lab Orthanc", host=orthanc.host, port=orthanc.port, called_ae=orthanc.aet))
     store.add(ServerProfile(name="Nobody home", host="127.0.0.1", port=unused_port, called_ae="X",
                             retry=NO_RETRY, timeouts=Timeouts.uniform(2)))
-    window = MainWindow(store)
+    window = MainWindow(store, archive=archive)
     qtbot.addWidget(window)
     window.show()
     assert window.profiles.list.count() == 2
@@ -36,16 +36,16 @@ def test_echo_button_reports_success_and_failure(qtbot, qloop, orthanc, tmp_path
     window.grab().save(str(tmp_path / "echo.png"))
 
 
-def test_geometry_and_layout_are_remembered_between_runs(qtbot, qloop, tmp_path):
+def test_geometry_and_layout_are_remembered_between_runs(qtbot, qloop, tmp_path, archive):
     store = ProfileStore(tmp_path / "profiles")
-    first = MainWindow(store)
+    first = MainWindow(store, archive=archive)
     qtbot.addWidget(first)
     first.show()
     first.resize(700, 520)  # within the offscreen screen, so nothing is clamped
     first.log_dock.hide()
     size = (first.width(), first.height())
     first.close()
-    second = MainWindow(store)
+    second = MainWindow(store, archive=archive)
     qtbot.addWidget(second)
     second.show()
     assert (second.width(), second.height()) == size != (1200, 800)  # not the first-run default
