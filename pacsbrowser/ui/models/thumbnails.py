@@ -133,24 +133,33 @@ class ThumbnailsModel(QAbstractListModel):
                 header.series = row
                 self._changed(header)
         new: list[Tile] = []
+        headers: list[Tile] = []
         for inst in instances:
             if inst.sop_instance_uid in self._by_uid:
                 continue
             if inst.series_uid not in self._headers:
                 header = Tile(inst.series_uid, is_header=True, series=rows.get(inst.series_uid))
                 self._headers[inst.series_uid] = header
-                self._insert(header)
+                headers.append(header)
             tile = Tile(inst.series_uid, sop_instance_uid=inst.sop_instance_uid, sop_class_uid=inst.sop_class_uid,
                         path=inst.path, instance_number=inst.instance_number, frames=max(1, inst.frames or 1),
                         rows=inst.rows, columns=inst.columns)
             self._by_uid[inst.sop_instance_uid] = tile
-            self._insert(tile)
             new.append(tile)
-        touched = {t.series_uid for t in new}
-        for uid in touched:
-            header = self._headers[uid]
-            header.shown = sum(1 for t in self._tiles if t.series_uid == uid and not t.is_header)
-            self._changed(header)
+        if not self._tiles:  # the first read: one reset, not a signal a row
+            self.beginResetModel()
+            for tile in (*headers, *new):
+                tile.key = self._key(tile)
+            self._tiles = sorted((*headers, *new), key=lambda t: t.key)
+            self._keys = [t.key for t in self._tiles]
+            self.endResetModel()
+        else:
+            for tile in (*headers, *new):
+                self._insert(tile)
+        for tile in new:
+            self._headers[tile.series_uid].shown += 1
+        for uid in {t.series_uid for t in new}:
+            self._changed(self._headers[uid])
         return new
 
     def _key(self, tile: Tile) -> tuple:
