@@ -37,13 +37,17 @@ class Frame:
 
     @property
     def nbytes(self) -> int:
-        return int(self.thumbnail.pixels.nbytes)
+        return int(self.thumbnail.pixels.nbytes) + (self.image.sizeInBytes() if self.image is not None else 0)
 
 
 def _frame(cache: DecodedCache, key: FrameKey, path: Path) -> Frame:
-    """Worker thread: the frame and its QImage (a QImage may be made off the GUI thread)."""
+    """Worker thread: the frame and its QImage (QImage may be used off the GUI thread), in the
+    format the painter scales fastest (grey would be converted at every paint)."""
     thumbnail, info = render_frame(cache, key, path)
-    return Frame(key, thumbnail, info, None if thumbnail.is_placeholder else to_qimage(thumbnail.pixels))
+    image = None
+    if not thumbnail.is_placeholder:
+        image = to_qimage(thumbnail.pixels).convertToFormat(QImage.Format.Format_RGB32)
+    return Frame(key, thumbnail, info, image)
 
 
 # --------------------------------------------------------------------------------------------
