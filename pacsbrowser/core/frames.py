@@ -25,7 +25,7 @@ from .imaging import FrameError, Kind, Thumbnail, Window, placeholder, render
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DecodedCache", "FrameKey", "ImageInfo", "render_frame"]
+__all__ = ["DecodedCache", "FrameKey", "ImageInfo", "read_info", "render_frame"]
 
 DECODED_BYTES = 512 * 1024 * 1024  # data sets kept decoded (a 300-slice CT is ~160 MB)
 DECOMPRESS_LIMIT = 256 * 1024 * 1024  # larger compressed objects are decoded frame by frame
@@ -189,6 +189,14 @@ def _info(ds: Dataset) -> ImageInfo:
         study_date=_date(_text(ds, "StudyDate")), study_description=_text(ds, "StudyDescription"),
         series_number=_text(ds, "SeriesNumber"), series_description=_text(ds, "SeriesDescription"),
         modality=_text(ds, "Modality"), instance_number=_text(ds, "InstanceNumber"), windows=_windows(ds))
+
+
+def read_info(path: Path) -> ImageInfo:
+    """What the header of the file at `path` says (no pixel data read); empty when unreadable."""
+    try:
+        return _info(dcmread(path, stop_before_pixels=True))
+    except Exception:  # noqa: BLE001 - a damaged file says nothing
+        return ImageInfo()
 
 
 def render_frame(cache: DecodedCache, key: FrameKey, path: Path) -> tuple[Thumbnail, ImageInfo]:

@@ -23,6 +23,7 @@ def _retarget(src: Path, dst: Path, catalog: Catalog, series_uid: str, number: i
     ds.SeriesInstanceUID = series_uid
     ds.PatientID, ds.PatientName = study.patient_id, study.patient_name
     ds.AccessionNumber = EXTRA_STUDY
+    ds.StudyDate, ds.StudyTime, ds.StudyDescription = study.date, study.time, study.description
     ds.SeriesNumber = number
     ds.InstanceNumber = 1
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()

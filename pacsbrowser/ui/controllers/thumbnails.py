@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, Signal
 from ...core import executor
 from ...core.archive import Archive, InstanceRow, SeriesRow
 from ...core.errors import ArchiveError
+from ...core.frames import ImageInfo, read_info
 from ...core.imaging import DEFAULT_SIZE, Thumbnail
 from ...core.thumbcache import ThumbnailCache
 from ...core.thumbnails import ThumbnailRequest, ThumbnailService
@@ -52,6 +53,7 @@ class ThumbnailsController(QObject):
         self._again = False
         self._closed = False
         self.timings: dict[str, float] = {}  # "shown", "first", "all": perf_counter() stamps
+        self.info = ImageInfo()  # the header of the study's first file: description and date
 
     # -- what is shown -----------------------------------------------------------------------
     def show_study(self, study_uid: str, series_uid: str = "") -> None:
@@ -63,8 +65,8 @@ class ThumbnailsController(QObject):
             return
         self._stop_work()
         self.model.reset(study_uid, series_uid)
+        self.info = ImageInfo()
         self.timings = {"shown": time.perf_counter()}
-        self.progress.emit(0, 0)
         if study_uid:
             self._start_read()
 
@@ -87,13 +89,15 @@ class ThumbnailsController(QObject):
     async def _read_archive(self, study_uid: str, series_uid: str) -> None:
         while True:
             try:
-                series, instances = await executor.run_blocking(_holdings, self.archive, study_uid, series_uid,
-                                                                name="thumbnails-read")
+                series, instances, info = await executor.run_blocking(
+                    _holdings, self.archive, study_uid, series_uid, not self.model.rowCount(), name="thumbnails-read")
             except ArchiveError as exc:
                 self.failed.emit(str(exc))
                 return
             if (study_uid, series_uid) != (self.model.study_uid, self.model.series_uid):
                 return  # another study is shown now
+            if info is not None:
+                self.info = info
             new = self.model.merge(series, instances)
             self.loaded.emit(study_uid, series_uid)
             self._emit_progress()
@@ -190,14 +194,21 @@ class ThumbnailsController(QObject):
             self._service = None
 
 
-def _holdings(archive: Archive, study_uid: str, series_uid: str) -> tuple[list[SeriesRow], list[InstanceRow]]:
+def _holdings(archive: Archive, study_uid: str, series_uid: str,
+              with_info: bool) -> tuple[list[SeriesRow], list[InstanceRow], ImageInfo | None]:
+    """The archive's series and instances of the study (or series); with `with_info`, what the
+    header of its first file says too."""
     series = archive.series(study_uid)
     if series_uid:
         series = [s for s in series if s.series_uid == series_uid]
         instances = archive.instances(series_uid)
     else:
         instances = archive.instances(study_uid=study_uid)
-    return series, instances
+    info = None
+    if with_info and instances:  # a file of the first series (all say the same of the study)
+        first = series[0].series_uid if series else ""
+        info = read_info(next((i.path for i in instances if i.series_uid == first), instances[0].path))
+    return series, instances, info
 
 
 def _cached(cache: ThumbnailCache, items: list[tuple[str, Path | None]], size: int) -> list[Thumbnail | None]:

@@ -282,7 +282,8 @@ class PreviewWindow(QWidget):
         self.presets = QComboBox()
         self.presets.setObjectName("windowPresets")
         self.presets.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.presets.setMinimumContentsLength(24)
+        self.presets.setMinimumContentsLength(28)
+        self.presets.setToolTip("Window presets of the image file (keys 1 to 9); R goes back to the default")
         self.presets.activated.connect(self._preset_chosen)
         fit = QPushButton("Fit")
         fit.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -473,7 +474,7 @@ class PreviewWindow(QWidget):
         if self.user_window is not None and self.user_window in info.windows:
             selected = info.windows.index(self.user_window) + 1
         elif self.user_window is not None:
-            labels.append("Custom (dragged); R: back to default")
+            labels.append("Custom (R: back to default)")
             selected = len(labels) - 1
         current = [self.presets.itemText(i) for i in range(self.presets.count())]
         if labels != current:

@@ -8,6 +8,8 @@ why it cannot be shown. Double-click (or Enter) opens the preview.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
@@ -163,6 +165,7 @@ class ThumbnailsPanel(QWidget):
         self.title = QLabel("Select a study or series to see the images this computer holds for it.")
         self.title.setObjectName("thumbnailsTitle")
         self.title.setWordWrap(True)
+        self.title.setTextFormat(Qt.TextFormat.RichText)
         self.view = QListView()
         self.view.setObjectName("thumbnailsView")
         self.view.setViewMode(QListView.ViewMode.IconMode)
@@ -199,9 +202,10 @@ class ThumbnailsPanel(QWidget):
     # -- slots of the window -----------------------------------------------------------------
     def show_study(self, study_uid: str, series_uid: str = "") -> None:
         """Show what the archive holds for the study (only that series when given)."""
+        if (study_uid, series_uid) != (self.model.study_uid, self.model.series_uid):
+            self.title.setText("Looking in this computer's archive…" if study_uid else
+                               "Select a study or series to see the images this computer holds for it.")
         self.controller.show_study(study_uid, series_uid)
-        if not study_uid:
-            self.title.setText("Select a study or series to see the images this computer holds for it.")
 
     def archive_changed(self, study_uid: str) -> None:
         """The archive's holdings of a study changed: new thumbnails if it is the one shown."""
@@ -230,12 +234,16 @@ class ThumbnailsPanel(QWidget):
     def _progress(self, ready: int, total: int) -> None:
         if not self.model.study_uid:
             return
-        headers = sum(1 for t in self.model.tiles() if t.is_header)
         what = "this series" if self.model.series_uid else "this study"
+        info = self.controller.info
+        study = " · ".join(x for x in (info.study_description, info.study_date) if x)
         if total == 0:
             self.title.setText(f"This computer holds no images of {what} yet.")
             return
+        headers = sum(1 for t in self.model.tiles() if t.is_header)
         text = f"{headers} series · {total} object{'s' if total != 1 else ''} on this computer"
+        if study:
+            text = f"<b>{html.escape(study)}</b> — {text}"
         if ready < total:
             text += f" · making thumbnails… {ready} of {total}"
         problems = sum(1 for t in self.model.placeholders().values() if t.kind is not Kind.NO_PIXELS)
