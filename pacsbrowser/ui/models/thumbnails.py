@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QPixmap
 
 from ...core.archive import InstanceRow, SeriesRow
 from ...core.imaging import Kind, Thumbnail
@@ -41,6 +41,7 @@ class Tile:
     shown: int = 0  # headers: instances of the series in the model
     thumbnail: Thumbnail | None = None
     image: QImage | None = field(default=None, repr=False)
+    pixmap: QPixmap | None = field(default=None, repr=False)  # made from image at the first paint
     key: tuple = field(default=(), repr=False)  # its place in the model's order
 
     @property
@@ -98,6 +99,10 @@ def _sop_class_name(uid: str) -> str:
     return name if name and name != uid else uid
 
 
+def _is_problem(thumbnail: Thumbnail) -> bool:
+    return thumbnail.kind not in (Kind.IMAGE, Kind.NO_PIXELS)
+
+
 def _series_order(series: SeriesRow | None, series_uid: str) -> tuple:
     number = series.series_number if series is not None and series.series_number is not None else _LAST
     return (number, series_uid)
@@ -114,6 +119,8 @@ class ThumbnailsModel(QAbstractListModel):
         self._keys: list[tuple] = []
         self._by_uid: dict[str, Tile] = {}
         self._headers: dict[str, Tile] = {}
+        self._ready = 0  # instance tiles with their thumbnail
+        self._problems = 0  # ... of which a placeholder for a file that cannot be shown
 
     # -- filling -----------------------------------------------------------------------------
     def reset(self, study_uid: str = "", series_uid: str = "") -> None:
@@ -122,6 +129,7 @@ class ThumbnailsModel(QAbstractListModel):
         self._tiles, self._keys = [], []
         self._by_uid.clear()
         self._headers.clear()
+        self._ready = self._problems = 0
         self.endResetModel()
 
     def merge(self, series: list[SeriesRow], instances: list[InstanceRow]) -> list[Tile]:
@@ -183,8 +191,14 @@ class ThumbnailsModel(QAbstractListModel):
         tile = self._by_uid.get(sop_instance_uid)
         if tile is None:
             return False
+        if tile.thumbnail is None:
+            self._ready += 1
+        else:
+            self._problems -= _is_problem(tile.thumbnail)
+        self._problems += _is_problem(thumbnail)
         tile.thumbnail = thumbnail
         tile.image = None if thumbnail.is_placeholder else to_qimage(thumbnail.pixels)
+        tile.pixmap = None
         self._changed(tile)
         return True
 
@@ -218,8 +232,14 @@ class ThumbnailsModel(QAbstractListModel):
 
     def counts(self) -> tuple[int, int]:
         """(instances shown, of which thumbnails are ready)."""
-        tiles = self.instance_tiles()
-        return len(tiles), sum(1 for t in tiles if t.is_ready)
+        return len(self._by_uid), self._ready
+
+    def series_count(self) -> int:
+        return len(self._headers)
+
+    def problem_count(self) -> int:
+        """Instances whose file cannot be shown (damaged, unsupported, missing)."""
+        return self._problems
 
     def placeholders(self) -> dict[str, Thumbnail]:
         return {t.sop_instance_uid: t.thumbnail for t in self.instance_tiles()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -101,12 +101,15 @@ class TileDelegate(QStyledItemDelegate):
         image_rect = QRect(frame.left() + (frame.width() - self.size) // 2, frame.top() + PAD, self.size, self.size)
         thumb = tile.thumbnail
         if tile.image is not None:
-            target = QSize(tile.image.width(), tile.image.height()).scaled(image_rect.size(),
-                                                                           Qt.AspectRatioMode.KeepAspectRatio)
+            if tile.pixmap is None:
+                tile.pixmap = QPixmap.fromImage(tile.image)
+            target = tile.pixmap.size()
+            if target.width() > image_rect.width() or target.height() > image_rect.height():
+                target = target.scaled(image_rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
+                painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
             x = image_rect.left() + (image_rect.width() - target.width()) // 2
             y = image_rect.top() + (image_rect.height() - target.height()) // 2
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-            painter.drawImage(QRect(x, y, target.width(), target.height()), tile.image)
+            painter.drawPixmap(QRect(x, y, target.width(), target.height()), tile.pixmap)
         elif thumb is not None:
             self._paint_placeholder(painter, image_rect, thumb.kind, thumb.label, thumb.detail)
         else:
@@ -240,13 +243,12 @@ class ThumbnailsPanel(QWidget):
         if total == 0:
             self.title.setText(f"This computer holds no images of {what} yet.")
             return
-        headers = sum(1 for t in self.model.tiles() if t.is_header)
-        text = f"{headers} series · {total} object{'s' if total != 1 else ''} on this computer"
+        text = f"{self.model.series_count()} series · {total} object{'s' if total != 1 else ''} on this computer"
         if study:
             text = f"<b>{html.escape(study)}</b> — {text}"
         if ready < total:
             text += f" · making thumbnails… {ready} of {total}"
-        problems = sum(1 for t in self.model.placeholders().values() if t.kind is not Kind.NO_PIXELS)
+        problems = self.model.problem_count()
         if problems:
             text += f" · {problems} cannot be shown (hover for the reason)"
         self.title.setText(text)
