@@ -158,3 +158,33 @@ def test_selecting_a_results_row_shows_its_images_from_the_archive(qtbot, qloop,
         qloop.run_until_complete(win.shutdown())
         win.close()
         archive.close()
+
+
+def test_the_tiles_on_screen_are_rendered_first(qtbot, qloop, workdir):
+    from collections import deque
+
+    from tests.imaging.samples import make_series
+
+    archive = Archive(workdir / "archive")
+    panel = ThumbnailsPanel(archive)
+    try:
+        fill(archive, make_series(workdir / "series", 60, side=32))
+        panel.resize(700, 400)
+        panel.show()
+        study = archive.studies()[0].study_uid
+        panel.model.reset(study)
+        panel.model.merge(archive.series(study), archive.instances(study_uid=study))
+        tiles = panel.model.instance_tiles()
+        panel.controller._queue = deque(tiles)  # as if all waited for the worker processes
+        qtbot.waitUntil(lambda: panel.view.verticalScrollBar().maximum() > 0)
+        panel.view.verticalScrollBar().setValue(panel.view.verticalScrollBar().maximum())
+        qtbot.waitUntil(lambda: panel.controller._queue[0] is not tiles[0], timeout=5000)
+        visible = panel.visible_tiles()
+        assert visible and visible[-1] is tiles[-1] and tiles[0] not in visible
+        assert list(panel.controller._queue)[: len(visible)] == visible
+        assert len(panel.controller._queue) == len(tiles)
+        panel.controller._queue.clear()
+    finally:
+        qloop.run_until_complete(panel.shutdown())
+        panel.close()
+        archive.close()

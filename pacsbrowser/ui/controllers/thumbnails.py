@@ -47,7 +47,8 @@ class ThumbnailsController(QObject):
         self.processes = processes
         self.cache = ThumbnailCache(Path(archive.root) / "thumbnails")
         self._service: ThumbnailService | None = None
-        self._pending: deque[Tile] = deque()
+        self._pending: deque[Tile] = deque()  # new tiles, not yet looked up in the cache
+        self._queue: deque[Tile] = deque()  # cache misses not yet handed to the service
         self._pump: asyncio.Task | None = None
         self._read: asyncio.Task | None = None
         self._again = False
@@ -140,13 +141,24 @@ class ThumbnailsController(QObject):
 
     def _requests(self, misses: list[Tile], by_path: dict[Path, Tile]) -> Iterator[ThumbnailRequest]:
         """The misses, then whatever arrives meanwhile (read lazily by the service)."""
-        queue = deque(misses)
-        while queue or self._pending:
-            tile = queue.popleft() if queue else self._pending.popleft()
+        self._queue = deque(misses)
+        while self._queue or self._pending:
+            tile = self._queue.popleft() if self._queue else self._pending.popleft()
             if tile.path is None or self.model.tile_of(tile.sop_instance_uid) is not tile:
                 continue
             by_path[tile.path] = tile
             yield ThumbnailRequest(tile.path, tile.sop_instance_uid)
+
+    def prioritize(self, tiles: list[Tile]) -> None:
+        """Render these first (the ones on screen), in this order, before the rest waiting."""
+        first = set(map(id, tiles))
+        for waiting in (self._queue, self._pending):
+            if waiting and first:
+                ahead = [t for t in waiting if id(t) in first]
+                if ahead:
+                    rest = [t for t in waiting if id(t) not in first]
+                    waiting.clear()
+                    waiting.extend(ahead + rest)
 
     def _deliver(self, tile: Tile | None, thumbnail: Thumbnail) -> None:
         if tile is None or not self.model.set_thumbnail(tile.sop_instance_uid, thumbnail):
@@ -176,6 +188,7 @@ class ThumbnailsController(QObject):
     # -- stopping ----------------------------------------------------------------------------
     def _stop_work(self) -> list[asyncio.Task]:
         self._pending.clear()
+        self._queue.clear()
         self._again = False
         tasks = [t for t in (self._read, self._pump) if t is not None and not t.done()]
         for task in tasks:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPoint, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -191,6 +191,11 @@ class ThumbnailsPanel(QWidget):
         self.delegate = TileDelegate(self.view, size)
         self.view.setItemDelegate(self.delegate)
         self.view.setModel(self.model)
+        self._scrolled = QTimer(self)
+        self._scrolled.setSingleShot(True)
+        self._scrolled.setInterval(80)
+        self._scrolled.timeout.connect(lambda: self.controller.prioritize(self.visible_tiles()))
+        self.view.verticalScrollBar().valueChanged.connect(self._scrolled.start)
         self.view.activated.connect(self._activated)
         self.view.doubleClicked.connect(self._activated)
 
@@ -213,6 +218,22 @@ class ThumbnailsPanel(QWidget):
     def archive_changed(self, study_uid: str) -> None:
         """The archive's holdings of a study changed: new thumbnails if it is the one shown."""
         self.controller.archive_changed(study_uid)
+
+    def visible_tiles(self) -> list[Tile]:
+        """The instance tiles on screen, top to bottom."""
+        start = self.view.indexAt(QPoint(8, 8))
+        if not start.isValid():
+            start = self.view.indexAt(QPoint(8, HEADER_HEIGHT + 8))
+        out: list[Tile] = []
+        height = self.view.viewport().height()
+        for row in range(max(0, start.row()), self.model.rowCount()):
+            index = self.model.index(row)
+            if self.view.visualRect(index).top() > height:
+                break
+            tile = self.model.tile(index)
+            if tile is not None and not tile.is_header:
+                out.append(tile)
+        return out
 
     # -- preview -----------------------------------------------------------------------------
     def _activated(self, index: QModelIndex) -> None:
