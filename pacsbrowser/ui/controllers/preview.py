@@ -18,10 +18,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from ...core import executor
 from ...core.frames import DecodedCache, FrameKey, ImageInfo, render_frame
 from ...core.imaging import Thumbnail
 from ..images import to_qimage
+from ..workers import WorkerThreads
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class PreviewRenderer(QObject):
         self._render_task: asyncio.Task | None = None
         self._prefetch_task: asyncio.Task | None = None
         self._closed = False
+        self._threads = WorkerThreads(2, "preview")  # not a thread per frame: see ui/workers.py
         self.renders = 0  # frames rendered (for tests and figures)
 
     def cached(self, key: FrameKey) -> Frame | None:
@@ -113,7 +114,7 @@ class PreviewRenderer(QObject):
                 await self._render(key, path)
 
     async def _render(self, key: FrameKey, path: Path) -> Frame:
-        frame = await executor.run_blocking(_frame, self.decoded, key, path, name="preview-render")
+        frame = await self._threads.run(_frame, self.decoded, key, path)
         self.renders += 1
         self._keep(frame)
         return frame
@@ -135,5 +136,6 @@ class PreviewRenderer(QObject):
         tasks = [t for t in (self._render_task, self._prefetch_task) if t is not None and not t.done()]
         if tasks:
             await asyncio.wait(tasks, timeout=10)  # each step is one frame: they end soon
+        await self._threads.shutdown()
         self._frames.clear()
         self.decoded.clear()

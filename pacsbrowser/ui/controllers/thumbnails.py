@@ -19,7 +19,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from ...core import executor
 from ...core.archive import Archive, InstanceRow, SeriesRow
 from ...core.errors import ArchiveError
 from ...core.frames import ImageInfo, read_info
@@ -27,6 +26,7 @@ from ...core.imaging import DEFAULT_SIZE, Thumbnail
 from ...core.thumbcache import ThumbnailCache
 from ...core.thumbnails import ThumbnailRequest, ThumbnailService
 from ..models.thumbnails import ThumbnailsModel, Tile
+from ..workers import WorkerThreads
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class ThumbnailsController(QObject):
         self.processes = processes
         self.cache = ThumbnailCache(Path(archive.root) / "thumbnails")
         self._service: ThumbnailService | None = None
+        self._threads = WorkerThreads(1, "thumbnails")  # archive reads, cached thumbnails
         self._pending: deque[Tile] = deque()  # new tiles, not yet looked up in the cache
         self._queue: deque[Tile] = deque()  # cache misses not yet handed to the service
         self._pump: asyncio.Task | None = None
@@ -90,8 +91,8 @@ class ThumbnailsController(QObject):
     async def _read_archive(self, study_uid: str, series_uid: str) -> None:
         while True:
             try:
-                series, instances, info = await executor.run_blocking(
-                    _holdings, self.archive, study_uid, series_uid, not self.model.rowCount(), name="thumbnails-read")
+                series, instances, info = await self._threads.run(
+                    _holdings, self.archive, study_uid, series_uid, not self.model.rowCount())
             except ArchiveError as exc:
                 self.failed.emit(str(exc))
                 return
@@ -131,7 +132,7 @@ class ThumbnailsController(QObject):
         for start in range(0, len(tiles), CACHE_CHUNK):
             chunk = tiles[start:start + CACHE_CHUNK]
             items = [(t.sop_instance_uid, t.path) for t in chunk]
-            found = await executor.run_blocking(_cached, self.cache, items, self.size, name="thumbnails-cache")
+            found = await self._threads.run(_cached, self.cache, items, self.size)
             for tile, thumbnail in zip(chunk, found):
                 if thumbnail is None:
                     misses.append(tile)
@@ -202,6 +203,7 @@ class ThumbnailsController(QObject):
         tasks = self._stop_work()
         if tasks:
             await asyncio.wait(tasks, timeout=10)
+        await self._threads.shutdown()
         if self._service is not None:
             await self._service.aclose()
             self._service = None

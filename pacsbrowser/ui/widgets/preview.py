@@ -277,6 +277,10 @@ class PreviewWindow(QWidget):
         self.user_window: Window | None = None  # None: each image's own default
         self._drag_window: Window | None = None
         self._wanted: FrameKey | None = None
+        self._series_tiles: list[Tile] | None = None
+        self._positions: dict[str, int] = {}
+        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
+            signal.connect(self._forget_tiles)
 
         self.canvas = ImageCanvas()
         self.presets = QComboBox()
@@ -312,13 +316,18 @@ class PreviewWindow(QWidget):
 
     # -- navigation --------------------------------------------------------------------------
     def tiles(self) -> list[Tile]:
-        return self.model.instance_tiles(self.series_uid)
+        """The instances of the series shown, in order (kept until the model changes)."""
+        if self._series_tiles is None:
+            self._series_tiles = self.model.instance_tiles(self.series_uid)
+            self._positions = {t.sop_instance_uid: i for i, t in enumerate(self._series_tiles)}
+        return self._series_tiles
 
-    def position(self) -> int:
-        for i, tile in enumerate(self.tiles()):
-            if tile.sop_instance_uid == self.sop_instance_uid:
-                return i
-        return -1
+    def _forget_tiles(self, *_args: object) -> None:
+        self._series_tiles = None
+
+    def position(self, sop_instance_uid: str | None = None) -> int:
+        self.tiles()
+        return self._positions.get(self.sop_instance_uid if sop_instance_uid is None else sop_instance_uid, -1)
 
     def open_instance(self, sop_instance_uid: str, frame: int = 0) -> None:
         tile = self.model.tile_of(sop_instance_uid)
@@ -326,6 +335,7 @@ class PreviewWindow(QWidget):
             return
         if tile.series_uid != self.series_uid:
             self.user_window = None
+            self._series_tiles = None
         self.series_uid = tile.series_uid
         self.sop_instance_uid = sop_instance_uid
         self.frame_index = max(0, min(frame, tile.frames - 1))
@@ -453,11 +463,10 @@ class PreviewWindow(QWidget):
             return
         same_place = (frame.key.sop_instance_uid, frame.key.frame) == (wanted.sop_instance_uid, wanted.frame)
         same_look = (frame.key.window, frame.key.size) == (wanted.window, wanted.size)
-        if not same_place and not (same_look and self.model.tile_of(frame.key.sop_instance_uid) is not None
-                                   and self.model.tile_of(frame.key.sop_instance_uid).series_uid == self.series_uid):
+        position = self.position(frame.key.sop_instance_uid)  # in the series shown, or -1
+        if not same_place and not (same_look and position >= 0):
             return
         tiles = self.tiles()
-        position = next((n for n, t in enumerate(tiles) if t.sop_instance_uid == frame.key.sop_instance_uid), -1)
         self.canvas.position_text = f"Image {position + 1} of {len(tiles)}" if position >= 0 else ""
         self.canvas.frame = frame
         self.canvas.update()
