@@ -292,7 +292,10 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.images_dock)
         self.splitDockWidget(self.images_dock, self.log_dock, Qt.Orientation.Horizontal)
         if QSettings().value("main_window/state") is None:  # first start: images large, the log narrow
-            QTimer.singleShot(0, self, self._size_images_dock)
+            self._first_layout = QTimer(self)  # once the window has its size
+            self._first_layout.setSingleShot(True)
+            self._first_layout.timeout.connect(self._size_images_dock)
+            self._first_layout.start(0)
 
     def _size_images_dock(self) -> None:
         self.resizeDocks([self.images_dock, self.log_dock], [self.width() * 3 // 4, self.width() // 4],

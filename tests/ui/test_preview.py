@@ -17,7 +17,7 @@ from pacsbrowser.core.imaging import Kind
 from pacsbrowser.ui.widgets.thumbnails import ThumbnailsPanel
 
 from .conftest import run_until
-from .thumbs_data import EXTRA_STUDY, extras, fill
+from .thumbs_data import EXTRA_STUDY, dispose, extras, fill
 
 SHOTS = os.environ.get("PACSBROWSER_SHOTS")
 
@@ -33,7 +33,7 @@ def panel(qtbot, qloop, workdir, lab_data):
         yield widget
     finally:
         qloop.run_until_complete(widget.shutdown())
-        widget.close()
+        dispose(widget)
         archive.close()
 
 

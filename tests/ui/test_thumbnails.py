@@ -14,7 +14,7 @@ from pacsbrowser.core.records import SeriesResult, StudyResult
 from pacsbrowser.ui.widgets.thumbnails import ThumbnailsPanel
 
 from .conftest import run_until
-from .thumbs_data import EXTRA_STUDY, extras, fill
+from .thumbs_data import EXTRA_STUDY, dispose, extras, fill
 
 SHOTS = os.environ.get("PACSBROWSER_SHOTS")  # a folder: save screenshots there
 
@@ -38,7 +38,7 @@ def panel(qtbot, qloop, filled):
     widget.show()
     yield widget
     qloop.run_until_complete(widget.shutdown())
-    widget.close()
+    dispose(widget)
 
 
 def wait_all_ready(qloop, panel, count: int, timeout: float = 60) -> None:
@@ -110,7 +110,6 @@ def test_archive_changed_adds_the_new_files(qtbot, qloop, workdir, lab_data):
     files = [i.path for i in lab_data.instances_of_study(study.uid)]
     archive = Archive(workdir / "archive")
     panel = ThumbnailsPanel(archive)
-    qtbot.addWidget(panel)
     try:
         fill(archive, files[:3])
         panel.show_study(study.uid)
@@ -127,6 +126,7 @@ def test_archive_changed_adds_the_new_files(qtbot, qloop, workdir, lab_data):
         assert header.shown == header.series.instance_count == len(files)
     finally:
         qloop.run_until_complete(panel.shutdown())
+        dispose(panel)
         archive.close()
 
 
@@ -186,5 +186,5 @@ def test_the_tiles_on_screen_are_rendered_first(qtbot, qloop, workdir):
         panel.controller._queue.clear()
     finally:
         qloop.run_until_complete(panel.shutdown())
-        panel.close()
+        dispose(panel)
         archive.close()

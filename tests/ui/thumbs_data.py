@@ -4,8 +4,10 @@ encapsulated PDF and a CT slice whose pixel data is cut short."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
+import shiboken6
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
@@ -59,3 +61,12 @@ def fill(archive: Archive, paths: list[Path]) -> None:
     for path in paths:
         archive.import_file(path)
     archive.flush()
+
+
+def dispose(widget) -> None:
+    """Close and delete a top-level widget now, at a known point: left to the garbage collector,
+    its deletion can come in the middle of a later test's event handling."""
+    if shiboken6.isValid(widget):
+        widget.close()
+        shiboken6.delete(widget)
+    gc.collect()  # what it leaves in reference cycles goes now, on the GUI thread

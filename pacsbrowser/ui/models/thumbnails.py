@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QImage
 
 from ...core.archive import InstanceRow, SeriesRow
 from ...core.imaging import Kind, Thumbnail
@@ -41,7 +41,6 @@ class Tile:
     shown: int = 0  # headers: instances of the series in the model
     thumbnail: Thumbnail | None = None
     image: QImage | None = field(default=None, repr=False)
-    pixmap: QPixmap | None = field(default=None, repr=False)  # made from image at the first paint
     key: tuple = field(default=(), repr=False)  # its place in the model's order
 
     @property
@@ -197,8 +196,8 @@ class ThumbnailsModel(QAbstractListModel):
             self._problems -= _is_problem(tile.thumbnail)
         self._problems += _is_problem(thumbnail)
         tile.thumbnail = thumbnail
+        # a QImage, not a QPixmap: tiles may be freed by Python's garbage collector on any thread
         tile.image = None if thumbnail.is_placeholder else to_qimage(thumbnail.pixels)
-        tile.pixmap = None
         self._changed(tile)
         return True
 

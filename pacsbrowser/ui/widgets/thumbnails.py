@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QModelIndex, QPoint, QRect, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -101,15 +101,13 @@ class TileDelegate(QStyledItemDelegate):
         image_rect = QRect(frame.left() + (frame.width() - self.size) // 2, frame.top() + PAD, self.size, self.size)
         thumb = tile.thumbnail
         if tile.image is not None:
-            if tile.pixmap is None:
-                tile.pixmap = QPixmap.fromImage(tile.image)
-            target = tile.pixmap.size()
+            target = tile.image.size()
             if target.width() > image_rect.width() or target.height() > image_rect.height():
                 target = target.scaled(image_rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
                 painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
             x = image_rect.left() + (image_rect.width() - target.width()) // 2
             y = image_rect.top() + (image_rect.height() - target.height()) // 2
-            painter.drawPixmap(QRect(x, y, target.width(), target.height()), tile.pixmap)
+            painter.drawImage(QRect(x, y, target.width(), target.height()), tile.image)
         elif thumb is not None:
             self._paint_placeholder(painter, image_rect, thumb.kind, thumb.label, thumb.detail)
         else:
