@@ -28,6 +28,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="pacsbrowser-shot-"))
     os.environ["PACSBROWSER_CONFIG_DIR"] = str(work / "config")
+    os.environ["PACSBROWSER_ARCHIVE_DIR"] = str(work / "archive")  # the window's own archive
     catalog = generate(work / "data")
     peer = OrthancPeer(move_port=free_port())
     peer.start()

@@ -30,6 +30,7 @@ from .widgets.profile_dialog import ProfileDialog
 from .widgets.profile_panel import ProfilePanel
 from .widgets.query_form import QueryForm
 from .widgets.results_view import ResultsView
+from .widgets.thumbnails import ThumbnailsPanel
 from .widgets.transfers_panel import TransfersPanel
 
 
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         self.log_dock.setWidget(self.log)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.log_dock)
         self._build_transfers()
+        self._build_thumbnails()
         self._build_menus()
         self._connect_transfers()
         self._build_help_menu()
@@ -97,6 +99,7 @@ class MainWindow(QMainWindow):
         self.query.children_failed.connect(self._children_failed)
         self._build_local_side()
         self._connect_sides()
+        self._connect_thumbnails()
 
         pc.reload()
         if not pc.profiles:
@@ -142,6 +145,7 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         self.view_menu = view_menu
         view_menu.addAction(self.log_dock.toggleViewAction())
+        view_menu.addAction(self.images_dock.toggleViewAction())
         self.phi_action = QAction("Show patient data in the log (debug)", self)
         self.phi_action.setCheckable(True)
         self.phi_action.setChecked(logs.show_phi())
@@ -415,6 +419,36 @@ class MainWindow(QMainWindow):
         self.log.add("ok", text)
         self.statusBar().showMessage(text + ": press Search", 15000)
 
+    # -- thumbnails and preview ---------------------------------------------------------------------
+    def _build_thumbnails(self) -> None:
+        self.thumbnails = ThumbnailsPanel(self.archive)
+        self.images_dock = QDockWidget("Images", self)
+        self.images_dock.setObjectName("imagesDock")
+        self.images_dock.setWidget(self.thumbnails)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.images_dock)
+        self.splitDockWidget(self.images_dock, self.log_dock, Qt.Orientation.Horizontal)
+        if QSettings().value("main_window/state") is None:  # first start: images large, the log narrow
+            self._first_layout = QTimer(self)  # once the window has its size
+            self._first_layout.setSingleShot(True)
+            self._first_layout.timeout.connect(self._size_images_dock)
+            self._first_layout.start(0)
+
+    def _size_images_dock(self) -> None:
+        self.resizeDocks([self.images_dock, self.log_dock], [self.width() * 3 // 4, self.width() // 4],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.images_dock], [self.height() * 9 // 20], Qt.Orientation.Vertical)
+
+    def _connect_thumbnails(self) -> None:
+        self.results.tree.selectionModel().currentChanged.connect(self._result_selected)
+
+    def _result_selected(self, current, _previous=None) -> None:
+        """A study, series or instance row became current: its images from the archive (no network)."""
+        result = self.results.result_at(current.siblingAtColumn(0)) if current.isValid() else None
+        study_uid = getattr(result, "study_instance_uid", "") or ""
+        series_uid = getattr(result, "series_instance_uid", "") or ""
+        if study_uid:
+            self.thumbnails.show_study(study_uid, series_uid)
+
     # -- errors, geometry, shutdown ------------------------------------------------------------------------
     def show_error(self, message: str, detail: str = "") -> None:
         self.log.add("error", message, detail)
@@ -461,6 +495,7 @@ class MainWindow(QMainWindow):
         await self.query.shutdown()
         await self.echo.shutdown()
         await self.profile_controller.shutdown()
+        await self.thumbnails.shutdown()
         await self._shutdown_local_side()
 
     # -- This computer: the archive, the listener, drops (composed in local_side.py) ----------------------
@@ -476,6 +511,9 @@ class MainWindow(QMainWindow):
         self.transfers.archive_changed.connect(self.local.archive_changed)
         self.listener.received.connect(self.holdings.refresh_study)
         self.listener.state_changed.connect(lambda: self.transfers.set_server(self.listener.server))
+        self.transfers.open_local_requested.connect(self.thumbnails.show_study)
+        self.transfers.archive_changed.connect(self.thumbnails.archive_changed)
+        self.listener.received.connect(self.thumbnails.archive_changed)
 
     def open_paths(self, paths: list) -> None:
         """Files passed on the command line or by the desktop (the .desktop entry's %F): as if

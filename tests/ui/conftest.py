@@ -53,6 +53,13 @@ def qloop(qapp, tmp_path, monkeypatch):
     yield loop
     asyncio.set_event_loop(None)
     loop.close()
+    # Keep the closed loop: Qt timers of callbacks still scheduled on it (a thread's result that
+    # came after the test) fire later and call into its timer object; freed, that is a crash in
+    # QTimerInfoList::activateTimers during a later test.
+    _closed_loops.append(loop)
+
+
+_closed_loops: list = []
 
 
 class StallProbe:

@@ -13,8 +13,8 @@ from .conftest import run_until
 
 
 @pytest.fixture
-def window(qtbot, qloop, tmp_path):
-    win = MainWindow(ProfileStore(tmp_path / "profiles"))
+def window(qtbot, qloop, tmp_path, archive):
+    win = MainWindow(ProfileStore(tmp_path / "profiles"), archive=archive)
     qtbot.addWidget(win)
     win.show()
     yield win

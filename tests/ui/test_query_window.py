@@ -19,10 +19,10 @@ from .conftest import StallProbe, run_until
 
 
 @pytest.fixture
-def window(qtbot, qloop, orthanc, tmp_path):
+def window(qtbot, qloop, orthanc, tmp_path, archive):
     store = ProfileStore(tmp_path / "profiles")
     store.add(ServerProfile(name="Lab Orthanc", host=orthanc.host, port=orthanc.port, called_ae=orthanc.aet))
-    win = MainWindow(store)
+    win = MainWindow(store, archive=archive)
     qtbot.addWidget(win)
     win.show()
     yield win

@@ -18,14 +18,14 @@ from .conftest import run_until
 
 
 @pytest.fixture
-def peer_and_window(qtbot, qloop, fault_scp, tmp_path):
+def peer_and_window(qtbot, qloop, fault_scp, tmp_path, archive):
     studies = [study_dataset(PatientName=f"DETAIL^P{i}", PatientID=f"D{i}", StudyInstanceUID=generate_uid(),
                              StudyDate="20240101", AccessionNumber=f"D{i}") for i in range(3)]
     peer = fault_scp(mode="ok", datasets=studies)
     store = ProfileStore(tmp_path / "profiles")
     store.add(ServerProfile(name="Fault SCP", host=peer.host, port=peer.port, called_ae=peer.ae_title,
                             retry=NO_RETRY, timeouts=Timeouts.uniform(3)))
-    window = MainWindow(store)
+    window = MainWindow(store, archive=archive)
     qtbot.addWidget(window)
     window.show()
     window.query_form.patient_name.setText("detail")
