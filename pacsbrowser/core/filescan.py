@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .dicom import store as dicom_store
+from . import dicomfiles
 
 _PREAMBLE_MAGIC = slice(128, 132)
 
@@ -64,7 +64,7 @@ def scan_paths(paths: Iterable[Path | str], *, stop: threading.Event | None = No
     how many files were looked at so far (for a progress line)."""
     scan = FileScan()
     seen = 0
-    for name, source, problem in dicom_store.iter_sources([Path(p) for p in paths]):
+    for name, source, problem in dicomfiles.iter_sources([Path(p) for p in paths]):
         if stop is not None and stop.is_set():
             scan.stopped = True
             break
@@ -76,9 +76,9 @@ def scan_paths(paths: Iterable[Path | str], *, stop: threading.Event | None = No
             scan.unusable.append(Unusable(path, problem, damaged=True))
             continue
         try:
-            item = dicom_store.read_header(name, path)
-            dicom_store.check_file(item)
-        except dicom_store.Unsendable as exc:
+            item = dicomfiles.read_header(name, path)
+            dicomfiles.check_file(item)
+        except dicomfiles.Unsendable as exc:
             size = _size(path)
             scan.unusable.append(Unusable(path, str(exc), damaged=size > 0 and _looks_like_part10(path), size=size))
             continue

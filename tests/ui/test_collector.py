@@ -20,9 +20,10 @@ def test_a_cycle_is_collected_on_the_gui_thread_not_on_the_worker_that_allocated
     died_on: list[threading.Thread] = []
     _Cyclic(died_on)  # garbage, kept alive only by its cycle
 
-    def churn() -> None:  # enough new containers to cross every generation's threshold many times
-        for _ in range(20):
-            [[] for _ in range(50_000)]
+    def churn() -> None:  # cyclic garbage of its own, far over the youngest generation's threshold
+        for _ in range(20 * gc.get_threshold()[0]):
+            loop: list = []
+            loop.append(loop)
 
     worker = threading.Thread(target=churn, name="churn")
     worker.start()

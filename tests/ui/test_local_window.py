@@ -307,7 +307,7 @@ def test_listener_settings_are_saved_and_applied(window, qloop, tmp_path, unused
     saved = SettingsStore(tmp_path / "profiles").listener()
     assert (saved.ae_title, saved.port, saved.allowed_calling_aes, saved.start_with_app) == \
         ("WS-7", unused_port, ("CT1", "MR2"), True)
-    assert window.listener.server.allowed_calling_aes == ["CT1", "MR2"]
+    assert window.listener.server.settings.allowed_calling_aes == ("CT1", "MR2")
     assert f"WS-7 @ 127.0.0.1:{unused_port}" in window.local_side.status.text()
     qloop.run_until_complete(window.listener.stop())
     assert "stopped" in window.local_side.status.text()
