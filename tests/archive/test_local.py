@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from pacsbrowser.core.archive.search import (
-    in_range,
     instances_of_series,
-    matches,
     search,
     series_of_study,
     studies_of_patient,
@@ -26,13 +24,6 @@ def filled(archive, lab_data):
     for instance in lab_data.instances:
         archive.import_file(instance.path)
     return archive
-
-
-def test_wildcards_and_ranges():
-    assert matches("", "anything") and matches("SMITH*", "Smith^John") and not matches("SMITH*", "Smyth")
-    assert matches("SM?TH*", "smyth^j") and matches("A\\B", "b") and not matches("A\\B", "C")
-    assert in_range("20240101-20241231", "20240615") and not in_range("20240101-", "20231231")
-    assert in_range("-20240101", "20240101") and in_range("20240101", "20240101") and not in_range("2024", "")
 
 
 def test_search_by_name_id_date_and_modality(filled, lab_data):

@@ -1,91 +1,47 @@
 """Searching the local archive with the query form's keys, answered as C-FIND results are.
 
-A simple matcher over the index until the archive has a query engine of its own: every key the
-user gave must match; text keys follow the same rules as a search of a PACS (core.query's
-`shape_keys`: a name matches from its start, descriptions anywhere, * and ? as wildcards), compared
-without regard to case; dates and date ranges as DICOM range matching; modalities: any of them.
-Blocking (reads the index): call it on a worker thread.
+The keys are shaped as for a PACS (core.matching's `shape_keys`: a name matches from its start,
+descriptions anywhere, * and ? as wildcards) and answered by the archive's query engine with the
+PS3.4 C.2.2.2 rules (person names without regard to case). Series and instances of a row come
+straight from the index. Blocking (reads the index): call it on a worker thread.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, time
-from functools import lru_cache
 
-from ..query import shape_keys
+from ..dicom.identifiers import build_identifier, parse_result
+from ..matching import shape_keys
 from ..records import (
     InstanceResult,
     PatientResult,
     PersonName,
     QueryKeys,
     QueryLevel,
+    QueryModel,
     SeriesResult,
     StudyResult,
 )
 from . import Archive
 from .index import InstanceRow, PatientRow, SeriesRow, StudyRow
-
-
-@lru_cache(maxsize=256)
-def _pattern(text: str) -> re.Pattern[str]:
-    """DICOM wildcard matching (* any run, ? one character), whole value, any case."""
-    parts = (".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in text)
-    return re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
-
-
-def matches(pattern: str, value: str) -> bool:
-    """True when `value` matches `pattern` ("" matches everything); several values split by '\\'
-    in the pattern match any of them (DICOM list matching)."""
-    if not pattern:
-        return True
-    return any(_pattern(p).fullmatch(value or "") for p in pattern.split("\\"))
-
-
-def in_range(key: str, value: str) -> bool:
-    """DICOM date range matching: 'A', 'A-B', 'A-', '-B' ("" matches everything)."""
-    if not key:
-        return True
-    if not value:
-        return False
-    if "-" not in key:
-        return value == key
-    first, _, last = key.partition("-")
-    return (not first or value >= first) and (not last or value <= last)
-
-
-def _name_matches(pattern: str, value: str) -> bool:
-    """A person name pattern against the name, or against any one of its groups (alphabetic,
-    ideographic, phonetic)."""
-    return matches(pattern, value) or any(matches(pattern, group) for group in value.split("=")[1:])
+from .query import ArchiveQuery
 
 
 def search(archive: Archive, keys: QueryKeys, *, limit: int | None = None) -> list[PatientResult] | list[StudyResult]:
-    """Patients or studies of the archive that match `keys` (QueryKeys.patients or .studies)."""
-    shaped = shape_keys(keys)[0]  # the first shape: upper case, which matching ignores anyway
-    if keys.level is QueryLevel.PATIENT:
-        patients = [patient_result(p) for p in archive.patients() if _patient_matches(shaped, p)]
-        return patients[:limit] if limit is not None else patients
-    if keys.level is not QueryLevel.STUDY:
+    """Patients or studies of the archive that match `keys` (QueryKeys.patients or .studies): the
+    identifier a C-FIND would send, answered by the archive's own query engine (core.archive.query,
+    the one our server answers other workstations with), read back as C-FIND results."""
+    if keys.level not in (QueryLevel.PATIENT, QueryLevel.STUDY):
         raise ValueError("the local archive is searched for patients or studies")
-    studies = [study_result(s) for s in archive.studies() if _study_matches(shaped, s)]
-    return studies[:limit] if limit is not None else studies
-
-
-def _patient_matches(keys: QueryKeys, row: PatientRow) -> bool:
-    return (_name_matches(keys.patient_name, row.patient_name) and matches(keys.patient_id, row.patient_id)
-            and in_range(keys.birth_date, row.birth_date) and matches(keys.sex, row.sex))
-
-
-def _study_matches(keys: QueryKeys, row: StudyRow) -> bool:
-    return (_name_matches(keys.patient_name, row.patient_name) and matches(keys.patient_id, row.patient_id)
-            and in_range(keys.birth_date, row.birth_date) and in_range(keys.study_date, row.study_date)
-            and matches(keys.accession_number, row.accession_number)
-            and matches(keys.study_description, row.description)
-            and _name_matches(keys.referring_physician, row.referring_physician)
-            and matches(keys.study_id, row.study_id)
-            and matches(keys.study_instance_uid, row.study_uid)
-            and (not keys.modalities or bool(set(keys.modalities) & set(row.modalities))))
+    shaped = shape_keys(keys)[0]  # the first shape: upper case, which person-name matching ignores
+    patients = keys.level is QueryLevel.PATIENT
+    identifier = build_identifier(shaped, model=QueryModel.PATIENT_ROOT if patients else QueryModel.STUDY_ROOT)
+    found: list = []
+    for answer in ArchiveQuery(archive).find(identifier, "PATIENT" if patients else "STUDY"):
+        found.append(parse_result(keys.level, answer))
+        if limit is not None and len(found) >= limit:
+            break
+    return found
 
 
 def studies_of_patient(archive: Archive, patient: PatientResult) -> list[StudyResult]:
