@@ -1,0 +1,80 @@
+"""The user's main acts end to end in the whole window, against the real Orthanc of the test lab:
+search, double-click to retrieve, the images appear, a second double-click opens them with no
+association; a folder dropped on a server is confirmed and sent, bad files listed with reasons."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from pacsbrowser.core.config import ProfileStore
+from pacsbrowser.ui.main_window import MainWindow
+from pacsbrowser.ui.models.holdings import Held
+from pacsbrowser.ui.models.transfers import State
+
+from .conftest import run_until
+from .test_local_window import drop_on
+from .test_transfers_window import _profile, double_click, finished, held, search
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def window(qtbot, qloop, orthanc, tmp_path, archive):
+    store = ProfileStore(tmp_path / "profiles")
+    store.add(_profile(orthanc))
+    win = MainWindow(store, archive)
+    win.resize(1500, 950)
+    win.show()
+    yield win
+    qloop.run_until_complete(win.shutdown())
+    win.close()
+
+
+def test_search_double_click_images_appear_and_a_second_double_click_stays_local(window, qloop, qtbot,
+                                                                                lab_data, archive):
+    study = next(s for s in lab_data.studies if s.series_count == 2 and s.instance_count > 8)
+    search(qloop, window, accession=study.accession)
+    (node,) = window.results_model.root.children
+    double_click(qtbot, window, node)
+    (transfer,) = window.transfers.model.transfers
+    run_until(qloop, lambda: finished(transfer), timeout=90)
+    assert transfer.state is State.COMPLETE, transfer.message
+    run_until(qloop, lambda: held(window, study.uid) is Held.FULL)
+
+    started = window.transfers.started_count
+    double_click(qtbot, window, node)  # complete here: it opens the images, no association
+    thumbnails = window.thumbnails
+    run_until(qloop, lambda: len(thumbnails.model.instance_tiles()) == study.instance_count
+              and all(tile.is_ready for tile in thumbnails.model.instance_tiles()), timeout=60)
+    assert window.transfers.started_count == started and len(window.transfers.model.transfers) == 1
+    shown = {tile.sop_instance_uid for tile in thumbnails.model.instance_tiles()}
+    assert shown == {i.sop_instance_uid for i in archive.instances(study_uid=study.uid)}
+
+
+def test_a_folder_dropped_on_a_server_is_confirmed_then_sent(window, qloop, lab_data, workdir, orthanc_factory):
+    empty = orthanc_factory(load=False, aet="UIDROP")
+    window.profile_controller.add(_profile(empty, "Empty Orthanc"))
+    folder = workdir / "drop"
+    (folder / "series").mkdir(parents=True)
+    good = lab_data.uncompressed_instances()[:3]
+    for n, instance in enumerate(good):
+        shutil.copy(instance.path, folder / "series" / f"{n}.dcm")
+    whole = good[0].path.read_bytes()
+    (folder / "damaged.dcm").write_bytes(whole[: len(whole) // 2])
+    (folder / "report.txt").write_text("not an image")
+
+    rows = window.profiles.list
+    target = next(rows.item(n) for n in range(rows.count()) if "Empty Orthanc" in rows.item(n).text())
+    drop_on(rows.viewport(), rows.visualItemRect(target).center(), [folder])
+    run_until(qloop, lambda: window.local_side.drop_confirmation is not None)
+    box = window.local_side.drop_confirmation
+    assert box.text().startswith("Send 3 DICOM files (") and "Empty Orthanc" in box.text()
+    assert box.informativeText() == "2 files will be left out: 1 not DICOM, 1 damaged or unreadable."
+    box.go_button.click()
+    run_until(qloop, lambda: len(window.transfers.model.transfers) == 1)
+    (transfer,) = window.transfers.model.transfers
+    run_until(qloop, lambda: finished(transfer), timeout=60)
+    assert transfer.state is State.COMPLETE, transfer.message  # the two bad files were left out before
+    assert empty.sop_instance_uids() == {i.sop_instance_uid for i in good}
