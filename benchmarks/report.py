@@ -167,6 +167,7 @@ def markdown(rows: list[Row], info: dict[str, str], *, reps: int, warmup: int, w
         *(f"- {row.label}: NOT MEASURED: {row.missing}" for row in rows if row.missing),
         "",
         *_ab_section(),
+        *_kept_sections(),
         "## Set-up and wall time",
         "",
         *(f"- {what}: {seconds:.1f} s" for what, seconds in setup.items()),
@@ -174,6 +175,20 @@ def markdown(rows: list[Row], info: dict[str, str], *, reps: int, warmup: int, w
         "",
     ]
     return "\n".join(out)
+
+
+def _kept_sections() -> list[str]:
+    """The figures measured by other commands (RESULTS-bundle.md, RESULTS-window.md...): each file's
+    text under a heading of its own, so that a `make bench` run keeps them."""
+    out: list[str] = []
+    for path in sorted(RESULTS.parent.glob("RESULTS-*.md")):
+        if path.name == "RESULTS-ab.md":
+            continue
+        text = path.read_text().strip()
+        if text.startswith("# "):
+            text = "#" + text  # one level down: a section of RESULTS.md
+        out += [text, f"(from {path.name})", ""]
+    return out
 
 
 def _ab_section() -> list[str]:

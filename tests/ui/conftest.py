@@ -116,3 +116,14 @@ def run_until(loop, condition, timeout: float = 10.0, *, settle: bool = True) ->
             await asyncio.wait(pending, timeout=max(0.01, deadline - loop.time()))
 
     loop.run_until_complete(wait())
+
+
+@pytest.fixture(scope="module")
+def big_study(lab_dir, orthanc):
+    """400 small CT images in 2 series, in the session's Orthanc for one test module."""
+    from tests.retrieve.helpers import make_big_study
+
+    study = make_big_study(lab_dir / "ui-big", 400, size=64, label="uibig")
+    orthanc.load(study.paths())
+    yield study
+    orthanc.delete_uid(study.study_uid)

@@ -21,7 +21,6 @@ from pacsbrowser.ui.models.holdings import Held
 from pacsbrowser.ui.models.results import Kind, LoadState
 from pacsbrowser.ui.models.transfers import State
 from tests.lab.peers import free_port
-from tests.retrieve.helpers import make_big_study
 
 from .conftest import StallProbe, run_until
 
@@ -49,15 +48,6 @@ def window(qtbot, qloop, orthanc, tmp_path, archive):
     yield win
     qloop.run_until_complete(win.shutdown())
     win.close()  # deleted on the GUI thread by the autouse fixture of conftest.py
-
-
-@pytest.fixture(scope="module")
-def big_study(lab_dir, orthanc):
-    """400 small CT images in 2 series, in the session's Orthanc for this module only."""
-    study = make_big_study(lab_dir / "ui-big", 400, size=64, label="uibig")
-    orthanc.load(study.paths())
-    yield study
-    orthanc.delete_uid(study.study_uid)
 
 
 def search(qloop, win, **fields) -> None:
