@@ -153,6 +153,30 @@ def profile_from_dict(data: dict[str, Any]) -> ServerProfile:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+_PLACEHOLDER = {"name": "x", "host": "h", "port": 1, "called_ae": "X"}
+
+
+def _setting_line(lines: list[str], first: int, entry: dict[str, Any]) -> int:
+    """The line of the first setting of a profile (read from line `first`) that is refused on its
+    own; `first` when none is, or the profile is on one line."""
+    culprit = None
+    for key, value in entry.items():
+        try:
+            profile_from_dict({**_PLACEHOLDER, key: value})
+        except ConfigError:
+            culprit = key
+            break
+    if culprit is None:
+        return first
+    key_line = re.compile(rf"\s*(\[\s*profiles\.{re.escape(culprit)}\s*\]|{re.escape(culprit)}\s*=)")
+    for number in range(first, len(lines)):  # `first` is 1-based: lines[first] is the line after it
+        if _TABLE_HEADER.match(lines[number]):
+            break
+        if key_line.match(lines[number]):
+            return number + 1
+    return first
+
+
 class ProfileStore:
     """The saved server profiles, by name, in the order they were added."""
 
@@ -201,6 +225,7 @@ class ProfileStore:
         if "\ufffd" in text and b"\xef\xbf\xbd" not in raw:
             report.problems.append("the file is not UTF-8 text: characters that are not were replaced")
         header, entries, problems = _salvage(text)
+        lines = text.splitlines()
         report.problems.extend(problems)
         version = header.get("schema_version")
         if isinstance(version, int) and version > SCHEMA_VERSION:
@@ -215,7 +240,7 @@ class ProfileStore:
             try:
                 profile = profile_from_dict(entry)
             except ConfigError as exc:
-                report.problems.append(f"line {line}: {exc}")
+                report.problems.append(f"line {_setting_line(lines, line, entry)}: {exc}")
                 continue
             if profile.name in names:
                 report.problems.append(f"line {line}: a second profile named {profile.name!r} was left out")
