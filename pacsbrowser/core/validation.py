@@ -181,6 +181,8 @@ def uid_list(value: object, field: str = "UID") -> str:
 def dicom_date(value: object, field: str = "date") -> str:
     """One date as YYYYMMDD (also accepts YYYY-MM-DD)."""
     text = _text(value, field).strip()
+    if not text:
+        raise InvalidInput(field, "is empty: give a date as YYYYMMDD")
     result = date_range(text, field)
     if "-" in result:
         raise InvalidInput(field, f"{shown(text)} is not one date: use YYYYMMDD")
@@ -230,6 +232,19 @@ def text_key(value: object, field: str, max_length: int = 64, *, wildcards: bool
                            + ("" if private else f" ({shown(text)})"))
     if not wildcards and ("*" in text or "?" in text):
         raise InvalidInput(field, "cannot hold wildcards (* or ?) here")
+    return text
+
+
+def code_list(value: object, field: str, max_length: int = 16) -> str:
+    """Code strings (modalities, body parts) separated by commas or backslashes: letters, digits,
+    spaces and underscores (and wildcards), each at most `max_length` characters."""
+    text = _text(value, field).strip()
+    for part in re.split(r"[,\\]", text):
+        part = part.strip()
+        if len(part) > max_length:
+            raise InvalidInput(field, f"{shown(part)} is longer than {max_length} characters")
+        if not re.fullmatch(r"[A-Za-z0-9 _*?]*", part):
+            raise InvalidInput(field, f"{shown(part)} may hold only letters, digits, spaces and underscores")
     return text
 
 
@@ -308,7 +323,10 @@ def _path(value: object, field: str) -> Path:
         raise InvalidInput(field, "is empty: give a path")
     if len(text) > 4096:
         raise InvalidInput(field, "is longer than 4096 characters")
-    return Path(text).expanduser()
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~name of no known user, or no home folder
+        raise InvalidInput(field, f"{shown(text)}: the ~ at its start names no known home folder") from None
 
 
 def _exists(path: Path, field: str) -> None:
