@@ -24,11 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Run one command; bad input is one line on stderr (exit 1, or 2 for usage), never a traceback."""
+    return run_guarded(lambda: _dispatch(argv), debug="--debug" in argv)
+
+
+def _dispatch(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors: argparse has said it
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
-    debug = bool(args.debug_trace or getattr(args, "debug", False))
     if args.debug_trace and hasattr(args, "debug"):
         args.debug = True
-    return run_guarded(args.handler, args, debug=debug)
+    return args.handler(args)

@@ -83,11 +83,11 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
-def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace, *, debug: bool) -> int:
+def run_guarded(command: Callable[[], int], *, debug: bool) -> int:
     """Run a command: bad input the command did not catch is one line and exit 1; anything
     unexpected is one line with a hint to rerun with --debug, which then shows the trace."""
     try:
-        return handler(args)
+        return command()
     except (validation.InvalidInput, ConfigError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR

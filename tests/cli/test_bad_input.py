@@ -102,6 +102,10 @@ def places(tmp_path, monkeypatch):
     unreadable = tmp_path / "unreadable.pem"
     unreadable.write_text("x")
     unreadable.chmod(0)
+    if os.geteuid() == 0:  # root reads every file: let the check see what another user would
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, *a, **k: False if Path(p) == unreadable
+                            else real_access(p, mode, *a, **k))
     return {"missing": str(tmp_path / "missing.pem"), "dir": str(tmp_path / "a-folder"),
             "file": str(tmp_path / "a-file.pem"), "under_file": str(tmp_path / "a-file.pem" / "inside"),
             "dangling": str(tmp_path / "dangling"), "fifo": str(tmp_path / "fifo"), "unreadable": str(unreadable)}
@@ -116,8 +120,6 @@ def _one_error_line(err: str) -> str:
 
 @pytest.mark.parametrize("path, flag, name, kind, value", list(_cases()))
 def test_bad_value_is_one_line_naming_the_flag(path, flag, name, kind, value, places, capsys):
-    if value == "{unreadable}" and os.geteuid() == 0:
-        pytest.skip("root reads every file")
     value = value.format(**places) if value.startswith("{") else value
     action = next(a for p, a in _value_actions() if p == path and (a.option_strings[:1] or [None])[0] == flag
                   and (flag or a.metavar == name or a.dest == name))
@@ -170,6 +172,13 @@ def test_a_config_dir_that_is_a_file_is_named(places, monkeypatch, capsys):
     status = main(["echo", "--profile", "lab"])
     line = _one_error_line(capsys.readouterr().err)
     assert status == 1 and "PACSBROWSER_CONFIG_DIR" in line and "a folder is expected" in line
+
+
+def test_an_archive_dir_that_is_a_file_is_named(places, monkeypatch, capsys):
+    monkeypatch.setenv("PACSBROWSER_ARCHIVE_DIR", places["file"])
+    status = main(["archive", "list"])
+    line = _one_error_line(capsys.readouterr().err)
+    assert status == 1 and "PACSBROWSER_ARCHIVE_DIR" in line and "a folder is expected" in line
 
 
 def test_a_damaged_profiles_file_is_one_line_with_its_line_number(places, capsys):
