@@ -47,6 +47,7 @@ def keep_text(check: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[
 
 # The types the commands use, one per kind of value.
 PORT = checked(validation.port)
+LISTEN_PORT = checked(validation.port, any_free=True, kind="listen port")  # 0: any free port
 AE_TITLE = checked(validation.ae_title)
 UID = checked(validation.uid)
 UID_LIST = checked(validation.uid_list)

@@ -13,7 +13,7 @@ from ..core.logs import phi, quiet_pydicom, show_phi
 from ..core.records import DEFAULT_CALLING_AE, Received, TLSConfiguration
 from ..core.server import ArchiveServer
 from .common import EXIT_ERROR, EXIT_OK, add_output_options, on_signals, run_command
-from .inputs import AE_TITLE, ANY_HOST, DIRECTORY, PORT, READABLE_FILE, count, size
+from .inputs import AE_TITLE, ANY_HOST, DIRECTORY, LISTEN_PORT, READABLE_FILE, count, size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "listen", help="receive images into the local archive (Storage SCP)",
         description="Listen for C-STORE (images pushed by a modality or sent by a PACS after a C-MOVE) "
                     "and store what arrives in the local archive, until interrupted (Ctrl+C).")
-    parser.add_argument("--port", type=PORT, default=11112, help="the port to listen on (default 11112)")
+    parser.add_argument("--port", type=LISTEN_PORT, default=11112,
+                        help="the port to listen on (default 11112; 0: any free port)")
     parser.add_argument("--aet", "--ae-title", dest="aet", default=DEFAULT_CALLING_AE, metavar="AE", type=AE_TITLE,
                         help=f"our AE title (default {DEFAULT_CALLING_AE})")
     parser.add_argument("--host", default="", metavar="ADDRESS", type=ANY_HOST,

@@ -96,12 +96,13 @@ def real_number(value: object, field: str, minimum: float | None = None, maximum
     return number
 
 
-def port(value: object, field: str = "port") -> int:
-    """A TCP port, 1 to 65535."""
+def port(value: object, field: str = "port", *, any_free: bool = False) -> int:
+    """A TCP port, 1 to 65535; with `any_free` (a port to listen on), 0 too: any free port."""
+    low = 0 if any_free else 1
     try:
-        return whole_number(value, field, 1, 65535)
+        return whole_number(value, field, low, 65535)
     except InvalidInput:
-        raise InvalidInput(field, f"must be a whole number from 1 to 65535, not {shown(value)}") from None
+        raise InvalidInput(field, f"must be a whole number from {low} to 65535, not {shown(value)}") from None
 
 
 MAX_TIMEOUT = 86_400.0  # a day; longer waits overflow the platform's timers

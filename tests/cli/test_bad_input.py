@@ -25,6 +25,7 @@ NUL = "bad\x00value"
 # The bad values for each kind of check (the `type=` functions of pacsbrowser.cli.inputs are named
 # after their core.validation check). {placeholders} are made in a temporary folder per test.
 BAD: dict[str, list[str]] = {
+    "listen port": ["65536", "-1", "", "abc", "1.5", LONG, NUL],
     "port": ["0", "65536", "-1", "", " ", "abc", "1.5", "1e3", "99999999999999999999", LONG, NUL],
     "timeout": ["-1", "0", "", "abc", "nan", "inf", "-inf", "1e309", "100000", LONG, NUL],
     "retries": ["-1", "", "abc", "1.5", "101", LONG],
