@@ -32,7 +32,7 @@ from ..core.records import (
 )
 from ..core.validation import InvalidInput, query_keys
 from .common import EXIT_OK, EXIT_USAGE, add_connection_options, profile_from_args, run_command
-from .inputs import CODES, DATE_RANGE, QUERY_KEY, UID_LIST, count, text
+from .inputs import BIRTH_DATE, CODES, DATE_RANGE, QUERY_KEY, UID_LIST, count, text
 
 LEVELS = ("patient", "study", "series", "instance")
 
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keys = parser.add_argument_group("keys")
     keys.add_argument("--patient-name", metavar="NAME", type=text(200, private=True), help="patient name (prefix; 'family, given' or family^given)")
     keys.add_argument("--patient-id", metavar="ID", type=text(64, private=True), help="patient ID (exact; * and ? are wildcards)")
-    keys.add_argument("--birth-date", metavar="DATE", type=DATE_RANGE, help="birth date or range")
+    keys.add_argument("--birth-date", metavar="DATE", type=BIRTH_DATE, help="birth date or range")
     keys.add_argument("--study-date", metavar="DATE", type=DATE_RANGE, help="study date, range or preset")
     keys.add_argument("--accession", metavar="NUMBER", type=text(16), help="accession number")
     keys.add_argument("--modality", metavar="MOD", action="append", type=CODES,

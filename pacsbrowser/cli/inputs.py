@@ -61,6 +61,7 @@ DIRECTORY = checked(validation.directory)
 PROFILE_NAME = checked(validation.name)
 CHARSET = checked(validation.charset)
 DATE_RANGE = keep_text(validation.date_range)  # presets stay words until the query is sent
+BIRTH_DATE = keep_text(validation.date_range, private=True, kind="birth date")  # patient data: not repeated in messages
 QUERY_KEY = keep_text(validation.query_key)
 CODES = checked(validation.code_list)
 

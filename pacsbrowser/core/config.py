@@ -192,25 +192,19 @@ class ProfileStore:
         self.path = self.directory / PROFILES_FILE
 
     def load(self) -> list[ServerProfile]:
-        """Every profile, or ConfigError for the first thing wrong (the command line's way)."""
+        """Every profile, or ConfigError for the first thing wrong, with its line (the command
+        line's way: it refuses to go on, so the file needs no backup)."""
         if self.setup_problem:
             raise ConfigError(self.setup_problem)
-        if not self.path.exists():
-            return []
-        try:
-            document = tomllib.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {self.path}: {exc}") from exc
-        version = document.get("schema_version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"{self.path} has schema version {version!r}; this pacsbrowser reads up to {SCHEMA_VERSION}"
-            )
-        return [profile_from_dict(entry) for entry in document.get("profiles", [])]
+        report = self.load_readable(backup=False)
+        if report.problems:
+            more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+            raise ConfigError(f"cannot read {self.path}: {report.problems[0]}{more}")
+        return report.profiles
 
-    def load_readable(self) -> LoadReport:
+    def load_readable(self, *, backup: bool = True) -> LoadReport:
         """The profiles that can be read, whatever is wrong with the rest (the window's way): each
-        problem in words with its line, and a copy of a damaged file kept beside it."""
+        problem in words with its line, and (`backup`) a copy of a damaged file kept beside it."""
         report = LoadReport()
         if self.setup_problem:
             report.problems.append(self.setup_problem)
@@ -247,7 +241,7 @@ class ProfileStore:
                 continue
             names.add(profile.name)
             report.profiles.append(profile)
-        if report.problems and raw:
+        if report.problems and raw and backup:
             report.backup = self._backup(raw)
         return report
 

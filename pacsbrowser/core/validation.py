@@ -190,8 +190,9 @@ def dicom_date(value: object, field: str = "date") -> str:
     return result
 
 
-def date_range(value: object, field: str = "date") -> str:
-    """A date, range or preset as DICOM range matching (core.matching.date_range's rules)."""
+def date_range(value: object, field: str = "date", *, private: bool = False) -> str:
+    """A date, range or preset as DICOM range matching (core.matching.date_range's rules).
+    `private` (a birth date): the value is not repeated in the message."""
     from .matching import date_range as parse  # matching imports the records, which import this module
 
     text = _text(value, field)
@@ -202,7 +203,8 @@ def date_range(value: object, field: str = "date") -> str:
     try:
         return parse(text)
     except ValueError as exc:
-        raise InvalidInput(field, str(exc)) from None
+        rule = re.sub(r"'[^']*'", "it", str(exc)) if private else str(exc)
+        raise InvalidInput(field, rule) from None
 
 
 def time_range(value: object, field: str = "time") -> str:
@@ -421,7 +423,7 @@ def query_keys(keys: Any, names: dict[str, str] | None = None) -> Any:
         uid_list(keys.sop_class_uid, names.get("sop_class_uid", "SOP Class UID"))
     for attribute, label in (("birth_date", "Birth date"), ("study_date", "Study date")):
         if isinstance(getattr(keys, attribute), str):
-            date_range(getattr(keys, attribute), names.get(attribute, label))
+            date_range(getattr(keys, attribute), names.get(attribute, label), private=attribute == "birth_date")
     time_range(keys.study_time, names.get("study_time", "Study time"))
     for attribute, (label, longest, private) in _TEXT_KEYS.items():
         text_key(getattr(keys, attribute), names.get(attribute, label), longest, private=private)

@@ -25,6 +25,7 @@ NUL = "bad\x00value"
 # The bad values for each kind of check (the `type=` functions of pacsbrowser.cli.inputs are named
 # after their core.validation check). {placeholders} are made in a temporary folder per test.
 BAD: dict[str, list[str]] = {
+    "birth date": ["19701301", "1970*", "abc", "19800101-19700101", LONG, NUL],
     "listen port": ["65536", "-1", "", "abc", "1.5", LONG, NUL],
     "port": ["0", "65536", "-1", "", " ", "abc", "1.5", "1e3", "99999999999999999999", LONG, NUL],
     "timeout": ["-1", "0", "", "abc", "nan", "inf", "-inf", "1e309", "100000", LONG, NUL],
@@ -166,6 +167,12 @@ def test_query_rules_per_level(argv, words, places, capsys):
     status = main(argv)
     line = _one_error_line(capsys.readouterr().err)
     assert status == 2 and words in line, (status, line)
+
+
+def test_a_birth_date_is_not_repeated(places, capsys):
+    assert main(["find", "--birth-date", "19701301", "--host", "h", "--port", "104", "--called-ae", "X"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "--birth-date" in line and "month 13" in line and "19701301" not in line
 
 
 def test_a_config_dir_that_is_a_file_is_named(places, monkeypatch, capsys):

@@ -37,7 +37,7 @@ _DATE_CHOICES = [("Any date", _ANY), ("Today", DatePreset.TODAY.value), ("Yester
 _RULES: dict[str, Callable[[str, str], object]] = {
     "patient_name": lambda text, field: validation.text_key(text, field, 200, private=True),
     "patient_id": lambda text, field: validation.text_key(text, field, 64, private=True),
-    "birth_date": validation.date_range,
+    "birth_date": lambda text, field: validation.date_range(text, field, private=True),
     "accession": lambda text, field: validation.text_key(text, field, 16),
     "description": lambda text, field: validation.text_key(text, field, 64),
     "referring": lambda text, field: validation.text_key(text, field, 200, private=True),
