@@ -181,13 +181,13 @@ class ProfileStore:
     """The saved server profiles, by name, in the order they were added."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        self.setup_problem = ""  # PACSBROWSER_CONFIG_DIR was unusable: the default folder is used
+        self.setup_problem = ""  # PACSBROWSER_CONFIG_DIR names no usable folder: nothing loads or saves
         if directory is None:
             try:
                 directory = config_dir()
             except ConfigError as exc:
                 self.setup_problem = str(exc)
-                directory = Path(platformdirs.user_config_dir("pacsbrowser", appauthor=False))
+                directory = Path(os.environ.get("PACSBROWSER_CONFIG_DIR", ""))
         self.directory = directory
         self.path = self.directory / PROFILES_FILE
 
@@ -265,6 +265,8 @@ class ProfileStore:
         return target
 
     def save(self, profiles: list[ServerProfile]) -> None:
+        if self.setup_problem:
+            raise ConfigError(self.setup_problem)
         names = [p.name for p in profiles]
         if len(set(names)) != len(names):
             raise ConfigError("profile names must be unique")

@@ -87,3 +87,16 @@ def test_an_intact_file_says_nothing(qtbot, qloop, store):
         assert not list(store.directory.glob("profiles.damaged-*.toml"))
     finally:
         qloop.run_until_complete(win.shutdown())
+
+
+def test_a_config_dir_that_is_a_file_is_said_and_the_window_starts(qtbot, qloop, tmp_path, monkeypatch):
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("x")
+    monkeypatch.setenv("PACSBROWSER_CONFIG_DIR", str(not_a_folder))
+    win = MainWindow()
+    qtbot.addWidget(win)
+    try:
+        assert "PACSBROWSER_CONFIG_DIR" in win.log.toPlainText()
+        assert "a folder is expected" in win.log.toPlainText()
+    finally:
+        qloop.run_until_complete(win.shutdown())
