@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from ..core.archive import Archive, default_archive_dir
 from ..core.errors import ArchiveError
 from ..core.logs import configure_logging, phi, show_phi
 from .common import EXIT_ERROR, EXIT_OK, add_output_options
+from .inputs import DIRECTORY, UID
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--archive", type=Path, metavar="DIR",
+    common.add_argument("--archive", type=DIRECTORY, metavar="DIR",
                         help=f"the archive folder (default {default_archive_dir()})")
     add_output_options(common)
     parser = subparsers.add_parser("archive", help="list, check or rebuild the local archive",
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", parents=[common], help="studies (or one study's series)",
                                  description="List the studies in the archive, or the series of one study. "
                                              "Patient names and IDs only with --verbose.")
-    listing.add_argument("--study", metavar="UID", help="list this study's series")
+    listing.add_argument("--study", metavar="UID", type=UID, help="list this study's series")
     listing.set_defaults(handler=handle_list)
     rebuild = actions.add_parser("rebuild", parents=[common], help="make the index again from the files",
                                  description="Read every file in the archive and make the index again.")

@@ -9,7 +9,6 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ..core.config import ConfigError, ProfileStore
@@ -25,6 +24,8 @@ from ..core.errors import (
 )
 from ..core.logs import configure_logging
 from ..core.records import DEFAULT_CALLING_AE, RetryPolicy, ServerProfile, Timeouts, TLSConfiguration
+from ..core.validation import InvalidInput
+from .inputs import AE_TITLE, HOST, PORT, PROFILE_NAME, READABLE_FILE, RETRIES, TIMEOUT
 
 # Exit statuses, one per kind of failure, so scripts can tell them apart.
 EXIT_OK = 0
@@ -66,25 +67,31 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection (or --profile NAME)")
-    group.add_argument("--profile", metavar="NAME", help="a saved server profile (see: pacsbrowser profile list)")
-    group.add_argument("--host", help="the PACS host name or address")
-    group.add_argument("--port", type=int, help="the PACS port")
-    group.add_argument("--called-ae", metavar="AE", help="the PACS AE title")
-    group.add_argument("--calling-ae", metavar="AE", help=f"our AE title (default {DEFAULT_CALLING_AE})")
+    group.add_argument("--profile", metavar="NAME", type=PROFILE_NAME,
+                       help="a saved server profile (see: pacsbrowser profile list)")
+    group.add_argument("--host", type=HOST, help="the PACS host name or address")
+    group.add_argument("--port", type=PORT, help="the PACS port")
+    group.add_argument("--called-ae", metavar="AE", type=AE_TITLE, help="the PACS AE title")
+    group.add_argument("--calling-ae", metavar="AE", type=AE_TITLE, help=f"our AE title (default {DEFAULT_CALLING_AE})")
     group.add_argument("--tls", action="store_true", help="use TLS")
-    group.add_argument("--tls-ca", metavar="FILE", type=Path, help="CA certificate(s) to trust (PEM)")
-    group.add_argument("--tls-cert", metavar="FILE", type=Path, help="our client certificate (PEM)")
-    group.add_argument("--tls-key", metavar="FILE", type=Path, help="our client certificate's private key (PEM)")
+    group.add_argument("--tls-ca", metavar="FILE", type=READABLE_FILE, help="CA certificate(s) to trust (PEM)")
+    group.add_argument("--tls-cert", metavar="FILE", type=READABLE_FILE, help="our client certificate (PEM)")
+    group.add_argument("--tls-key", metavar="FILE", type=READABLE_FILE,
+                       help="our client certificate's private key (PEM)")
     group.add_argument("--no-verify", action="store_true", help="do not verify the server's certificate")
-    group.add_argument("--timeout", metavar="SECONDS", type=float, help="connect, association and DIMSE timeout")
-    group.add_argument("--retries", metavar="N", type=int, help="retries of the association (default: profile's, or 0)")
+    group.add_argument("--timeout", metavar="SECONDS", type=TIMEOUT, help="connect, association and DIMSE timeout")
+    group.add_argument("--retries", metavar="N", type=RETRIES,
+                       help="retries of the association (default: profile's, or 0)")
     add_output_options(parser)
 
 
 def profile_from_args(args: argparse.Namespace) -> ServerProfile:
     """The profile named by --profile with any option given on top, or one made of the options."""
     if args.profile:
-        profile = ProfileStore().get(args.profile)
+        try:
+            profile = ProfileStore().get(args.profile)
+        except ConfigError as exc:
+            raise ConfigError(f"--profile {args.profile}: {exc}") from None
     else:
         missing = [flag for flag, value in (("--host", args.host), ("--port", args.port), ("--called-ae", args.called_ae))
                    if value in (None, "")]
@@ -102,6 +109,9 @@ def profile_from_args(args: argparse.Namespace) -> ServerProfile:
     tls_flags = args.tls or args.tls_ca or args.tls_cert or args.tls_key or args.no_verify
     if tls_flags:
         base = profile.tls or TLSConfiguration()
+        if (args.tls_cert or base.certificate) and not (args.tls_key or base.key) or \
+                (args.tls_key or base.key) and not (args.tls_cert or base.certificate):
+            raise ConfigError("--tls-cert and --tls-key go together (a certificate needs its private key)")
         changes["tls"] = replace(
             base,
             ca_certificate=args.tls_ca or base.ca_certificate,
@@ -124,7 +134,7 @@ def run_command(args: argparse.Namespace, body: Callable[[], Awaitable[int]]) ->
     configure_logging(verbose=getattr(args, "verbose", False), debug=getattr(args, "debug", False))
     try:
         return asyncio.run(body())
-    except ConfigError as exc:
+    except (ConfigError, InvalidInput) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except DICOMNetworkError as exc:

@@ -7,13 +7,14 @@ import time
 
 from ..core.client import DICOMClient, VerificationService
 from .common import EXIT_OK, add_connection_options, profile_from_args, run_command
+from .inputs import count
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("echo", help="check that a PACS answers (C-ECHO)",
                                    description="Send a C-ECHO and print the round-trip time.")
     add_connection_options(parser)
-    parser.add_argument("--count", type=int, default=1, metavar="N", help="echoes on the one association (default 1)")
+    parser.add_argument("--count", type=count(1, 1000), default=1, metavar="N", help="echoes on the one association (default 1)")
     parser.set_defaults(handler=handle)
 
 

@@ -30,7 +30,9 @@ from ..core.records import (
     SeriesResult,
     StudyResult,
 )
+from ..core.validation import InvalidInput, query_keys
 from .common import EXIT_OK, EXIT_USAGE, add_connection_options, profile_from_args, run_command
+from .inputs import BIRTH_DATE, CODES, DATE_RANGE, QUERY_KEY, UID_LIST, count, text
 
 LEVELS = ("patient", "study", "series", "instance")
 
@@ -43,20 +45,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "today, yesterday, 'last 7 days', 'last 30 days'.")
     parser.add_argument("--level", choices=LEVELS, default="study", help="what to list (default: study)")
     keys = parser.add_argument_group("keys")
-    keys.add_argument("--patient-name", metavar="NAME", help="patient name (prefix; 'family, given' or family^given)")
-    keys.add_argument("--patient-id", metavar="ID", help="patient ID (exact; * and ? are wildcards)")
-    keys.add_argument("--birth-date", metavar="DATE", help="birth date or range")
-    keys.add_argument("--study-date", metavar="DATE", help="study date, range or preset")
-    keys.add_argument("--accession", metavar="NUMBER", help="accession number")
-    keys.add_argument("--modality", metavar="MOD", action="append",
+    keys.add_argument("--patient-name", metavar="NAME", type=text(200, private=True), help="patient name (prefix; 'family, given' or family^given)")
+    keys.add_argument("--patient-id", metavar="ID", type=text(64, private=True), help="patient ID (exact; * and ? are wildcards)")
+    keys.add_argument("--birth-date", metavar="DATE", type=BIRTH_DATE, help="birth date or range")
+    keys.add_argument("--study-date", metavar="DATE", type=DATE_RANGE, help="study date, range or preset")
+    keys.add_argument("--accession", metavar="NUMBER", type=text(16), help="accession number")
+    keys.add_argument("--modality", metavar="MOD", action="append", type=CODES,
                       help="modality (study level: any of several, repeat or CT,MR; series level: one)")
-    keys.add_argument("--description", metavar="TEXT", help="study (or series) description, contained anywhere")
-    keys.add_argument("--study-uid", metavar="UID", help="Study Instance UID (required for series and instances)")
-    keys.add_argument("--series-uid", metavar="UID", help="Series Instance UID (required for instances)")
-    keys.add_argument("--key", metavar="TAG=VALUE", action="append", default=[],
+    keys.add_argument("--description", metavar="TEXT", type=text(64), help="study (or series) description, contained anywhere")
+    keys.add_argument("--study-uid", metavar="UID", type=UID_LIST, help="Study Instance UID (required for series and instances)")
+    keys.add_argument("--series-uid", metavar="UID", type=UID_LIST, help="Series Instance UID (required for instances)")
+    keys.add_argument("--key", metavar="TAG=VALUE", action="append", default=[], type=QUERY_KEY,
                       help="any other key: keyword or tag (PatientSex=F, 00100040=F); TAG alone asks for "
                            "the value back")
-    parser.add_argument("--limit", type=int, metavar="N", help="stop after N results (C-CANCEL)")
+    parser.add_argument("--limit", type=count(1), metavar="N", help="stop after N results (C-CANCEL)")
     parser.add_argument("--json", action="store_true", help="one JSON object per result per line")
     add_connection_options(parser)
     parser.set_defaults(handler=handle)
@@ -92,7 +94,22 @@ def keys_from_args(args: argparse.Namespace) -> QueryKeys:
         if not name.strip():
             raise UsageError(f"--key {item!r}: give TAG=VALUE or TAG")
         extra.append((name.strip(), value))
-    modalities = [m for value in (args.modality or []) for m in value.replace("\\", ",").split(",") if m.strip()]
+    modalities = [m.strip() for value in (args.modality or []) for m in value.replace("\\", ",").split(",")
+                  if m.strip()]
+    try:
+        return query_keys(_keys(args, level, modalities, extra), FLAG_NAMES)
+    except InvalidInput as exc:
+        raise UsageError(str(exc)) from None
+
+
+# QueryKeys attributes -> the flags that set them, for messages
+FLAG_NAMES = {"patient_name": "--patient-name", "patient_id": "--patient-id", "birth_date": "--birth-date",
+              "study_date": "--study-date", "accession_number": "--accession", "modalities": "--modality",
+              "modality": "--modality", "study_description": "--description", "series_description": "--description",
+              "study_instance_uid": "--study-uid", "series_instance_uid": "--series-uid"}
+
+
+def _keys(args: argparse.Namespace, level: QueryLevel, modalities: list[str], extra: list) -> QueryKeys:
     try:
         if level is QueryLevel.PATIENT:
             return QueryKeys.patients(patient_name=args.patient_name or "", patient_id=args.patient_id or "",

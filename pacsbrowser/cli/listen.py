@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import sys
 import time
-from pathlib import Path
 
 from ..core.archive import DEFAULT_MIN_FREE_BYTES, Archive, default_archive_dir
 from ..core.errors import ArchiveError
@@ -14,6 +13,7 @@ from ..core.logs import phi, quiet_pydicom, show_phi
 from ..core.records import DEFAULT_CALLING_AE, Received, TLSConfiguration
 from ..core.server import ArchiveServer
 from .common import EXIT_ERROR, EXIT_OK, add_output_options, on_signals, run_command
+from .inputs import AE_TITLE, ANY_HOST, DIRECTORY, LISTEN_PORT, READABLE_FILE, count, size
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,24 +28,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     """The options `listen` and `serve` share: address, AE title, archive, allowed callers, TLS."""
-    parser.add_argument("--port", type=int, default=11112, help="the port to listen on (default 11112)")
-    parser.add_argument("--aet", "--ae-title", dest="aet", default=DEFAULT_CALLING_AE, metavar="AE",
+    parser.add_argument("--port", type=LISTEN_PORT, default=11112,
+                        help="the port to listen on (default 11112; 0: any free port)")
+    parser.add_argument("--aet", "--ae-title", dest="aet", default=DEFAULT_CALLING_AE, metavar="AE", type=AE_TITLE,
                         help=f"our AE title (default {DEFAULT_CALLING_AE})")
-    parser.add_argument("--host", default="", metavar="ADDRESS",
+    parser.add_argument("--host", default="", metavar="ADDRESS", type=ANY_HOST,
                         help="the address to listen on (default: every interface)")
-    parser.add_argument("--archive", type=Path, metavar="DIR",
+    parser.add_argument("--archive", type=DIRECTORY, metavar="DIR",
                         help=f"the archive folder (default {default_archive_dir()})")
-    parser.add_argument("--allow", action="append", metavar="AE", default=[],
+    parser.add_argument("--allow", action="append", metavar="AE", default=[], type=AE_TITLE,
                         help="accept associations only from this calling AE title (repeatable)")
-    parser.add_argument("--max-associations", type=int, default=10, metavar="N",
+    parser.add_argument("--max-associations", type=count(1, 1000), default=10, metavar="N",
                         help="simultaneous associations (default 10)")
-    parser.add_argument("--reserve-mb", type=float, default=DEFAULT_MIN_FREE_BYTES / 2**20, metavar="MB",
+    parser.add_argument("--reserve-mb", type=size(1e9), default=DEFAULT_MIN_FREE_BYTES / 2**20, metavar="MB",
                         help="refuse images (out of resources) rather than leave less than this much disk free "
                              f"(default {DEFAULT_MIN_FREE_BYTES // 2**20})")
     group = parser.add_argument_group("TLS")
-    group.add_argument("--tls-cert", type=Path, metavar="FILE", help="our server certificate (PEM): turns TLS on")
-    group.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
-    group.add_argument("--tls-ca", type=Path, metavar="FILE",
+    group.add_argument("--tls-cert", type=READABLE_FILE, metavar="FILE", help="our server certificate (PEM): turns TLS on")
+    group.add_argument("--tls-key", type=READABLE_FILE, metavar="FILE", help="its private key (PEM)")
+    group.add_argument("--tls-ca", type=READABLE_FILE, metavar="FILE",
                        help="CA certificate(s): callers must then show a client certificate it signed")
     add_output_options(parser)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..core.config import ConfigError, ProfileStore, profile_to_dict
 from ..core.records import QueryModel, RetrieveMethod, RetryPolicy, ServerProfile, Timeouts, TLSConfiguration
 from .common import EXIT_ERROR, EXIT_OK
+from .inputs import AE_TITLE, CHARSET, HOST, PORT, PROFILE_NAME, READABLE_FILE, RETRIES, TIMEOUT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,34 +16,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="profile_command", required=True)
 
     add = sub.add_parser("add", help="add (or with --replace, update) a profile")
-    add.add_argument("name")
-    add.add_argument("--host", required=True)
-    add.add_argument("--port", type=int, required=True)
-    add.add_argument("--called-ae", required=True, metavar="AE")
-    add.add_argument("--calling-ae", default="PACSBROWSER", metavar="AE")
+    add.add_argument("name", type=PROFILE_NAME)
+    add.add_argument("--host", required=True, type=HOST)
+    add.add_argument("--port", type=PORT, required=True)
+    add.add_argument("--called-ae", required=True, metavar="AE", type=AE_TITLE)
+    add.add_argument("--calling-ae", default="PACSBROWSER", metavar="AE", type=AE_TITLE)
     add.add_argument("--tls", action="store_true")
-    add.add_argument("--tls-ca", type=Path, metavar="FILE")
-    add.add_argument("--tls-cert", type=Path, metavar="FILE")
-    add.add_argument("--tls-key", type=Path, metavar="FILE")
+    add.add_argument("--tls-ca", type=READABLE_FILE, metavar="FILE")
+    add.add_argument("--tls-cert", type=READABLE_FILE, metavar="FILE")
+    add.add_argument("--tls-key", type=READABLE_FILE, metavar="FILE")
     add.add_argument("--no-verify", action="store_true")
-    add.add_argument("--timeout", type=float, metavar="SECONDS")
-    add.add_argument("--retries", type=int, default=2, metavar="N")
+    add.add_argument("--timeout", type=TIMEOUT, metavar="SECONDS")
+    add.add_argument("--retries", type=RETRIES, default=2, metavar="N")
     add.add_argument("--retrieve", choices=["get", "move"], default="get", help="C-GET or C-MOVE")
-    add.add_argument("--move-dest", metavar="AE", help="C-MOVE destination AE title (default: our calling AE)")
-    add.add_argument("--listen-port", type=int, default=11112, metavar="P")
+    add.add_argument("--move-dest", metavar="AE", type=AE_TITLE, help="C-MOVE destination AE title (default: our calling AE)")
+    add.add_argument("--listen-port", type=PORT, default=11112, metavar="P")
     add.add_argument("--query-model", choices=["study", "patient"], default="study")
-    add.add_argument("--charset", default="ISO_IR 192", help="Specific Character Set sent with queries")
-    add.add_argument("--fallback-charset", default="ISO_IR 100",
+    add.add_argument("--charset", default="ISO_IR 192", type=CHARSET, help="Specific Character Set sent with queries")
+    add.add_argument("--fallback-charset", default="ISO_IR 100", type=CHARSET,
                      help="used to decode answers that carry no (or a wrong) character set")
     add.add_argument("--replace", action="store_true", help="overwrite a profile of the same name")
     add.set_defaults(handler=handle_add)
 
     sub.add_parser("list", help="list the profiles").set_defaults(handler=handle_list)
     show = sub.add_parser("show", help="show one profile")
-    show.add_argument("name")
+    show.add_argument("name", type=PROFILE_NAME)
     show.set_defaults(handler=handle_show)
     remove = sub.add_parser("remove", help="remove a profile")
-    remove.add_argument("name")
+    remove.add_argument("name", type=PROFILE_NAME)
     remove.set_defaults(handler=handle_remove)
 
 

@@ -8,7 +8,6 @@ import argparse
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import TextIO
 
 from ..core.archive import Archive, default_archive_dir
@@ -26,6 +25,7 @@ from .common import (
     profile_from_args,
     run_command,
 )
+from .inputs import AE_TITLE, ANY_HOST, DIRECTORY, PORT, TIMEOUT, UID
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,25 +42,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "our own AE title, our listener runs for the duration and the images land in the "
                     "local archive (the PACS must know our AE title, host and port).")
     _common(move)
-    move.add_argument("--dest", metavar="AE",
+    move.add_argument("--dest", metavar="AE", type=AE_TITLE,
                       help="the move destination AE title (default: the profile's, else our own AE title)")
-    move.add_argument("--listen-port", type=int, metavar="P",
+    move.add_argument("--listen-port", type=PORT, metavar="P",
                       help="the port our listener takes for a move to ourselves (default: the profile's, 11112)")
-    move.add_argument("--listen-host", default="", metavar="ADDRESS",
+    move.add_argument("--listen-host", default="", metavar="ADDRESS", type=ANY_HOST,
                       help="the address our listener binds (default: every interface)")
     move.set_defaults(handler=handle, method="move")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("what to retrieve")
-    what.add_argument("--study-uid", required=True, metavar="UID", help="the Study Instance UID")
-    what.add_argument("--series-uid", metavar="UID", help="only this series of the study")
-    what.add_argument("--instance-uid", metavar="UID", help="only this instance (needs --series-uid)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
+    what.add_argument("--study-uid", required=True, metavar="UID", type=UID, help="the Study Instance UID")
+    what.add_argument("--series-uid", metavar="UID", type=UID, help="only this series of the study")
+    what.add_argument("--instance-uid", metavar="UID", type=UID, help="only this instance (needs --series-uid)")
+    parser.add_argument("--out", type=DIRECTORY, metavar="DIR",
                         help=f"the archive folder to retrieve into (default {default_archive_dir()})")
     parser.add_argument("--no-resume", action="store_true",
                         help="fetch everything asked for, even what the archive holds already")
-    parser.add_argument("--cancel-timeout", type=float, default=DEFAULT_CANCEL_TIMEOUT, metavar="SECONDS",
+    parser.add_argument("--cancel-timeout", type=TIMEOUT, default=DEFAULT_CANCEL_TIMEOUT, metavar="SECONDS",
                         help="after Ctrl+C, how long the PACS has to stop before the connection is aborted "
                              f"(default {DEFAULT_CANCEL_TIMEOUT:g})")
     add_connection_options(parser)

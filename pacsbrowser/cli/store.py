@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..core.config import ConfigError
 from ..core.records import StoreOutcome, StoreProgress, StoreResult
@@ -24,6 +23,7 @@ from .common import (
     profile_from_args,
     run_command,
 )
+from .inputs import READABLE_PATH, count
 
 DEFAULT_PARALLEL = 4
 
@@ -34,8 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Send DICOM files (folders are walked recursively) to a PACS. Files that are not "
                     "DICOM or are damaged are reported and skipped; compressed files are decompressed "
                     "when the PACS accepts only uncompressed ones.")
-    parser.add_argument("paths", nargs="+", metavar="PATH", type=Path, help="a DICOM file or a folder")
-    parser.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
+    parser.add_argument("paths", nargs="+", metavar="PATH", type=READABLE_PATH, help="a DICOM file or a folder")
+    parser.add_argument("--parallel", type=count(1, 64), default=DEFAULT_PARALLEL, metavar="N",
                         help=f"associations used at once (default {DEFAULT_PARALLEL})")
     add_connection_options(parser)
     parser.set_defaults(handler=handle)

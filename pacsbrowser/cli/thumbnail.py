@@ -23,6 +23,7 @@ from ..core.png import write_png
 from ..core.thumbcache import thumbnail_to_png_text
 from ..core.thumbnails import ThumbnailService, default_workers
 from .common import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, add_output_options
+from .inputs import DIRECTORY, READABLE_FILE, count
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,12 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write one PNG per DICOM file, named after the file without its extension "
                     "(CT001.dcm -> CT001.png). Grey images use the file's first window, or an "
                     "automatic one; objects without an image get a grey placeholder.")
-    parser.add_argument("files", nargs="+", metavar="FILE", type=Path, help="DICOM files")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, metavar="PIXELS",
+    parser.add_argument("files", nargs="+", metavar="FILE", type=READABLE_FILE, help="DICOM files")
+    parser.add_argument("--size", type=count(1, MAX_SIZE), default=DEFAULT_SIZE, metavar="PIXELS",
                         help=f"length of the longer side (default {DEFAULT_SIZE})")
-    parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
+    parser.add_argument("--out", type=DIRECTORY, default=Path("."), metavar="DIR",
                         help="folder for the PNG files (created if needed; default: the current folder)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
+    parser.add_argument("--workers", type=count(1, 64), default=None, metavar="N",
                         help=f"files decoded in parallel (default {default_workers()})")
     add_output_options(parser)
     parser.set_defaults(handler=handle)

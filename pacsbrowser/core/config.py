@@ -7,15 +7,19 @@ schema version; files written by a newer version are refused rather than silentl
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import tempfile
+import time
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 import tomli_w
 
+from . import validation
 from .records import (
     DEFAULT_CALLING_AE,
     QueryModel,
@@ -37,10 +41,79 @@ class ConfigError(Exception):
 
 
 def config_dir() -> Path:
-    override = os.environ.get("PACSBROWSER_CONFIG_DIR")
-    if override:
-        return Path(override)
+    """The folder of profiles.toml; ConfigError when PACSBROWSER_CONFIG_DIR names no usable folder."""
+    try:
+        override = validation.environment_directory("PACSBROWSER_CONFIG_DIR")
+    except validation.InvalidInput as exc:
+        raise ConfigError(str(exc)) from None
+    if override is not None:
+        return override
     return Path(platformdirs.user_config_dir("pacsbrowser", appauthor=False))
+
+
+@dataclass
+class LoadReport:
+    """What `ProfileStore.load_readable` could read: the profiles, one line per problem (with the
+    line of the file where it is), and where the damaged file was copied before anything rewrites it."""
+
+    profiles: list[ServerProfile] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    backup: Path | None = None
+
+
+_TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
+_TABLE_HEADER = re.compile(r"\s*\[\[\s*profiles\s*\]\]\s*(#.*)?$")
+
+
+def _toml_error(exc: tomllib.TOMLDecodeError, first_line: int) -> str:
+    """tomllib's message with the line counted in the whole file."""
+    text = str(exc)
+    found = _TOML_LINE.search(text)
+    if not found:
+        return f"line {first_line}: {text}"
+    line = int(found.group(1)) + first_line - 1
+    return f"line {line}: {_TOML_LINE.sub('', text).strip()} (column {found.group(2)})"
+
+
+def _salvage(text: str) -> tuple[dict[str, Any], list[tuple[int, dict[str, Any]]], list[str]]:
+    """Read what can be read of a damaged file: the header, then each profile on its own (a
+    `[[profiles]]` table, or one inline table per line of `profiles = [...]`, as tomli_w writes).
+    Returns (header, [(line, profile dict)], problems)."""
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if _TABLE_HEADER.match(line)]
+    head_end = starts[0] if starts else len(lines)
+    header: dict[str, Any] = {}
+    entries: list[tuple[int, dict[str, Any]]] = []
+    problems: list[str] = []
+    head = lines[:head_end]
+    array_at = next((i for i, line in enumerate(head) if re.match(r"\s*profiles\s*=\s*\[", line)), None)
+    if array_at is not None:  # profiles = [ {..}, {..}, ]: one inline table per line
+        rest = head[array_at:]
+        head = head[:array_at]
+        for offset, line in enumerate(rest):
+            item = line.strip().rstrip(",").strip()
+            if offset == 0:
+                item = re.sub(r"^profiles\s*=\s*\[", "", item).strip().rstrip(",").strip()
+            if item in ("", "]") or item.startswith("#"):
+                continue
+            item = item.removesuffix("]").strip().rstrip(",")
+            try:
+                entries.append((array_at + offset + 1, tomllib.loads(f"p = {item}")["p"]))
+            except tomllib.TOMLDecodeError as exc:
+                problems.append(_toml_error(exc, array_at + offset + 1).replace(
+                    f"line {array_at + offset + 1}:", f"line {array_at + offset + 1}: profile not read:", 1))
+    try:
+        header = tomllib.loads("".join(head))
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(_toml_error(exc, 1))
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(lines)
+        try:
+            table = tomllib.loads("".join(lines[start:end]))["profiles"][0]
+            entries.append((start + 1, table))
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(_toml_error(exc, start + 1).replace(":", ": profile not read:", 1))
+    return header, entries, problems
 
 
 def profile_to_dict(profile: ServerProfile) -> dict[str, Any]:
@@ -65,6 +138,8 @@ def _known(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def profile_from_dict(data: dict[str, Any]) -> ServerProfile:
+    if not isinstance(data, dict):
+        raise ConfigError(f"a profile is a table of settings, not {validation.shown(data)}")
     data = dict(data)
     name = data.get("name", "?")
     where = f"profile {name!r}"
@@ -84,24 +159,124 @@ def profile_from_dict(data: dict[str, Any]) -> ServerProfile:
         if "query_model" in data:
             data["query_model"] = QueryModel(data["query_model"])
         return ServerProfile(**_known(ServerProfile, data, where))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+_PLACEHOLDER = {"name": "x", "host": "h", "port": 1, "called_ae": "X"}
+
+
+def _setting_line(lines: list[str], first: int, entry: dict[str, Any]) -> int:
+    """The line of the first setting of a profile (read from line `first`) that is refused on its
+    own; `first` when none is, or the profile is on one line."""
+    culprit = None
+    for key, value in entry.items():
+        try:
+            profile_from_dict({**_PLACEHOLDER, key: value})
+        except ConfigError:
+            culprit = key
+            break
+    if culprit is None:
+        return first
+    key_line = re.compile(rf"\s*(\[\s*profiles\.{re.escape(culprit)}\s*\]|{re.escape(culprit)}\s*=)")
+    for number in range(first, len(lines)):  # `first` is 1-based: lines[first] is the line after it
+        if _TABLE_HEADER.match(lines[number]):
+            break
+        if key_line.match(lines[number]):
+            return number + 1
+    return first
 
 
 class ProfileStore:
     """The saved server profiles, by name, in the order they were added."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        self.directory = directory or config_dir()
+        self.setup_problem = ""  # PACSBROWSER_CONFIG_DIR names no usable folder: nothing loads or saves
+        if directory is None:
+            try:
+                directory = config_dir()
+            except ConfigError as exc:
+                self.setup_problem = str(exc)
+                directory = Path(os.environ.get("PACSBROWSER_CONFIG_DIR", ""))
+        self.directory = directory
         self.path = self.directory / PROFILES_FILE
 
     def load(self) -> list[ServerProfile]:
-        if not self.path.exists():
-            return []
-        document = _read_document(self.path)
-        return [profile_from_dict(entry) for entry in document.get("profiles", [])]
+        """Every profile, or ConfigError for the first thing wrong, with its line (the command
+        line's way: it refuses to go on, so the file needs no backup)."""
+        if self.setup_problem:
+            raise ConfigError(self.setup_problem)
+        report = self.load_readable(backup=False)
+        if report.problems:
+            more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+            raise ConfigError(f"cannot read {self.path}: {report.problems[0]}{more}")
+        return report.profiles
+
+    def load_readable(self, *, backup: bool = True) -> LoadReport:
+        """The profiles that can be read, whatever is wrong with the rest (the window's way): each
+        problem in words with its line, and (`backup`) a copy of a damaged file kept beside it."""
+        report = LoadReport()
+        if self.setup_problem:
+            report.problems.append(self.setup_problem)
+        try:
+            if not self.path.exists():
+                return report
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            report.problems.append(f"cannot read {self.path}: {exc.strerror or exc}")
+            return report
+        text = raw.decode("utf-8", errors="replace")
+        if "\ufffd" in text and b"\xef\xbf\xbd" not in raw:
+            report.problems.append("the file is not UTF-8 text: characters that are not were replaced")
+        header, entries, problems = _salvage(text)
+        lines = text.splitlines()
+        report.problems.extend(problems)
+        version = header.get("schema_version")
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            report.problems.append(f"schema version {version}: this pacsbrowser reads up to {SCHEMA_VERSION}")
+            entries = []
+        elif version is None and not problems:
+            report.problems.append("schema_version is missing")
+        elif version is not None and not isinstance(version, int):
+            report.problems.append(f"schema_version must be a whole number, not {version!r}")
+        names: set[str] = set()
+        for line, entry in entries:
+            try:
+                profile = profile_from_dict(entry)
+            except ConfigError as exc:
+                report.problems.append(f"line {_setting_line(lines, line, entry)}: {exc}")
+                continue
+            if profile.name in names:
+                report.problems.append(f"line {line}: a second profile named {profile.name!r} was left out")
+                continue
+            names.add(profile.name)
+            report.profiles.append(profile)
+        if report.problems and raw and backup:
+            report.backup = self._backup(raw)
+        return report
+
+    def _backup(self, raw: bytes) -> Path | None:
+        """A copy of the file as it was (once per content), before a save rewrites it."""
+        for existing in sorted(self.directory.glob("profiles.damaged-*.toml")):
+            try:
+                if existing.read_bytes() == raw:
+                    return existing
+            except OSError:
+                continue
+        target = self.directory / f"profiles.damaged-{time.strftime('%Y%m%d-%H%M%S')}.toml"
+        n = 1
+        while target.exists():
+            n += 1
+            target = target.with_name(f"profiles.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{n}.toml")
+        try:
+            shutil.copyfile(self.path, target)
+        except OSError:
+            return None
+        return target
 
     def save(self, profiles: list[ServerProfile]) -> None:
+        if self.setup_problem:
+            raise ConfigError(self.setup_problem)
         names = [p.name for p in profiles]
         if len(set(names)) != len(names):
             raise ConfigError("profile names must be unique")

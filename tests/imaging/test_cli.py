@@ -50,16 +50,17 @@ def test_one_png_per_file_named_after_it(samples, workdir):
     assert "frame 3 of 5" in result.stdout and "placeholder 'Structured report'" in result.stdout
 
 
-def test_damaged_and_missing_files_make_the_exit_status_partial(samples, workdir):
+def test_damaged_files_make_the_exit_status_partial_and_missing_ones_are_refused(samples, workdir):
     shutil.copyfile(samples["truncated_pixels"].path, workdir / "broken.dcm")
     shutil.copyfile(samples["mono1"].path, workdir / "CR.dcm")
-    result = run_cli("broken.dcm", "CR.dcm", "gone.dcm", "--out", "thumbs", cwd=workdir)
+    missing = run_cli("broken.dcm", "CR.dcm", "gone.dcm", "--out", "thumbs", cwd=workdir)
+    assert missing.returncode == 2 and "argument FILE: 'gone.dcm' does not exist" in missing.stderr  # a typo
+    result = run_cli("broken.dcm", "CR.dcm", "--out", "thumbs", cwd=workdir)
     assert result.returncode == 9, (result.stdout, result.stderr)
-    assert sorted(p.name for p in (workdir / "thumbs").iterdir()) == ["CR.png", "broken.png", "gone.png"]
+    assert sorted(p.name for p in (workdir / "thumbs").iterdir()) == ["CR.png", "broken.png"]
     pixels, _ = read_png(workdir / "thumbs" / "CR.png")
     assert max(pixels.shape) == 128  # the default size
     assert "broken.dcm" in result.stderr and "Damaged file" in result.stderr
-    assert "gone.dcm" in result.stderr and "Missing file" in result.stderr
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr
 
 
@@ -72,8 +73,8 @@ def test_refuses_two_inputs_with_one_output_name_and_bad_sizes(samples, workdir,
     assert main(["thumbnail", str(workdir / "a" / "X.dcm"), str(workdir / "b" / "X.dcm"), "--out", str(out)]) == 1
     assert "would both be written to X.png" in capsys.readouterr().err
     assert not out.exists()
-    assert main(["thumbnail", str(workdir / "a" / "X.dcm"), "--size", "0", "--out", str(out)]) == 1
-    assert main(["thumbnail", str(workdir / "a" / "X.dcm"), "--workers", "0", "--out", str(out)]) == 1
+    assert main(["thumbnail", str(workdir / "a" / "X.dcm"), "--size", "0", "--out", str(out)]) == 2  # usage
+    assert main(["thumbnail", str(workdir / "a" / "X.dcm"), "--workers", "0", "--out", str(out)]) == 2
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["thumbnail", "--out", str(out)])  # no FILE
     assert exc.value.code == 2
@@ -88,7 +89,9 @@ def test_a_single_file_in_process(samples, workdir, capsys):
     assert "RGB" in capsys.readouterr().out
 
 
-def test_registered_with_the_command_line():
+def test_registered_with_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.dcm").write_bytes(b"")
     parser = build_parser()
     args = parser.parse_args(["thumbnail", "x.dcm", "--size", "64", "--out", "d"])
     assert (args.size, args.out, args.files) == (64, Path("d"), [Path("x.dcm")])

@@ -104,10 +104,10 @@ def test_keys_that_do_not_fit_the_level_are_usage_errors(capsys, orthanc):
     assert status == 2 and "--study-uid" in err
     status, _, err = find(capsys, orthanc, "--level", "patient", "--study-date", "today")
     assert status == 2 and "--study-date cannot be used with --level patient" in err
-    status, _, err = find(capsys, orthanc, "--study-date", "2020-13-01")
-    assert status == 1 and "not a date" in err
+    status, _, err = find(capsys, orthanc, "--study-date", "2020-13-01")  # refused by the flag's type
+    assert status == 2 and "argument --study-date:" in err and "not a date" in err
     status, _, err = find(capsys, orthanc, "--key", "NoSuchThing=1")
-    assert status == 1 and "unknown DICOM attribute" in err
+    assert status == 2 and "argument --key:" in err and "not a DICOM keyword" in err
 
 
 def test_verbose_shows_the_exact_query_sent(capsys, orthanc):

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import validation
 from ..errors import ArchiveError
 from . import index
 from .index import IndexReader, InstanceRow, PatientRow, RepairReport, SeriesRow, StudyRow, VerifyReport
@@ -79,6 +80,11 @@ class Archive:
         min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
         durable: bool = True,
     ) -> None:
+        if root is None:  # PACSBROWSER_ARCHIVE_DIR is user input: checked like a flag
+            try:
+                validation.environment_directory("PACSBROWSER_ARCHIVE_DIR")
+            except validation.InvalidInput as exc:
+                raise ArchiveError(str(exc)) from None
         self.root = Path(root) if root is not None else default_archive_dir()
         self.readonly = readonly
         self.index_path = self.root / INDEX_NAME

@@ -4,35 +4,24 @@ checks every field must pass."""
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-# PS3.5 6.2: an AE title is at most 16 characters of the default repertoire, no backslash and no
-# control characters; leading and trailing spaces are not significant.
-_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+from .. import validation
 
 DEFAULT_CALLING_AE = "PACSBROWSER"
 DEFAULT_MAX_PDU = 262_144  # bytes; large PDUs keep bulk transfers fast
 
 
 def validate_ae_title(value: str, what: str = "AE title") -> str:
-    """Return the AE title stripped of surrounding spaces, or raise ValueError saying why."""
-    stripped = value.strip()
-    if not stripped:
-        raise ValueError(f"{what} is empty")
-    if len(stripped) > 16:
-        raise ValueError(f"{what} {stripped!r} is longer than 16 characters")
-    if not _AE_TITLE.match(stripped):
-        raise ValueError(f"{what} {stripped!r} contains a character DICOM does not allow (backslash or control)")
-    return stripped
+    """The AE title stripped of surrounding spaces, or InvalidInput (a ValueError) saying why."""
+    return validation.ae_title(value, what)
 
 
 def validate_port(value: int, what: str = "port") -> int:
-    if not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ValueError(f"{what} must be a whole number from 1 to 65535, not {value!r}")
-    return value
+    """The port, or InvalidInput (a ValueError) saying why."""
+    return validation.port(value, what)
 
 
 @dataclass(frozen=True)
@@ -74,8 +63,9 @@ class RetryPolicy:
     jitter: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ValueError("max_retries must not be negative")
+        object.__setattr__(self, "max_retries", validation.retries(self.max_retries, "retries"))
+        for name in ("initial_delay", "max_delay", "multiplier", "jitter"):
+            validation.real_number(getattr(self, name), f"retry {name.replace('_', ' ')}")
         if self.initial_delay < 0 or self.max_delay < 0:
             raise ValueError("retry delays must not be negative")
         if self.multiplier < 1:
@@ -109,6 +99,10 @@ class Timeouts:
     acse: float = 30.0
     dimse: float = 60.0
     network: float = 120.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "acse", "dimse", "network"):
+            object.__setattr__(self, name, validation.timeout(getattr(self, name), f"{name} timeout"))
 
     @classmethod
     def uniform(cls, seconds: float) -> "Timeouts":
@@ -146,12 +140,10 @@ class ServerProfile:
     fallback_charset: str = "ISO_IR 100"
 
     def __post_init__(self) -> None:
-        if not self.name.strip():
-            raise ValueError("a profile needs a name")
-        if not self.host.strip():
-            raise ValueError("a profile needs a host")
-        validate_port(self.port)
-        validate_port(self.listener_port, "listener port")
+        object.__setattr__(self, "name", validation.name(self.name, "profile name"))
+        object.__setattr__(self, "host", validation.host(self.host, "host"))
+        object.__setattr__(self, "port", validate_port(self.port))
+        object.__setattr__(self, "listener_port", validate_port(self.listener_port, "listener port"))
         object.__setattr__(self, "retrieve_method", RetrieveMethod(self.retrieve_method))
         object.__setattr__(self, "query_model", QueryModel(self.query_model))
         object.__setattr__(self, "called_ae", validate_ae_title(self.called_ae, "called AE title"))
@@ -160,5 +152,8 @@ class ServerProfile:
             object.__setattr__(
                 self, "move_destination", validate_ae_title(self.move_destination, "move destination AE title")
             )
-        if self.max_pdu < 0:
-            raise ValueError("maximum PDU size must not be negative (0 means unlimited)")
+        object.__setattr__(self, "max_pdu",
+                           validation.whole_number(self.max_pdu, "maximum PDU size (0: unlimited)", 0, 2**32 - 1))
+        object.__setattr__(self, "query_charset", validation.charset(self.query_charset, "query character set"))
+        object.__setattr__(self, "fallback_charset",
+                           validation.charset(self.fallback_charset, "fallback character set"))

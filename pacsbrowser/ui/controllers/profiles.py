@@ -32,11 +32,17 @@ class ProfileController(QObject):
         return {p.name for p in self._profiles}
 
     def reload(self) -> None:
-        try:
-            self._profiles = self.store.load()
-        except ConfigError as exc:
-            self._profiles = []
-            self.error.emit("The saved server profiles cannot be read", str(exc))
+        """The profiles that can be read; what could not is said once (with the file's line and
+        where the damaged file was copied), and the window starts with the rest."""
+        report = self.store.load_readable()
+        self._profiles = report.profiles
+        if report.problems:
+            detail = [f"{self.store.path}:", *(f"  {problem}" for problem in report.problems)]
+            if report.backup is not None:
+                detail.append(f"A copy of the file as it was is kept in {report.backup}.")
+            readable = f"the {len(report.profiles)} that could" if report.profiles else "none"
+            self.error.emit(f"Some saved server profiles could not be read; started with {readable} "
+                            f"({report.problems[0]})", "\n".join(detail))
         self.profiles_changed.emit(self.profiles)
 
     def _save(self, profiles: list[ServerProfile]) -> bool:

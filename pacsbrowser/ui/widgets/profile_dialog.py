@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...core import validation
 from ...core.records import (
     QueryModel,
     RetrieveMethod,
@@ -219,8 +220,11 @@ class ProfileDialog(QDialog):
             found.append((self.name, f"A profile named “{name}” exists already."))
         if not self.host.text().strip():
             found.append((self.host, "Give the PACS host name or address."))
-        elif any(c.isspace() for c in self.host.text().strip()):
-            found.append((self.host, "A host name has no spaces."))
+        else:
+            try:
+                validation.host(self.host.text(), "The host")
+            except validation.InvalidInput as exc:
+                found.append((self.host, f"{exc}."))
         for edit, what, required in ((self.called_ae, "The called AE title", True),
                                      (self.calling_ae, "The calling AE title", True),
                                      (self.move_destination, "The move destination AE title", False)):
@@ -237,8 +241,11 @@ class ProfileDialog(QDialog):
             for field, what in ((self.tls_ca, "CA certificate"), (self.tls_cert, "client certificate"),
                                 (self.tls_key, "client key")):
                 path = field.path()
-                if path is not None and not path.is_file():
-                    found.append((field.edit, f"The {what} file {path} does not exist."))
+                if path is not None:
+                    try:
+                        validation.readable_file(path, f"The {what} file")
+                    except validation.InvalidInput as exc:
+                        found.append((field.edit, f"{exc}."))
             if (self.tls_cert.path() is None) != (self.tls_key.path() is None):
                 found.append((self.tls_key.edit, "A client certificate needs its key, and a key its certificate."))
         return found
