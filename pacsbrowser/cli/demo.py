@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
 from ..core.demo import DEMO_AE, PROFILE_NAME, DemoPacs, default_demo_dir
 from ..core.errors import PacsbrowserError
 from .common import EXIT_ERROR, EXIT_OK, add_output_options, on_signals, run_command
+from .inputs import DIRECTORY, LISTEN_PORT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=f"Create a separate archive of generated demo studies (the first time), serve it on a "
                     f"free loopback port as {DEMO_AE} and save the {PROFILE_NAME!r} profile, until "
                     f"interrupted (Ctrl+C).")
-    parser.add_argument("--dir", type=Path, metavar="DIR", help=f"the demo archive (default {default_demo_dir()})")
-    parser.add_argument("--port", type=int, default=0, help="the port (default: any free one)")
+    parser.add_argument("--dir", type=DIRECTORY, metavar="DIR", help=f"the demo archive (default {default_demo_dir()})")
+    parser.add_argument("--port", type=LISTEN_PORT, default=0, help="the port (default: any free one)")
     parser.add_argument("--no-profile", action="store_true", help=f"do not save the {PROFILE_NAME!r} profile")
     add_output_options(parser)
     parser.set_defaults(handler=handle)

@@ -64,6 +64,7 @@ DATE_RANGE = keep_text(validation.date_range)  # presets stay words until the qu
 BIRTH_DATE = keep_text(validation.date_range, private=True, kind="birth date")  # patient data: not repeated in messages
 QUERY_KEY = keep_text(validation.query_key)
 CODES = checked(validation.code_list)
+MOVE_DESTINATION = checked(validation.move_destination)
 
 
 def count(minimum: int = 1, maximum: int | None = 1_000_000) -> Callable[[str], int]:

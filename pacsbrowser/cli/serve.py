@@ -7,8 +7,8 @@ import argparse
 import sys
 
 from ..core.config import ProfileStore
-from ..core.server import parse_destination
 from .common import EXIT_ERROR
+from .inputs import MOVE_DESTINATION
 from .listen import add_server_options, run_server
 
 
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(Patient Root and Study Root), C-GET, and C-MOVE to the destinations given, until "
                     "interrupted (Ctrl+C).")
     add_server_options(parser)
-    parser.add_argument("--destination", action="append", default=[], metavar="AE=HOST:PORT",
+    parser.add_argument("--destination", action="append", default=[], metavar="AE=HOST:PORT", type=MOVE_DESTINATION,
                         help="a C-MOVE destination (repeatable)")
     parser.add_argument("--profile-destinations", action="store_true",
                         help="every server profile is a C-MOVE destination too (its called AE, host and port)")
@@ -32,8 +32,7 @@ def destinations(args: argparse.Namespace) -> dict[str, tuple[str, int]]:
     if args.profile_destinations:
         for profile in ProfileStore().load():
             found[profile.called_ae] = (profile.host, profile.port)
-    for text in args.destination:
-        ae_title, where = parse_destination(text)
+    for ae_title, where in args.destination:  # checked by argparse (cli.inputs.MOVE_DESTINATION)
         found[ae_title] = where
     return found
 

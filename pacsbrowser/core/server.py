@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import validation
 from .archive import Archive, StoredInstance
 from .dicom.server import DicomServer, ServerSettings, StoreStats
 from .errors import ListenerError
@@ -71,15 +72,8 @@ class Subscription:
 
 
 def parse_destination(text: str) -> tuple[str, tuple[str, int]]:
-    """'AE=HOST:PORT' -> (AE, (HOST, PORT)); ValueError in words."""
-    ae_title, sep, address = text.partition("=")
-    host, colon, port = address.rpartition(":")
-    if not sep or not colon or not host or not port.strip().isdigit():
-        raise ValueError(f"a move destination is AE=HOST:PORT, not {text!r}")
-    number = int(port)
-    if not 1 <= number <= 65535:
-        raise ValueError(f"the port of the move destination {text!r} must be from 1 to 65535")
-    return validate_ae_title(ae_title.strip(), "move destination AE title"), (host.strip("[] "), number)
+    """'AE=HOST:PORT' -> (AE, (HOST, PORT)); core.validation.InvalidInput (a ValueError) in words."""
+    return validation.move_destination(text)
 
 
 class ArchiveServer:

@@ -438,3 +438,15 @@ def environment_directory(variable: str) -> Path | None:
     if not value:
         return None
     return directory(value, f"environment variable {variable}")
+
+
+def move_destination(value: object, field: str = "move destination") -> tuple[str, tuple[str, int]]:
+    """'AE=HOST:PORT' (a C-MOVE destination our server knows) -> (AE, (HOST, PORT))."""
+    text = _text(value, field).strip()
+    ae_part, sep, address = text.partition("=")
+    where, colon, number = address.rpartition(":")
+    if not sep or not colon or not where.strip("[] "):
+        raise InvalidInput(field, f"a move destination is AE=HOST:PORT, not {text!r}")
+    return (ae_title(ae_part, f"{field} AE title"),
+            (host(where.strip("[] "), f"{field} host"), port(number.strip(), f"{field} port")))
+

@@ -48,6 +48,8 @@ BAD: dict[str, list[str]] = {
     "code list": ["C\x01T", "x" * 17, "CT;MR", LONG],
     "text key": ["a\\b", "a\x01b", LONG, NUL],
     "choice": ["", "nonsense"],
+    "move destination": ["", "ORTHANC", "ORTHANC=127.0.0.1", "=127.0.0.1:4242", "ORTHANC=:4242",
+                         "ORTHANC=127.0.0.1:0", "ORTHANC=127.0.0.1:port", "BACK\\SLASH=127.0.0.1:4242", LONG, NUL],
 }
 
 

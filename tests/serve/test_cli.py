@@ -47,8 +47,7 @@ def test_a_malformed_destination(capsys) -> None:
 
 
 def test_destinations_from_the_profiles_and_the_command_line(workdir: Path, monkeypatch) -> None:
-    import argparse
-
+    from pacsbrowser.cli import build_parser
     from pacsbrowser.cli.serve import destinations
     from pacsbrowser.core.config import ProfileStore
     from pacsbrowser.core.records import ServerProfile
@@ -57,7 +56,7 @@ def test_destinations_from_the_profiles_and_the_command_line(workdir: Path, monk
     store = ProfileStore()
     store.add(ServerProfile(name="a", host="127.0.0.1", port=4242, called_ae="ORTHANC"))
     store.add(ServerProfile(name="b", host="127.0.0.1", port=5678, called_ae="DCMQRSCP"))
-    args = argparse.Namespace(profile_destinations=True, destination=["ORTHANC=127.0.0.1:1111"])
+    args = build_parser().parse_args(["serve", "--profile-destinations", "--destination", "ORTHANC=127.0.0.1:1111"])
     assert destinations(args) == {"ORTHANC": ("127.0.0.1", 1111), "DCMQRSCP": ("127.0.0.1", 5678)}
     args.profile_destinations = False
     assert destinations(args) == {"ORTHANC": ("127.0.0.1", 1111)}
