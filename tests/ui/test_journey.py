@@ -4,8 +4,6 @@ association; a folder dropped on a server is confirmed and sent, bad files liste
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from pacsbrowser.core.config import ProfileStore
@@ -14,7 +12,7 @@ from pacsbrowser.ui.models.holdings import Held
 from pacsbrowser.ui.models.transfers import State
 
 from .conftest import StallProbe, run_until
-from .test_local_window import drop_on
+from .test_local_window import drop_on, dropped_folder
 from .test_transfers_window import _profile, double_click, finished, held, search
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
@@ -56,21 +54,14 @@ def test_search_double_click_images_appear_and_a_second_double_click_stays_local
 def test_a_folder_dropped_on_a_server_is_confirmed_then_sent(window, qloop, lab_data, workdir, orthanc_factory):
     empty = orthanc_factory(load=False, aet="UIDROP")
     window.profile_controller.add(_profile(empty, "Empty Orthanc"))
-    folder = workdir / "drop"
-    (folder / "series").mkdir(parents=True)
-    good = lab_data.uncompressed_instances()[:3]
-    for n, instance in enumerate(good):
-        shutil.copy(instance.path, folder / "series" / f"{n}.dcm")
-    whole = good[0].path.read_bytes()
-    (folder / "damaged.dcm").write_bytes(whole[: len(whole) // 2])
-    (folder / "report.txt").write_text("not an image")
+    folder, good = dropped_folder(workdir, lab_data)  # 4 good files, a damaged one, a text file
 
     rows = window.profiles.list
     target = next(rows.item(n) for n in range(rows.count()) if "Empty Orthanc" in rows.item(n).text())
     drop_on(rows.viewport(), rows.visualItemRect(target).center(), [folder])
     run_until(qloop, lambda: window.local_side.drop_confirmation is not None)
     box = window.local_side.drop_confirmation
-    assert box.text().startswith("Send 3 DICOM files (") and "Empty Orthanc" in box.text()
+    assert box.text().startswith("Send 4 DICOM files (") and "Empty Orthanc" in box.text()
     assert box.informativeText() == "2 files will be left out: 1 not DICOM, 1 damaged or unreadable."
     box.go_button.click()
     run_until(qloop, lambda: len(window.transfers.model.transfers) == 1)
