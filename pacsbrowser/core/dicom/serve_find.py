@@ -3,11 +3,17 @@
 A pynetdicom EVT_C_FIND handler over core.archive.query: one pending response per match, in the
 index's order, C-CANCEL honoured between two responses; an identifier the model cannot answer is
 refused with 0xA900 (identifier does not match SOP class), one that cannot be read with 0xC310.
+
+pynetdicom queues every response for sending without limit: a handler that yields as fast as the
+index answers queues thousands of responses ahead of a slow reader, and a C-CANCEL then ends the
+operation only after all of them have crossed the wire. So the handler waits while more than
+`MAX_QUEUED` PDUs wait to be sent: a cancel is answered after at most that many more responses.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +32,7 @@ from ..archive.query import ArchiveQuery, QueryError
 log = logging.getLogger(__name__)
 
 PENDING, SUCCESS, CANCEL = 0xFF00, 0x0000, 0xFE00
+MAX_QUEUED = 32  # PDUs waiting in pynetdicom's send queue before the handler waits for the reader
 IDENTIFIER_MISMATCH = 0xA900  # identifier does not match SOP class
 UNABLE_TO_PROCESS = 0xC310
 
@@ -51,6 +58,18 @@ def calling_ae(event: Any) -> str:
     return str(event.assoc.requestor.ae_title or "").strip()
 
 
+def cancelled_while_sending(event: Any, limit: int = MAX_QUEUED) -> bool:
+    """Wait until at most `limit` PDUs are queued for sending (as long as the association lives);
+    True when a C-CANCEL came meanwhile (or had come: pynetdicom forgets it once asked)."""
+    queue = event.assoc.dul.to_provider_queue
+    while True:
+        if event.is_cancelled:
+            return True
+        if queue.qsize() <= limit or not event.assoc.is_established:
+            return False
+        time.sleep(0.002)
+
+
 class FindHandler:
     """EVT_C_FIND: answers from `archive`; `ae_title` goes into RetrieveAETitle when asked for."""
 
@@ -69,7 +88,7 @@ class FindHandler:
         count = 0
         try:
             for answer in self.query.find(identifier, model, retrieve_ae=self.ae_title):
-                if event.is_cancelled:
+                if cancelled_while_sending(event):
                     log.info("C-FIND from %s cancelled after %d answers", calling_ae(event), count)
                     yield CANCEL, None
                     return
