@@ -72,8 +72,8 @@ def main() -> int:
                 await asyncio.sleep(0.02)
                 if first.children and first.children[0].result is not None:
                     break
-            study = next(n for n in window.results_model.root.children
-                         if (n.result.number_of_instances or 0) >= 8)  # a study with a few images
+            study = next(n for n in window.results_model.root.children  # a CT study with a few images
+                         if (n.result.number_of_instances or 0) >= 8 and "CT" in (n.result.modalities or ()))
             view.tree.setCurrentIndex(view.proxy.mapFromSource(window.results_model.index_of(study)))
             window.transfers.activate(window.query.profile, study.result)  # what a double-click does
             tiles = window.thumbnails.model.instance_tiles

@@ -427,14 +427,15 @@ class MainWindow(QMainWindow):
         self.images_dock.setWidget(self.thumbnails)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.images_dock)
         self.splitDockWidget(self.images_dock, self.log_dock, Qt.Orientation.Horizontal)
-        if QSettings().value("main_window/state") is None:  # first start: images large, the log narrow
+        self.tabifyDockWidget(self.log_dock, self.transfers_dock)  # the images large; transfers and log share a tab
+        if QSettings().value("main_window/state") is None:  # first start: the images, and beside them transfers and the log
             self._first_layout = QTimer(self)  # once the window has its size
             self._first_layout.setSingleShot(True)
             self._first_layout.timeout.connect(self._size_images_dock)
             self._first_layout.start(0)
 
     def _size_images_dock(self) -> None:
-        self.resizeDocks([self.images_dock, self.log_dock], [self.width() * 3 // 4, self.width() // 4],
+        self.resizeDocks([self.images_dock, self.log_dock], [self.width() * 11 // 20, self.width() * 9 // 20],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.images_dock], [self.height() * 9 // 20], Qt.Orientation.Vertical)
 
