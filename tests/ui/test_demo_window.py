@@ -36,6 +36,7 @@ def test_try_with_demo_data(qtbot, qloop, tmp_path, monkeypatch, demo_source: Pa
     store = ProfileStore(tmp_path / "profiles")
     shots = Path(os.environ.get("PACSBROWSER_SCREENSHOTS", tmp_path))  # where to look at the window
     win = MainWindow(store, archive)
+    win.transfers.listener_host = "127.0.0.1"  # were a C-MOVE listener started on demand: loopback only
     qtbot.addWidget(win)
     win.show()
     try:

@@ -23,6 +23,7 @@ def window(qtbot, qloop, orthanc, tmp_path, archive):
     store = ProfileStore(tmp_path / "profiles")
     store.add(_profile(orthanc))
     win = MainWindow(store, archive)
+    win.transfers.listener_host = "127.0.0.1"  # were a C-MOVE listener started on demand: loopback only
     win.resize(1500, 950)
     win.show()
     yield win
