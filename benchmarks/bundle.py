@@ -37,12 +37,7 @@ def xvfb(size: str = "1280x900x24"):
             raise RuntimeError("Xvfb did not start")
         yield f":{number}"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop(server)
 
 
 def screen_brightness(display: str) -> float:

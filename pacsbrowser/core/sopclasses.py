@@ -13,6 +13,12 @@ MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # a DICOMDIR: an index of medi
 RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
 
 
+def uid_name(uid: str) -> str:
+    """A UID's name in pydicom's dictionary ("CT Image Storage", "RLE Lossless"), or the UID itself."""
+    name = UID(uid).name if uid else ""
+    return name if name and name != uid else uid
+
+
 def is_image_class(sop_class: str) -> bool:
     """An image storage class (CT, MR, CR, US, secondary capture...): its instances carry pixel
     data, so one without it has been cut short. RT Dose, SR, PDF and the like are not images."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pydicom.uid import (
     HTJ2K,
     JPEG2000,
-    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
@@ -22,6 +21,8 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
+
+from ..sopclasses import uid_name
 
 MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1..255
 
@@ -52,11 +53,10 @@ ACCEPTED_FOR_STORAGE = (*UNCOMPRESSED, DeflatedExplicitVRLittleEndian, ExplicitV
 
 def syntax_name(uid: str) -> str:
     """A transfer syntax's name ("RLE Lossless"), or its UID when pydicom does not know it."""
-    name = UID(uid).name
-    return name if name and name != uid else uid
+    return uid_name(uid)
 
 
 def class_name(uid: str) -> str:
     """A SOP class's name ("CT Image Storage"), or "SOP class <uid>" when pydicom does not know it."""
-    name = UID(uid).name
-    return name if name and name != uid else f"SOP class {uid}"
+    name = uid_name(uid)
+    return name if name != uid else f"SOP class {uid}"

@@ -16,6 +16,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from ...core.records import InstanceResult, PatientResult, SeriesResult, StudyResult
+from ...core.sopclasses import uid_name
 from .holdings import Holding, holding_icon
 
 COLUMNS = ["Patient / study", "Patient ID", "Birth date", "Study date", "Modality", "Description", "Accession",
@@ -78,12 +79,6 @@ def _name(person) -> str:
     text = " = ".join(parts)
     return text.replace("^", ", ", 1).replace("^", " ")
 
-
-def _sop_class_name(uid: str) -> str:
-    from pydicom.uid import UID
-
-    name = UID(uid).name if uid else ""
-    return name if name and name != uid else uid
 
 
 def node_uid(node: Node) -> str:
@@ -377,7 +372,7 @@ class ResultsModel(QAbstractItemModel):
             frames = f" ({r.number_of_frames} frames)" if r.number_of_frames and r.number_of_frames > 1 else ""
             return {
                 NAME: f"Instance {r.instance_number}" if r.instance_number is not None else "Instance",
-                DESCRIPTION: _sop_class_name(r.sop_class_uid) + frames,
+                DESCRIPTION: uid_name(r.sop_class_uid) + frames,
             }.get(column, "")
         return ""
 

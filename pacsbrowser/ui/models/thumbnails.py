@@ -17,6 +17,7 @@ from PySide6.QtGui import QImage
 
 from ...core.archive import InstanceRow, SeriesRow
 from ...core.imaging import Kind, Thumbnail
+from ...core.sopclasses import uid_name
 from ..images import to_qimage
 
 TILE_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -62,7 +63,7 @@ class Tile:
         if self.rows and self.columns:
             lines.append(f"{self.columns} × {self.rows}")
         if self.sop_class_uid:
-            lines.append(_sop_class_name(self.sop_class_uid))
+            lines.append(uid_name(self.sop_class_uid))
         thumb = self.thumbnail
         if thumb is None:
             lines.append("Rendering…")
@@ -90,12 +91,6 @@ def series_counts(series: SeriesRow | None, shown: int) -> str:
     noun = "object" if count == 1 else "objects"
     return f"{count} {noun}"
 
-
-def _sop_class_name(uid: str) -> str:
-    from pydicom.uid import UID
-
-    name = UID(uid).name
-    return name if name and name != uid else uid
 
 
 def _is_problem(thumbnail: Thumbnail) -> bool:
