@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .dicom import ae as dicom_ae
+from .dicom.links import end_association
 from .errors import (
     AssociationAborted,
     AssociationRejected,
+    Cancelled,
     ConnectionFailed,
     DICOMNetworkError,
     DIMSEError,
@@ -116,9 +119,15 @@ class DICOMClient:
         self.attempts = 0
         for attempt in range(policy.max_retries + 1):
             self.attempts = attempt + 1
+            opening = _Opening()
             try:
-                self._assoc = await run_blocking(self._open, contexts, kwargs, name="associate")
+                self._assoc = await run_blocking(self._open, contexts, kwargs, opening, name="associate")
                 return
+            except asyncio.CancelledError:
+                # The request goes on on its worker thread: abort it there, or it would hold one
+                # of the PACS's association slots until some timeout, and leak once accepted.
+                opening.cancel()
+                raise
             except DICOMNetworkError as error:
                 if attempt >= policy.max_retries or not is_retryable(error):
                     raise
@@ -127,9 +136,11 @@ class DICOMClient:
                          self.host, self.port, error, attempt + 1, delay)
                 await self._sleep(delay)
 
-    def _open(self, contexts: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    def _open(self, contexts: Sequence[Any], kwargs: dict[str, Any], opening: _Opening | None = None) -> Any:
         ae = dicom_ae.make_ae(self.calling_ae, self.timeouts, self.max_pdu)
-        return dicom_ae.open_association(
+        if opening is not None:
+            ae.on_association = opening.started
+        assoc = dicom_ae.open_association(
             ae,
             self.host,
             self.port,
@@ -140,6 +151,10 @@ class DICOMClient:
             max_pdu=self.max_pdu,
             **kwargs,
         )
+        if opening is not None and opening.cancelled:  # accepted after the wait was cancelled
+            end_association(assoc)
+            raise Cancelled("the association request")
+        return assoc
 
     async def release(self) -> None:
         """Release the association politely (abort if the peer does not answer in time)."""
@@ -164,6 +179,30 @@ class DICOMClient:
             await self.release()
         else:
             self.abort()
+
+
+class _Opening:
+    """An association being requested on a worker thread; `cancel()`, from the loop, aborts it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._assoc: Any = None
+        self.cancelled = False
+
+    def started(self, assoc: Any) -> None:
+        """On the worker thread: pynetdicom has created the association (before it connects)."""
+        with self._lock:
+            self._assoc = assoc
+            cancelled = self.cancelled
+        if cancelled:
+            dicom_ae.abandon_request(assoc)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            assoc = self._assoc
+        if assoc is not None:
+            dicom_ae.abandon_request(assoc)  # returns at once; the threads end on a worker
 
 
 def _release_or_abort(assoc: Association) -> None:

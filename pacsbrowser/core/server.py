@@ -158,6 +158,12 @@ class ArchiveServer:
             return self._server.address
         return self.host, self.port
 
+    def link_idle_for(self) -> float | None:
+        """Seconds since any association of the running server last moved a byte (None: not running).
+        What a C-MOVE's idle watch reads: an object arriving slowly is not silence."""
+        server = self._server
+        return server.link_activity.idle_for() if server is not None else None
+
     @property
     def stats(self) -> StoreStats:
         """Counters of the running server, or of the last run once stopped."""

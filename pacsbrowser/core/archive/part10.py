@@ -15,10 +15,10 @@ from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.multival import MultiValue
-from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, DeflatedExplicitVRLittleEndian
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import TEXT_VR_DELIMS, PersonName
 
-from .paths import IMPLEMENTATION_VERSION
+from .paths import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +270,7 @@ def _file_meta_bytes(sop_class_uid: str, sop_instance_uid: str, transfer_syntax:
         _element(0x0002, b"UI", _padded(sop_class_uid, b"\x00")),
         _element(0x0003, b"UI", _padded(sop_instance_uid, b"\x00")),
         _element(0x0010, b"UI", _padded(str(transfer_syntax), b"\x00")),
-        _element(0x0012, b"UI", _padded(PYDICOM_IMPLEMENTATION_UID, b"\x00")),
+        _element(0x0012, b"UI", _padded(IMPLEMENTATION_CLASS_UID, b"\x00")),
         _element(0x0013, b"SH", _padded(IMPLEMENTATION_VERSION, b" ")),
     ])
     if source_ae and len(source_ae) <= 16 and source_ae.isascii() and "\\" not in source_ae:

@@ -21,6 +21,9 @@ TEMP_PREFIX = ".tmp-"
 SUFFIX = ".dcm"
 DEFAULT_MIN_FREE_BYTES = 50 * 1024 * 1024
 IMPLEMENTATION_VERSION = f"PACSBROWSER_{__version__.replace('.', '')}"[:16]
+# Ours, in the files we write (0002,0012) and the associations we make: a 2.25 UUID-derived UID
+# (uuid5 of the project's name), fixed forever; the version name above says which release.
+IMPLEMENTATION_CLASS_UID = "2.25.268313225610118294872960930633223089276"
 
 _VALID_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 

@@ -5,7 +5,10 @@ Synchronous: call only from worker threads (see core.executor).
 pynetdicom logs a failed connection and swallows the exception, so a refused port, a TLS
 verification failure and a timeout all look alike afterwards. `ObservedSocket` keeps the exception
 (and the first bytes the peer sent) so that `open_association` can say precisely what went wrong.
-It also sets TCP_NODELAY, which pynetdicom never does (see FIELD-NOTES: Nagle doubles C-STORE times).
+It also sets TCP_NODELAY, which pynetdicom never does (see FIELD-NOTES: Nagle doubles C-STORE times),
+TCP keepalive and a finite socket timeout after connect (core.dicom.links: a link that dies mid-PDU
+must not block the DUL thread for good), and reports every byte read or written to the association's
+LinkActivity (core.dicom.activity), which the idle watchdogs read.
 """
 
 from __future__ import annotations
@@ -16,16 +19,18 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from pynetdicom import _config as pynetdicom_config
 from pynetdicom import evt
 from pynetdicom.ae import ApplicationEntity
 from pynetdicom.association import Association
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
+from pynetdicom.pdu_primitives import A_P_ABORT
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.transport import T_CONNECT, AddressInformation, AssociationSocket
 
+from ..archive.paths import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
 from ..errors import (
     AssociationAborted,
     AssociationRejected,
@@ -36,7 +41,10 @@ from ..errors import (
     TLSCause,
     TLSError,
 )
+from ..executor import start_detached
 from ..records import Timeouts, TLSConfiguration
+from .activity import activity_of
+from .links import end_association, link_timeout, tune_socket
 from .responsive import is_responsive, make_responsive
 
 log = logging.getLogger(__name__)
@@ -56,14 +64,15 @@ _FIND_MODELS = {"1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.2.1"}  #
 
 
 class ObservedSocket(AssociationSocket):
-    """An AssociationSocket that sets TCP_NODELAY and remembers why it failed."""
+    """An AssociationSocket that sets TCP_NODELAY and keepalive, keeps a finite timeout after
+    connect, counts the bytes it moves (activity_of) and remembers why it failed."""
 
     failure: BaseException | None = None
     first_bytes: bytes = b""
 
     def _create_socket(self, address: AddressInformation) -> socket.socket:
         sock = super()._create_socket(address)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tune_socket(sock)
         return sock
 
     def connect(self, primitive: T_CONNECT) -> None:
@@ -75,7 +84,9 @@ class ObservedSocket(AssociationSocket):
                 self.socket = context.wrap_socket(self.socket, server_side=False, server_hostname=server_hostname)
             self.socket.settimeout(self.assoc.connection_timeout)
             self.socket.connect(primitive.address_info.as_tuple)
-            self.socket.settimeout(None)
+            # pynetdicom goes back to blocking without a timeout here: one frozen link would then
+            # hold the DUL thread (and everything waiting on it) for good. See core.dicom.links.
+            self.socket.settimeout(link_timeout(self.assoc.dimse_timeout, self.assoc.network_timeout))
             self.assoc.requestor.address_info = AddressInformation.from_tuple(self.socket.getsockname())
             self._is_connected = True
             evt.trigger(self.assoc, evt.EVT_CONN_OPEN, {"address": primitive.address_info.as_tuple})
@@ -95,12 +106,14 @@ class ObservedSocket(AssociationSocket):
         # Read in large chunks (pynetdicom reads 4 KiB at a time) and keep what a failing peer said.
         assert self.socket is not None
         buffer = bytearray()
+        activity = activity_of(self.assoc)
         try:
             while len(buffer) < nr_bytes:
                 chunk = self.socket.recv(min(_RECV_CHUNK, nr_bytes - len(buffer)))
                 if not chunk:
                     break
                 buffer += chunk
+                activity.received(len(chunk))
         except OSError as exc:
             if self.failure is None:
                 self.failure = exc
@@ -110,16 +123,47 @@ class ObservedSocket(AssociationSocket):
                 self.first_bytes += bytes(buffer[: 8 - len(self.first_bytes)])
         return buffer
 
+    def send(self, bytestream: bytes) -> None:
+        # pynetdicom's send, counting what went out and keeping why it failed (a write that moved
+        # nothing for the socket timeout: the peer stopped reading).
+        assert self.socket is not None
+        activity = activity_of(self.assoc)
+        view = memoryview(bytestream)
+        try:
+            while view:
+                sent = self.socket.send(view)
+                activity.sent(sent)
+                view = view[sent:]
+            evt.trigger(self.assoc, evt.EVT_DATA_SENT, {"data": bytestream})
+        except Exception as exc:  # noqa: BLE001 - pynetdicom's own reading: the transport closed (Evt17)
+            if self.failure is None:
+                self.failure = exc
+            self.event_queue.put("Evt17")
+
+
+def link_failure(assoc: Any) -> BaseException | None:
+    """Why the socket of an association we requested failed (None: it did not, or not ours)."""
+    sock = getattr(getattr(assoc, "dul", None), "socket", None)
+    return sock.failure if isinstance(sock, ObservedSocket) else None
+
+
+def link_timed_out(assoc: Any) -> bool:
+    """Whether the association ended because a read or write moved no byte for the socket timeout."""
+    return isinstance(link_failure(assoc), (TimeoutError, socket.timeout))
+
 
 class PacsAE(ApplicationEntity):
     """An AE whose requestor sockets are ObservedSockets and whose associations wait for events
     instead of polling (responsive.make_responsive: called here, before their threads start)."""
 
     responsive = True  # set per association request by open_association
+    on_association: Callable[[Association], None] | None = None  # told of each association it requests
 
     def _create_socket(self, assoc, address, tls_args):
         if self.responsive:
             make_responsive(assoc)
+        if self.on_association is not None:
+            self.on_association(assoc)
         sock = ObservedSocket(assoc, address=address)
         sock.tls_args = tls_args
         return sock
@@ -132,6 +176,8 @@ def make_ae(calling_ae: str, timeouts: Timeouts, max_pdu: int) -> PacsAE:
     ae.dimse_timeout = timeouts.dimse
     ae.network_timeout = timeouts.network
     ae.maximum_pdu_size = max_pdu
+    ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+    ae.implementation_version_name = IMPLEMENTATION_VERSION
     return ae
 
 
@@ -415,7 +461,8 @@ def settle_reactor(assoc: Association, limit: float = 0.05) -> None:
 
 
 def interrupt(assoc: Association) -> None:
-    """Abort `assoc` from another thread and wake a send_c_store() waiting on it.
+    """Abort `assoc` from another thread and wake a send_c_store() waiting on it; returns at once
+    (safe on the event loop), the threads are ended on a worker (links.end_association).
 
     A local abort does not wake a thread waiting for a DIMSE response: it would wait out the
     whole DIMSE timeout. An empty item on the DIMSE message queue is what pynetdicom itself reads
@@ -431,6 +478,21 @@ def interrupt(assoc: Association) -> None:
             assoc.abort(block=False)
     except Exception:  # noqa: BLE001 - already gone
         pass
+    dul = getattr(assoc, "dul", None)
+    if (isinstance(dul, threading.Thread) and dul.is_alive()) or assoc.is_alive():
+        start_detached(lambda: end_association(assoc), name="abort")
+
+
+def abandon_request(assoc: Association) -> None:
+    """Give up an association still being requested (its wait cancelled): the A-ABORT goes out, so
+    the PACS frees the slot now, not after its own timeout, and the requesting thread waiting for
+    the A-ASSOCIATE answer wakes at once. Returns at once (safe on the event loop)."""
+    if not assoc.is_established:
+        try:
+            assoc.dul.to_user_queue.put(A_P_ABORT())  # what the DUL hands up when the link drops
+        except Exception:  # noqa: BLE001 - no DUL yet: the abort below is enough
+            pass
+    interrupt(assoc)
 
 
 def verification_context() -> list[PresentationContext]:
@@ -462,6 +524,9 @@ def certificate_summary(cert: dict | None, der: bytes | None) -> dict[str, str]:
 __all__ = [
     "ObservedSocket",
     "PacsAE",
+    "abandon_request",
+    "link_failure",
+    "link_timed_out",
     "certificate_summary",
     "classify_tls_error",
     "client_ssl_context",

@@ -32,8 +32,10 @@ from pynetdicom.status import code_to_category
 
 from ..records import QueryModel
 from .ae import settle_reactor
+from .links import end_association
 from .operation import (
     DEFAULT_CANCEL_TIMEOUT,
+    MEDIUM,
     PENDING,
     OperationControl,
     next_message_id,
@@ -135,7 +137,8 @@ def run_find(
                     control.cancel(wait=False, reason="limit")
 
     try:
-        responses = send_request("C-FIND", lambda: assoc.send_c_find(identifier, model, msg_id=msg_id))
+        responses = send_request("C-FIND", lambda: assoc.send_c_find(identifier, model, msg_id=msg_id,
+                                                                          priority=MEDIUM))
         control.attach(assoc, msg_id, query_model=model)
         final = read_responses(responses, control, pending, what="matches")
         summary.aborted = final.empty
@@ -155,7 +158,7 @@ def run_find(
         summary.abort_reason = ("the association was closed" if not assoc.is_established
                                 else "no answer in time")
     if summary.aborted and summary.status is None and assoc.is_established:
-        assoc.abort()
+        end_association(assoc)
     if error is not None:
         raise error
     return summary

@@ -24,11 +24,13 @@ from pydicom.dataset import Dataset
 from pynetdicom.association import Association
 
 from ..errors import AssociationAborted
+from .links import end_association
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CANCEL_TIMEOUT = 5.0  # seconds the PACS has to stop after C-CANCEL before we abort
 PENDING = (0xFF00, 0xFF01)  # Pending, and Pending with optional keys not supported (C-FIND)
+MEDIUM = 0  # PS3.7 C.4: Priority 0000H MEDIUM (pynetdicom's default is 0002H LOW); DCMTK asks MEDIUM too
 
 T = TypeVar("T")
 
@@ -89,7 +91,8 @@ class OperationControl:
         return self._finished.wait(self.cancel_timeout)
 
     def abort(self, why: str, *, timed_out: bool = False) -> None:
-        """Abort the association now and wake the reader (`timed_out`: because the PACS went silent)."""
+        """Abort the association now and wake the reader (`timed_out`: because the PACS went silent).
+        Blocks up to a few seconds until the association's threads have ended: never on the loop."""
         with self._lock:
             assoc = self._assoc
             if assoc is None or self._finished.is_set() or self.aborted:
@@ -97,13 +100,14 @@ class OperationControl:
             self.aborted, self.abort_reason, self.timed_out = True, why, timed_out
         log.warning("aborting the association: %s", why)
         try:
-            assoc.abort()
+            assoc.abort(block=False)  # marks it aborted: pynetdicom's own abort then returns at once
         except Exception as exc:  # noqa: BLE001 - the reader must still be woken
             log.debug("abort: %s", exc)
         finally:
             # Wake a reader blocked on the next response: pynetdicom yields an empty status for
             # (None, None) and ends the generator.
             assoc.dimse.msg_queue.put((None, None))
+        end_association(assoc)  # the threads end even when the link is frozen (core.dicom.links)
 
     # -- used by the code that sends the request ---------------------------------------------------
     def attach(self, assoc: Association, msg_id: int, *, context_id: int | None = None, query_model: Any = None) -> None:
@@ -184,7 +188,13 @@ def read_responses(responses: Iterable[tuple[Dataset | None, Dataset | None]], c
     `control.cancel_timeout` seconds after C-CANCEL. Raises what `on_pending` raises (the caller
     that must drain first catches in `on_pending` and asks `control` to cancel)."""
     final = FinalResponse()
+    previous: Dataset | None = None
     for status, identifier in responses:
+        if status is not None and status is previous and identifier is None:
+            # pynetdicom 3.0 yields a pending response whose identifier it cannot decode twice
+            # (once in its except clause, once after it) with the same status object: count it once.
+            continue
+        previous = status
         code = status.get("Status") if status else None
         if status is None or code is None:  # pynetdicom's sign of a timeout, an abort or an invalid response
             final.empty = True
@@ -202,6 +212,7 @@ def read_responses(responses: Iterable[tuple[Dataset | None, Dataset | None]], c
 
 __all__ = [
     "DEFAULT_CANCEL_TIMEOUT",
+    "MEDIUM",
     "PENDING",
     "FinalResponse",
     "OperationControl",

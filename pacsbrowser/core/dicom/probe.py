@@ -9,6 +9,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from ..errors import AssociationAborted, DIMSEError, Timeout
 from ..executor import run_blocking
+from .operation import MEDIUM
 
 
 def _find(assoc: Association, uid: str) -> int:
@@ -17,7 +18,8 @@ def _find(assoc: Association, uid: str) -> int:
     query.StudyInstanceUID = uid
     query.StudyDate = ""
     status_code = None
-    for status, _identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+    for status, _identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind,
+                                                 priority=MEDIUM):
         if not status or "Status" not in status:
             if not assoc.is_established:
                 raise AssociationAborted("The PACS closed the association during C-FIND")

@@ -23,6 +23,15 @@ use does not change):
 Only the waits differ; what is read, sent and decided is pynetdicom's own code. Any failure in a
 wait falls back to pynetdicom's plain sleep.
 
+Sending, with backpressure: pynetdicom's send_msg() puts every P-DATA of a message on the DUL's
+unbounded queue at once (a whole 1 GB file streamed from disk ends up in memory), then starts the
+response's DIMSE timeout while the DUL is still writing it (a big file on a slow link times out).
+Here the queue counts the P-DATA bytes it holds: `send_pdu()` waits while more than
+`SEND_QUEUE_LIMIT` bytes are queued and not yet written, and `ResponsiveDIMSE.send_msg()` returns
+only when the last PDU of a message with a data set has been written, so the response timeout
+starts then. Both waits end at once when the association is aborted, closed or its DUL has ended
+(a frozen link ends it within the socket timeout, core.dicom.links).
+
 C-FIND and the window: associations that only query (ae.open_association decides) keep
 pynetdicom's polling. A C-FIND streaming 5,000 answers gains only 3% from event-driven waits
 (decoding is its cost), but its two threads then hold the GIL more of the time, and the window's
@@ -34,6 +43,7 @@ room (benchmarks/, the GUI row).
 from __future__ import annotations
 
 import logging
+import queue
 import select
 import socket
 import ssl
@@ -43,9 +53,39 @@ from typing import Any, cast
 
 from pynetdicom import evt
 from pynetdicom.association import Association
+from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dul import DULServiceProvider
+from pynetdicom.pdu import P_DATA_TF
+from pynetdicom.pdu_primitives import P_DATA
 
 IDLE = 0.001  # seconds: pynetdicom's own polling period, kept for what is not event-driven
+SEND_QUEUE_LIMIT = 4 << 20  # bytes of P-DATA queued for the DUL before a sender waits
+_FLOW_CHECK = 0.1  # seconds between checks that the association is still there, while waiting
+
+
+def _pdata_size(item: Any) -> int:
+    if isinstance(item, P_DATA):
+        return sum(len(value) for _, value in item.presentation_data_value_list)
+    return 0
+
+
+class SendQueue(queue.Queue):
+    """The DUL's to-provider queue, counting the P-DATA bytes put in and not yet written out
+    (`ResponsiveDUL._send` takes them off when the PDU has gone to the socket)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending_bytes = 0  # guarded by self.mutex
+        self.flow = threading.Condition(self.mutex)
+
+    def _put(self, item: Any) -> None:
+        super()._put(item)
+        self.pending_bytes += _pdata_size(item)
+
+    def written(self, nbytes: int) -> None:
+        with self.flow:
+            self.pending_bytes = max(0, self.pending_bytes - nbytes)
+            self.flow.notify_all()
 
 
 class ResponsiveDUL(DULServiceProvider):
@@ -64,6 +104,7 @@ class ResponsiveDUL(DULServiceProvider):
             self._wake_r = self._wake_w = None
         # the idle wait is in _is_transport_event(); the loop's own sleep becomes a GIL yield
         self._run_loop_delay = 0
+        self.to_provider_queue = SendQueue()
 
     def run(self) -> None:
         try:
@@ -84,8 +125,47 @@ class ResponsiveDUL(DULServiceProvider):
                     pass
 
     def send_pdu(self, primitive: Any) -> None:
+        if isinstance(primitive, P_DATA):
+            self._wait_for_room()
+            if not self._flowing():
+                # Aborted, closed or ended: it could not go out. pynetdicom would go on reading the
+                # rest of the file into the queue; drop it (its get_msg() finds no response).
+                return
         super().send_pdu(primitive)
         self.wake()
+
+    def _flowing(self) -> bool:
+        """Whether what is queued can still go out (else nobody should wait for it)."""
+        assoc = self.assoc
+        return (self.is_alive() and not self._kill_thread and bool(assoc.is_established)
+                and not getattr(assoc, "_sent_abort", False))
+
+    def _wait_for_room(self) -> None:
+        sends = self.to_provider_queue
+        if not isinstance(sends, SendQueue) or threading.current_thread() is self:
+            return
+        with sends.flow:
+            while sends.pending_bytes >= SEND_QUEUE_LIMIT and self._flowing():
+                sends.flow.wait(_FLOW_CHECK)
+
+    def wait_written(self) -> None:
+        """Return when every P-DATA queued so far has been written to the socket, or can no longer be."""
+        sends = self.to_provider_queue
+        if not isinstance(sends, SendQueue) or threading.current_thread() is self:
+            return
+        with sends.flow:
+            while sends.pending_bytes > 0 and self._flowing():
+                sends.flow.wait(_FLOW_CHECK)
+
+    def _send(self, pdu: Any) -> None:
+        try:
+            super()._send(pdu)
+        finally:
+            if isinstance(pdu, P_DATA_TF):
+                sends = self.to_provider_queue
+                if isinstance(sends, SendQueue):
+                    sends.written(sum(len(item.presentation_data_value or b"")
+                                      for item in pdu.presentation_data_value_items))
 
     def kill_dul(self) -> None:
         super().kill_dul()
@@ -117,6 +197,18 @@ class ResponsiveDUL(DULServiceProvider):
                     pass
             except OSError:
                 pass
+
+
+class ResponsiveDIMSE(DIMSEServiceProvider):
+    """send_msg() returns when a message with a data set has been written out (see the module doc)."""
+
+    def send_msg(self, primitive: Any, context_id: int) -> None:
+        super().send_msg(primitive, context_id)
+        carries_data = any(getattr(primitive, name, None) is not None
+                           for name in ("DataSet", "Identifier", "_dataset_path"))
+        dul = self.dul
+        if carries_data and isinstance(dul, ResponsiveDUL):
+            dul.wait_written()
 
 
 class ResponsiveAssociation(Association):
@@ -210,6 +302,8 @@ def make_responsive(assoc: Association) -> Any:
         return assoc
     dul.__class__ = ResponsiveDUL
     cast(ResponsiveDUL, dul)._setup_wake()
+    if type(assoc.dimse) is DIMSEServiceProvider:
+        assoc.dimse.__class__ = ResponsiveDIMSE
     assoc.__class__ = ResponsiveAssociation
     unbind_log_handlers(assoc)
     return assoc
@@ -242,4 +336,5 @@ def is_responsive(assoc: Association) -> bool:
     return getattr(assoc, "_pacsbrowser_responsive", False)
 
 
-__all__ = ["IDLE", "ResponsiveAssociation", "ResponsiveDUL", "is_responsive", "make_responsive", "unbind_log_handlers"]
+__all__ = ["IDLE", "SEND_QUEUE_LIMIT", "ResponsiveAssociation", "ResponsiveDIMSE", "ResponsiveDUL", "SendQueue",
+           "is_responsive", "make_responsive", "unbind_log_handlers"]

@@ -23,9 +23,10 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.status import code_to_category
 
 from ..records import QueryLevel
-from .ae import settle_reactor  # importing ae also quiets pynetdicom's log (it prints identifiers)
+from .ae import link_timed_out, settle_reactor  # importing ae also quiets pynetdicom's log (it prints identifiers)
 from .contexts import GET_MODEL, MOVE_MODEL, ContextGroup, default_groups, plan_get_contexts
-from .operation import OperationControl, next_message_id, read_responses, send_request
+from .links import end_association
+from .operation import MEDIUM, OperationControl, next_message_id, read_responses, send_request
 from .receive import ReceiveHandler
 from .syntaxes import UNCOMPRESSED
 
@@ -214,9 +215,10 @@ def send_retrieve(
         context = send_request(what, lambda: assoc._get_valid_context(model, "", "scu"))
         if move_destination:
             responses = send_request(what, lambda: assoc.send_c_move(identifier, move_destination, model,
-                                                                     msg_id=msg_id))
+                                                                     msg_id=msg_id, priority=MEDIUM))
         else:
-            responses = send_request(what, lambda: assoc.send_c_get(identifier, model, msg_id=msg_id))
+            responses = send_request(what, lambda: assoc.send_c_get(identifier, model, msg_id=msg_id,
+                                                                    priority=MEDIUM))
         result.sent = True
         control.attach(assoc, msg_id, context_id=context.context_id)
         final = read_responses(responses, control, pending)
@@ -239,6 +241,9 @@ def send_retrieve(
             result.abort_reason = control.abort_reason
         elif watch is not None and watch.peer_aborted:
             result.aborted_by, result.abort_reason = "peer", "the PACS aborted the association"
+        elif link_timed_out(assoc):
+            result.aborted_by = "timeout"
+            result.abort_reason = "the link to the PACS stopped moving data mid-message"
         else:
             if handler is not None:
                 last_activity = max(last_activity, handler.last_activity)
@@ -249,7 +254,7 @@ def send_retrieve(
             else:
                 result.aborted_by, result.abort_reason = "closed", "the connection was closed"
         if assoc.is_established:
-            assoc.abort()
+            end_association(assoc)
     elif result.aborted:  # a final status came, then the association went: the request is done
         result.aborted = False
     return result

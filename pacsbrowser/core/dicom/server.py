@@ -7,7 +7,11 @@ async face is core.server). pynetdicom runs one thread per association; the hand
   C-MOVE to `ServerSettings.destinations` (core.dicom.serve_retrieve), Patient and Study Root.
 
 What pynetdicom does not do, done here:
-- TCP_NODELAY on accepted sockets (FIELD-NOTES: Nagle adds ~40 ms per message in two parts);
+- TCP_NODELAY and TCP keepalive on accepted sockets (FIELD-NOTES: Nagle adds ~40 ms per message in
+  two parts), and a finite socket timeout after accept and the TLS handshake (core.dicom.links: a
+  link frozen mid-PDU must not hold an association slot for good);
+- every byte read or written counted, per association and for the whole server
+  (core.dicom.activity: `DicomServer.link_activity` is what a C-MOVE's idle watch reads);
 - the TLS handshake on the connection's own thread with the ACSE timeout, not in the accept loop
   (pynetdicom's `get_request` handshakes there, so one silent client would stall every other);
 - socket reads in large chunks (pynetdicom reads 4 KiB at a time).
@@ -34,9 +38,12 @@ from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from ..archive import Archive
+from ..archive.paths import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
 from ..errors import ListenerError
 from ..records import DEFAULT_MAX_PDU, Timeouts, TLSConfiguration
 from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
+from .activity import LinkActivity, activity_of
+from .links import end_association, link_timeout, tune_socket
 from .receive import IndexedHandler, ReceiveHandler, StoreStats
 from .responsive import make_responsive
 from .serve_find import FIND_MODELS, RETRIEVE_MODELS, FindHandler
@@ -93,17 +100,42 @@ def server_ssl_context(tls: TLSConfiguration, host: str, port: int) -> ssl.SSLCo
 
 
 class _AcceptorSocket(AssociationSocket):
-    """Reads in large chunks (pynetdicom's own reads 4 KiB at a time)."""
+    """Reads in large chunks (pynetdicom's own reads 4 KiB at a time); counts the bytes it moves,
+    for the association and for the server."""
+
+    def _activities(self) -> tuple[LinkActivity, LinkActivity | None]:
+        assoc = self.assoc
+        return activity_of(assoc), getattr(getattr(assoc, "_server", None), "link_activity", None)
 
     def recv(self, nr_bytes: int) -> bytearray:
         assert self.socket is not None
+        mine, server = self._activities()
         buffer = bytearray()
         while len(buffer) < nr_bytes:
             chunk = self.socket.recv(min(_RECV_CHUNK, nr_bytes - len(buffer)))
             if not chunk:
                 break
             buffer += chunk
+            mine.received(len(chunk))
+            if server is not None:
+                server.received(len(chunk))
         return buffer
+
+    def send(self, bytestream: bytes) -> None:
+        # pynetdicom's send, counting what went out
+        assert self.socket is not None
+        mine, server = self._activities()
+        view = memoryview(bytestream)
+        try:
+            while view:
+                sent = self.socket.send(view)
+                mine.sent(sent)
+                if server is not None:
+                    server.sent(sent)
+                view = view[sent:]
+            evt.trigger(self.assoc, evt.EVT_DATA_SENT, {"data": bytestream})
+        except Exception:  # noqa: BLE001 - pynetdicom's own reading: the transport closed (Evt17)
+            self.event_queue.put("Evt17")
 
 
 class _RequestHandler(RequestHandler):
@@ -112,15 +144,15 @@ class _RequestHandler(RequestHandler):
 
     def handle(self) -> None:
         sock = self.request
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
+        tune_socket(sock)
+        # Never blocking without a bound (pynetdicom's accepted sockets have no timeout): a read or
+        # write that moves nothing for this long ends the association and frees its slot.
+        stall = link_timeout(self.ae.dimse_timeout, self.ae.network_timeout)
         if isinstance(sock, ssl.SSLSocket):
             try:
                 sock.settimeout(self.ae.acse_timeout or 30)
                 sock.do_handshake()
-                sock.settimeout(None)
+                sock.settimeout(stall)
             except (OSError, ssl.SSLError) as exc:
                 log.info("TLS handshake with %s failed: %s", self.client_address[0], exc)
                 try:
@@ -128,6 +160,8 @@ class _RequestHandler(RequestHandler):
                 except OSError:
                     pass
                 return
+        else:
+            sock.settimeout(stall)
         super().handle()
 
     def _create_association(self) -> Any:
@@ -158,6 +192,7 @@ class _RequestHandler(RequestHandler):
 
 class _Server(ThreadedAssociationServer):
     daemon_threads = True
+    link_activity: LinkActivity  # every byte any of its associations moved (set by DicomServer.start)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         assert self.socket is not None
@@ -226,6 +261,7 @@ class DicomServer:
         self._ae: ApplicationEntity | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.link_activity = LinkActivity()  # bytes moved by any association of this server
 
     @property
     def address(self) -> tuple[str, int]:
@@ -244,6 +280,8 @@ class DicomServer:
             raise RuntimeError("the server is running already")
         ssl_context = server_ssl_context(self.tls, self.host, self.port) if self.tls is not None else None
         ae = ServingAE(ae_title=self.ae_title)
+        ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+        ae.implementation_version_name = IMPLEMENTATION_VERSION
         ae.maximum_associations = self.max_associations
         ae.maximum_pdu_size = self.max_pdu
         ae.acse_timeout = self.timeouts.acse
@@ -274,6 +312,7 @@ class DicomServer:
             ))
         except (OSError, OverflowError) as exc:
             raise _bind_error(self.host, self.port, exc) from exc
+        server.link_activity = self.link_activity
         ae._servers.append(server)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                   name=f"pacsbrowser-scp-{server.server_address[1]}", daemon=True)
@@ -312,13 +351,10 @@ class DicomServer:
         remaining = server.active_associations
         for assoc in remaining:
             log.warning("aborting the association from %s: the listener is stopping", assoc.requestor.ae_title)
-            assoc.abort()
+            assoc.abort(block=False)
         deadline = time.monotonic() + join_timeout
-        for assoc in remaining:
-            assoc.join(max(0.0, deadline - time.monotonic()))
-            dul = getattr(assoc, "dul", None)
-            if dul is not None and dul.is_alive():
-                dul.join(max(0.0, deadline - time.monotonic()))
+        for assoc in remaining:  # their threads end even on a frozen link (core.dicom.links)
+            end_association(assoc, join=max(0.0, deadline - time.monotonic()))
         self._ae = None
 
 

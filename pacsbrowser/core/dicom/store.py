@@ -31,8 +31,9 @@ from ..dicomfiles import StoreItem, Unsendable, check_file, short_error
 from ..errors import AssociationAborted, Timeout, status_words
 from ..logs import phi
 from ..records import StoreOutcome, StoreResult
-from .ae import interrupt, settle_reactor
-from .operation import next_message_id
+from .ae import interrupt, link_timed_out, settle_reactor
+from .links import end_association
+from .operation import MEDIUM, next_message_id
 from .syntaxes import UNCOMPRESSED, class_name, syntax_name
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def _store(assoc: Association, dataset: Any) -> Any:
     """assoc.send_c_store(), then let its reactor wake (see ae.settle_reactor): (status, seconds taken)."""
     started = time.monotonic()
     try:
-        return assoc.send_c_store(dataset, msg_id=next_message_id()), time.monotonic() - started
+        return assoc.send_c_store(dataset, msg_id=next_message_id(), priority=MEDIUM), time.monotonic() - started
     finally:
         settle_reactor(assoc)
 
@@ -218,7 +219,7 @@ def _refusal(assoc: Association, item: StoreItem) -> str:
 def _abort_quietly(assoc: Association) -> None:
     try:
         if assoc.is_established:
-            assoc.abort()
+            end_association(assoc)
     except Exception:  # the association is going anyway: nothing left to report
         pass
 
@@ -250,6 +251,8 @@ def _answer(assoc: Association, item: StoreItem, sent: tuple[Any, float], syntax
         timeout = assoc.dimse_timeout
         if timeout and elapsed >= timeout * 0.95:  # pynetdicom aborts when the DIMSE timeout expires
             raise Timeout("waiting for the PACS to confirm the file", timeout)
+        if link_timed_out(assoc):  # the socket moved no byte for its timeout (core.dicom.links)
+            raise Timeout("sending the file: the link to the PACS stopped moving data", timeout or 0)
         raise AssociationAborted("The PACS closed the association before confirming the file")
     code = int(status_ds.Status)
     comment = str(status_ds.get("ErrorComment", "") or "")

@@ -22,11 +22,12 @@ from pynetdicom.association import Association
 
 from ..client import DICOMClient
 from ..dicom import retrieve as dicom_retrieve
+from ..dicom.activity import activity_of
 from ..dicom.receive import ReceiveHandler
 from ..dicom.retrieve import UNCOMPRESSED, AbortWatch, ContextGroup, RetrieveControl, RetrieveResponses
 from ..dicom.syntaxes import syntax_name
 from ..errors import MoveDestinationUnknown, RetrieveInterrupted, ServiceNotSupported
-from ..executor import run_blocking, stream_blocking
+from ..executor import run_blocking, start_detached, stream_blocking
 from ..records import Received, RetrieveMethod, RetrievePhase
 from ..server import ArchiveServer
 from .association import open_association
@@ -191,7 +192,10 @@ class RetrieveRun:
             for request in requests:
                 if self.cancel_requested:
                     break
-                result = await self._send(assoc, request, handler=handler, watch=watch)
+                # Idle = no bytes for the DIMSE timeout, not a DIMSE message per timeout: one large
+                # object on a slow link may take far longer than that to arrive.
+                result = await self._send(assoc, request, handler=handler, watch=watch,
+                                          idle=self.profile.timeouts.dimse)
                 if result.aborted:
                     self._interrupted(result)
 
@@ -231,7 +235,7 @@ class RetrieveRun:
                 if self.cancel_requested:
                     break
                 result = await self._send(assoc, request, watch=watch, destination=self.destination_ae,
-                                          idle=self.profile.timeouts.dimse if scp is not None else None)
+                                          idle=self._move_idle(scp), scp=scp)
                 if result.aborted:
                     if scp is not None:  # count what has landed before saying how many arrived
                         await run_blocking(self.archive.flush, name="archive-flush")
@@ -239,6 +243,13 @@ class RetrieveRun:
                 self._check_destination(result, number, local_host, scp)
         if scp is None:
             c.received = c.finished[0] + c.finished[2]
+
+    def _move_idle(self, scp: ArchiveServer | None) -> float:
+        """How long a C-MOVE may be silent. To us: the DIMSE timeout, with every byte reaching our
+        listener counted. To another AE, nothing of the transfer is seen here and pending responses
+        are optional (PS3.4 C.4.2.3): the longer of the DIMSE and network timeouts."""
+        timeouts = self.profile.timeouts
+        return timeouts.dimse if scp is not None else max(timeouts.dimse, timeouts.network)
 
     def _on_received(self, record: Received) -> None:
         """A record from our Storage SCP (C-MOVE), on the loop."""
@@ -293,10 +304,11 @@ class RetrieveRun:
 
     async def _send(self, assoc: Association, request: Request, *, handler: ReceiveHandler | None = None,
                     watch: AbortWatch | None = None, destination: str | None = None,
-                    idle: float | None = None) -> RetrieveResponses:
+                    idle: float | None = None, scp: ArchiveServer | None = None) -> RetrieveResponses:
         """One request on a worker thread, its events applied here. `idle`: instead of pynetdicom's
-        DIMSE timeout, abort when neither a response nor an instance at our listener came for that
-        many seconds (a C-MOVE PACS need not send pending responses while it sends)."""
+        per-message DIMSE timeout, abort when no byte came for that many seconds, on the request's
+        association or (`scp`, a C-MOVE to us) at our listener, and neither a response nor an
+        instance (a PACS need not send pending responses while it sends)."""
         c = self.counts
         control = RetrieveControl(self.service.cancel_timeout)
         if self.cancel_requested:
@@ -321,7 +333,7 @@ class RetrieveRun:
         log.info("%s %s level, %s instances", "C-MOVE" if destination else "C-GET", request.level.name.lower(),
                  request.count if request.count is not None else "?")
         self.publish()
-        stop_watching = self._watch_idle(control, idle) if idle else None
+        stop_watching = self._watch_idle(control, idle, assoc, scp) if idle else None
         stream = stream_blocking(produce, name="retrieve")
         try:
             async for batch in stream:
@@ -329,7 +341,8 @@ class RetrieveRun:
                     c.apply(event)
                 self.publish()
         except asyncio.CancelledError:
-            control.abort("the retrieve was stopped")
+            # abort blocks until the association's threads end: never on the loop
+            start_detached(lambda: control.abort("the retrieve was stopped"), name="retrieve-abort")
             raise
         finally:
             self._control = None
@@ -340,17 +353,23 @@ class RetrieveRun:
         self.publish()
         return result
 
-    def _watch_idle(self, control: RetrieveControl, idle: float) -> Callable[[], None]:
-        """Check every second whether the PACS has gone silent; the function returned stops it."""
+    def _watch_idle(self, control: RetrieveControl, idle: float, assoc: Association,
+                    scp: ArchiveServer | None) -> Callable[[], None]:
+        """Check every second whether the PACS has gone silent (no byte on the request's association
+        or at our listener, no response, no instance); the function returned stops it."""
         loop = asyncio.get_running_loop()
         handle: dict[str, asyncio.TimerHandle] = {}
+        link = activity_of(assoc)
 
         def check() -> None:
             if control.finished:
                 return
-            quiet = time.monotonic() - self.counts.last_activity
+            quiet = min(time.monotonic() - self.counts.last_activity, link.idle_for())
+            listener = scp.link_idle_for() if scp is not None else None
+            if listener is not None:
+                quiet = min(quiet, listener)
             if quiet >= idle:
-                why = f"neither a response nor an instance came for {idle:g} s"
+                why = f"nothing came from the PACS for {idle:g} s"
                 self._in_background(run_blocking(lambda: control.abort(why, timed_out=True), name="retrieve-abort"))
                 return
             handle["timer"] = loop.call_later(min(1.0, idle - quiet) + 0.01, check)

@@ -1,0 +1,83 @@
+"""A slow link: one 150 MB object through the test relay throttled to 2 MB/s arrives by C-GET with
+a DIMSE timeout of 10 s. It takes about 75 s (printed): the cost of proving it.
+
+Before the fix the C-GET was judged by DIMSE messages: the C-STORE sub-operation carrying the
+object is one message, and pynetdicom's 10 s wait for it aborted the retrieve (and every retry).
+Now idle means no byte for the DIMSE timeout (core.dicom.activity, core.retrieve.running).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
+
+from pacsbrowser.core.archive import Archive
+from pacsbrowser.core.records import RetryPolicy, ServerProfile, Timeouts
+from pacsbrowser.core.retrieve import RetrieveService
+from tests.lab.client import run
+from tests.lab.peers import free_port
+from tests.lab.relay import Relay
+
+from .conftest import PACS_AE, start_pacs
+
+pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
+
+SIZE = 150_000_000  # bytes of pixel data
+RATE = 2_000_000  # bytes per second through the relay
+STUDY, SERIES, INSTANCE = "2.25.1502001", "2.25.1502002", "2.25.1502003"
+
+
+@pytest.fixture(scope="module")
+def big_pacs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    root = tmp_path_factory.mktemp("slow-links")
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = INSTANCE
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = STUDY, SERIES
+    ds.PatientID, ds.PatientName, ds.Modality, ds.StudyDate = "SLOW", "SLOW^LINK", "OT", "20240101"
+    ds.set_pixel_data(np.zeros((SIZE // 10_000, 5_000), dtype=np.uint16), "MONOCHROME2", 16,
+                      generate_instance_uid=False)
+    source = root / "big.dcm"
+    ds.save_as(source, enforce_file_format=True)
+    del ds
+    archive = Archive(root / "archive", durable=False)
+    archive.import_file(source)
+    source.unlink()  # disk: the archive's copy only
+    server = start_pacs(archive, listener_port=free_port(),
+                        timeouts=Timeouts(connect=5, acse=10, dimse=10, network=60))
+    try:
+        yield server.address
+    finally:
+        server.shutdown()
+        archive.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_150_mb_object_arrives_through_2_mb_per_s_with_a_10_s_dimse_timeout(big_pacs: tuple[str, int],
+                                                                              tmp_path: Path) -> None:
+    with Relay(*big_pacs) as relay, Archive(tmp_path / "archive", durable=False) as archive:
+        relay.throttle(down=RATE)
+        profile = ServerProfile(name="slow", host=relay.host, port=relay.port, called_ae=PACS_AE,
+                                retry=RetryPolicy(max_retries=0),
+                                timeouts=Timeouts(connect=5, acse=10, dimse=10, network=60))
+        service = RetrieveService(profile, archive, listener_host="127.0.0.1")
+        started = time.monotonic()
+        summary = run(service.get_study(STUDY).wait(), timeout=250)
+        elapsed = time.monotonic() - started
+        rows = archive.instances(study_uid=STUDY)
+        through = relay.down.passed
+    print(f"\n[links] 150 MB by C-GET through a 2 MB/s relay, DIMSE timeout 10 s: {elapsed:.1f} s "
+          f"({through / elapsed / 1e6:.2f} MB/s through the relay)")
+    assert summary.complete, summary.reasons
+    assert summary.received == 1 and len(rows) == 1
+    assert through > SIZE
+    assert elapsed > SIZE / RATE * 0.9  # it really went through the throttle
