@@ -33,6 +33,7 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
+from .. import validation
 from ..archive import Archive
 from ..errors import ListenerError
 from ..records import DEFAULT_MAX_PDU, Timeouts, TLSConfiguration
@@ -69,10 +70,13 @@ def storage_contexts(query_retrieve: bool = False) -> list[PresentationContext]:
 
 
 def server_ssl_context(tls: TLSConfiguration, host: str, port: int) -> ssl.SSLContext:
-    """The SSLContext of our server: `certificate`/`key` are ours (required); when
-    `ca_certificate` is given and `verify_peer` is on, callers must show a certificate it signed."""
-    if tls.certificate is None or tls.key is None:
-        raise ListenerError(host, port, "a TLS listener needs its certificate and private key")
+    """The SSLContext of our server: `certificate`/`key` are ours (required); with `verify_peer`
+    on, callers must show a certificate `ca_certificate` signed (verification without a CA is
+    refused: it would accept any client). With it off, callers show no certificate."""
+    try:
+        validation.server_tls(tls)
+    except validation.InvalidInput as exc:
+        raise ListenerError(host, port, exc.rule) from exc
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3 if tls.minimum_version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
     try:
@@ -80,7 +84,8 @@ def server_ssl_context(tls: TLSConfiguration, host: str, port: int) -> ssl.SSLCo
     except (OSError, ssl.SSLError) as exc:
         raise ListenerError(host, port, f"the TLS certificate {tls.certificate} or key {tls.key} cannot be used",
                             detail=repr(exc)) from exc
-    if tls.ca_certificate is not None and tls.verify_peer:
+    if tls.verify_peer:
+        assert tls.ca_certificate is not None  # validation.server_tls
         try:
             context.load_verify_locations(cafile=str(tls.ca_certificate))
         except (OSError, ssl.SSLError) as exc:
