@@ -10,7 +10,8 @@ What pynetdicom does not do, done here:
 - TCP_NODELAY on accepted sockets (FIELD-NOTES: Nagle adds ~40 ms per message in two parts);
 - the TLS handshake on the connection's own thread with the ACSE timeout, not in the accept loop
   (pynetdicom's `get_request` handshakes there, so one silent client would stall every other);
-- socket reads in large chunks (pynetdicom reads 4 KiB at a time).
+- socket reads in large chunks (pynetdicom reads 4 KiB at a time);
+- private and newer storage SOP classes accepted and stored like the known ones (core.dicom.anyclass).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ..archive import Archive
 from ..errors import ListenerError
 from ..records import DEFAULT_MAX_PDU, Timeouts, TLSConfiguration
 from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
+from .anyclass import accept_any_storage
 from .receive import IndexedHandler, ReceiveHandler, StoreStats
 from .responsive import make_responsive
 from .serve_find import FIND_MODELS, RETRIEVE_MODELS, FindHandler
@@ -54,7 +56,8 @@ _RECV_CHUNK = 1 << 20
 
 def storage_contexts(query_retrieve: bool = False) -> list[PresentationContext]:
     """Every storage SOP class pynetdicom knows (the current ones, and the retired ones old
-    modalities still send), with every transfer syntax above; and Verification. With
+    modalities still send), with every transfer syntax above; and Verification. (Any other
+    storage-like class a caller proposes is added per association: core.dicom.anyclass.) With
     `query_retrieve`, the Patient and Study Root FIND, GET and MOVE models too, and the storage
     contexts accept the roles a C-GET caller proposes (it is the storage SCP for its sub-operations)."""
     classes: dict[str, None] = {}
@@ -150,6 +153,8 @@ class _RequestHandler(RequestHandler):
         assoc.acceptor.implementation_class_uid = self.ae.implementation_class_uid
         assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
         assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
+        # private and newer storage classes too, with the roles our storage contexts allow
+        accept_any_storage(assoc, STORAGE_TRANSFER_SYNTAXES, roles=any(cx.scp_role for cx in self.server.contexts))
         assoc.requestor.address_info = self.remote
         for event in self.server._handlers:
             bound = self.server._handlers[event]

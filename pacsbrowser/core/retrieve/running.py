@@ -22,6 +22,7 @@ from pynetdicom.association import Association
 
 from ..client import DICOMClient
 from ..dicom import retrieve as dicom_retrieve
+from ..dicom.anyclass import take_proposed_scp_role
 from ..dicom.receive import ReceiveHandler
 from ..dicom.retrieve import UNCOMPRESSED, AbortWatch, ContextGroup, RetrieveControl, RetrieveResponses
 from ..dicom.syntaxes import syntax_name
@@ -178,6 +179,7 @@ class RetrieveRun:
                                     evt_handlers=[(evt.EVT_C_STORE, handler), (evt.EVT_PDU_RECV, watch)],
                                     service="C-GET (Study Root)", model=dicom_retrieve.GET_MODEL,
                                     hint=_USE_MOVE) as assoc:
+            take_proposed_scp_role(assoc)  # private classes accepted without a role answer (Orthanc)
             syntaxes = dicom_retrieve.accepted_storage_syntaxes(assoc)
             if not syntaxes:
                 raise ServiceNotSupported(
