@@ -251,24 +251,37 @@ class RetrieveRun:
         if new:
             self.publish()
 
-    async def _await_stragglers(self, idle: float) -> None:
-        """A PACS may send its final C-MOVE response before its last sub-operations (an asynchronous
-        C-MOVE SCP): until what it counts as sent has arrived, wait, as long as something keeps
-        arriving within `idle` seconds."""
+    def _outstanding(self) -> int:
+        """Instances still to come at our listener after the final C-MOVE response: what the PACS
+        counted as sent and has not arrived, and, when it answered success or warning, the planned
+        instances not here yet less those it said failed. An "answer first, send later" PACS
+        (Orthanc with SynchronousCMove false) answers Success with nothing sent yet."""
         c = self.counts
-        expected = c.finished[0] + c.finished[2]
-        if c.arrived >= expected:
+        said = c.finished[0] + c.finished[2] - c.arrived
+        planned = 0
+        last = c.statuses[-1] if c.statuses else None
+        if last in (0x0000, 0xB000, 0xB006, 0xB007) and c.plan is not None and c.plan.missing is not None:
+            planned = len(c.missing_now()) - c.finished[1]
+        return max(0, said, planned)
+
+    async def _await_stragglers(self, idle: float) -> None:
+        """A PACS may send its final C-MOVE response before its sub-operations (an asynchronous
+        C-MOVE SCP): until what it counts as sent, and what the plan expects, has arrived, wait,
+        as long as something keeps arriving within `idle` seconds (the listener stays up)."""
+        c = self.counts
+        if not self._outstanding():
             return
-        log.info("the PACS says it sent %d instances, %d have arrived: waiting for the rest", expected, c.arrived)
+        log.info("the PACS answered the C-MOVE; %d instances are still to come: waiting for them",
+                 self._outstanding())
         self._arrival = asyncio.Event()
         try:
-            while c.arrived < expected and not self.cancel_requested:
+            while self._outstanding() and not self.cancel_requested:
                 self._arrival.clear()
                 try:
                     await asyncio.wait_for(self._arrival.wait(), idle)
                 except TimeoutError:
-                    c.reasons.append(f"the PACS said it sent {expected} instances; {c.arrived} arrived at "
-                                     f"our listener")
+                    c.reasons.append(f"nothing more arrived at our listener for {idle:g} s after the PACS answered "
+                                     f"the C-MOVE ({c.arrived} instances arrived)")
                     break
         finally:
             self._arrival = None
