@@ -140,6 +140,7 @@ class RetrieveRun:
             c.requests += sum(len(r) for _, r in work)
             failed_before = c.finished[1]
             received_before = set(c.received_uids)
+            refused_before = len(c.refused)
             for group, requests in work:
                 if self.cancel_requested:
                     break
@@ -150,6 +151,12 @@ class RetrieveRun:
                 return
             still = [w for w in todo if w.uid not in c.received_uids]
             if not still or c.finished[1] == failed_before:
+                return
+            if len(c.refused) > refused_before:
+                # Our own handler refused (the archive could not write: disk full...): asking again
+                # would only be refused again.
+                c.notes.append("no second attempt: our archive refused instances "
+                               f"({c.refused[refused_before]})")
                 return
             # Try what failed again with another accepted syntax first (a PACS that sends each class
             # on its first accepted context and cannot convert, like dcmqrscp).
