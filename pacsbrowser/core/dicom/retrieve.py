@@ -24,7 +24,7 @@ from pynetdicom.status import code_to_category
 
 from ..records import QueryLevel
 from .ae import settle_reactor  # importing ae also quiets pynetdicom's log (it prints identifiers)
-from .contexts import GET_MODEL, MOVE_MODEL, ContextGroup, default_groups, plan_get_contexts
+from .contexts import GET_MODEL, MOVE_MODEL, ContextGroup, default_groups, other_storage_groups, plan_get_contexts
 from .operation import OperationControl, next_message_id, read_responses, send_request
 from .receive import ReceiveHandler
 from .syntaxes import UNCOMPRESSED
@@ -268,6 +268,7 @@ __all__ = [
     "accepts_model",
     "chunks",
     "default_groups",
+    "other_storage_groups",
     "plan_get_contexts",
     "retrieve_identifier",
     "send_retrieve",

@@ -6,7 +6,10 @@ C-GET rounds: the storage contexts are those of the SOP classes the PACS listed,
 associations when they do not fit one (each association then asks only for its classes). When the
 PACS could not send some instances on the contexts it accepted (dcmqrscp sends each SOP class on the
 first accepted context and cannot convert), what is missing is asked for again on a new association
-with an accepted compressed syntax first, once per syntax the PACS accepted.
+with an accepted compressed syntax first, once per syntax the PACS accepted. When the PACS did not
+say the SOP classes, a common set is proposed first, then, for what it could not send, every other
+storage class on further associations. Nothing is asked for again after our own handler refused
+(the archive could not write).
 """
 
 from __future__ import annotations
@@ -124,11 +127,14 @@ class RetrieveRun:
         tried: dict[str, set[str]] = {}
         accepted: dict[str, list[str]] = {}
         round_no = 0
+        widening = widened = False  # the PACS did not say the classes: the other storage classes proposed
         while True:
             round_no += 1
             if classes_known:
                 assert todo is not None
                 groups = dicom_retrieve.plan_get_contexts(sorted({w.sop_class for w in todo}), first=first)
+            elif widening:
+                groups = dicom_retrieve.other_storage_groups()
             else:
                 groups = dicom_retrieve.default_groups(first)
             work: list[tuple[ContextGroup, list[Request]]] = []
@@ -144,9 +150,18 @@ class RetrieveRun:
             for group, requests in work:
                 if self.cancel_requested:
                     break
-                await self._get_on_association(group, requests, accepted, tried)
+                if widening:  # only what the groups before this one did not bring
+                    assert todo is not None
+                    requests = plan_requests(self.target, plan, [w for w in todo if w.uid not in c.received_uids])
+                    if not requests:
+                        break
+                await self._get_on_association(group, requests, accepted, tried, optional=widening)
             if round_no > 1:
                 c.retried_ok += len(c.received_uids - received_before)
+            if widening:
+                # each instance was asked for on every further group, and failed on those without its class
+                c.retried_ok += c.finished[1] - failed_before
+                widening = False
             if self.cancel_requested or todo is None:
                 return
             still = [w for w in todo if w.uid not in c.received_uids]
@@ -158,6 +173,14 @@ class RetrieveRun:
                 c.notes.append("no second attempt: our archive refused instances "
                                f"({c.refused[refused_before]})")
                 return
+            if not classes_known and not widened:
+                widened = widening = True
+                c.notes.append(f"{len(still)} instance{'s' if len(still) != 1 else ''} did not come on the default "
+                               "storage contexts (the PACS did not say the SOP classes): the other storage classes "
+                               "were proposed on further associations")
+                todo = still
+                c.queued = len(todo)
+                continue
             # Try what failed again with another accepted syntax first (a PACS that sends each class
             # on its first accepted context and cannot convert, like dcmqrscp).
             classes = {w.sop_class for w in still} if classes_known else set(accepted)
@@ -178,7 +201,10 @@ class RetrieveRun:
             c.queued = len(todo)
 
     async def _get_on_association(self, group: ContextGroup, requests: list[Request],
-                                  accepted: dict[str, list[str]], tried: dict[str, set[str]]) -> None:
+                                  accepted: dict[str, list[str]], tried: dict[str, set[str]], *,
+                                  optional: bool = False) -> None:
+        """The requests on one association with the contexts of `group`; `optional`: a group of
+        further storage classes, of which the PACS may accept none (then nothing is asked)."""
         client = DICOMClient.from_profile(self.profile)
         handler = ReceiveHandler(self.archive)
         watch = AbortWatch()
@@ -188,6 +214,8 @@ class RetrieveRun:
                                     hint=_USE_MOVE) as assoc:
             take_proposed_scp_role(assoc)  # private classes accepted without a role answer (Orthanc)
             syntaxes = dicom_retrieve.accepted_storage_syntaxes(assoc)
+            if not syntaxes and optional:
+                return
             if not syntaxes:
                 raise ServiceNotSupported(
                     client.host, client.port, "sending images back on a C-GET association "
