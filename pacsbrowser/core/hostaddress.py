@@ -36,6 +36,7 @@ def address_towards(host: str, port: int) -> str | None:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except (OSError, UnicodeError):
         return None
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)  # IPv4 first, as pynetdicom connects to a name
     for family, kind, proto, _, address in infos:
         try:
             with socket.socket(family, kind, proto) as probe:

@@ -23,6 +23,8 @@ UPSTREAM: dict[str, tuple[str, str]] = {
     "pynetdicom.association:Association._run_reactor": ("f28838c5559e462a", "responsive.ResponsiveAssociation._run_reactor (a copy)"),
     "pynetdicom.association:Association._serve_request": ("2f24c1759cdf6c8c", "anyclass (common extended mapping it reads)"),
     "pynetdicom.association:Association.send_c_store": ("fa5a8127f349f8e7", "store._chunked (reads STORE_SEND_CHUNKED_DATASET once)"),
+    "pynetdicom.association:Association._c_store_scp": ("9361a649f8ef2b1d", "anyclass.take_proposed_scp_role (its context check)"),
+    "pynetdicom.association:Association._get_valid_context": ("117a52c2ae6720e0", "anyclass.take_proposed_scp_role (as_scp)"),
     "pynetdicom.acse:ACSE._negotiate_as_acceptor": ("fffd360957c42a8e", "anyclass.accept_any_storage (wrapped)"),
     "pynetdicom.dul:DULServiceProvider.run": ("a161d0cc851c01c4", "responsive.ResponsiveDUL.run"),
     "pynetdicom.dul:DULServiceProvider.send_pdu": ("7cbce5da8594124e", "responsive.ResponsiveDUL.send_pdu"),
