@@ -48,6 +48,8 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tls-key", type=READABLE_FILE, metavar="FILE", help="its private key (PEM)")
     group.add_argument("--tls-ca", type=READABLE_FILE, metavar="FILE",
                        help="CA certificate(s): callers must then show a client certificate it signed")
+    group.add_argument("--tls-verify-clients", action="store_true",
+                       help="callers must show a client certificate (signed by --tls-ca, which it needs)")
     add_output_options(parser)
 
 
@@ -79,7 +81,12 @@ def run_server(args: argparse.Namespace, *, query_retrieve: bool = False,
     if args.tls_ca is not None and args.tls_cert is None:
         print("error: --tls-ca needs --tls-cert and --tls-key", file=sys.stderr)
         return EXIT_ERROR
-    tls = (TLSConfiguration(certificate=args.tls_cert, key=args.tls_key, ca_certificate=args.tls_ca)
+    if args.tls_verify_clients and args.tls_cert is None:
+        print("error: --tls-verify-clients needs --tls-cert and --tls-key", file=sys.stderr)
+        return EXIT_ERROR
+    # Callers are verified when a CA is given (or asked for: without a CA that is refused, in words).
+    tls = (TLSConfiguration(certificate=args.tls_cert, key=args.tls_key, ca_certificate=args.tls_ca,
+                            verify_peer=args.tls_ca is not None or args.tls_verify_clients)
            if args.tls_cert else None)
 
     async def body() -> int:

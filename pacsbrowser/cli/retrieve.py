@@ -46,8 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="the move destination AE title (default: the profile's, else our own AE title)")
     move.add_argument("--listen-port", type=PORT, metavar="P",
                       help="the port our listener takes for a move to ourselves (default: the profile's, 11112)")
-    move.add_argument("--listen-host", default="", metavar="ADDRESS", type=ANY_HOST,
-                      help="the address our listener binds (default: every interface)")
+    move.add_argument("--listen-host", default=None, metavar="ADDRESS", type=ANY_HOST,
+                      help="the address our listener binds (default: the one this computer reaches the PACS from; "
+                           "'' for every interface)")
     move.set_defaults(handler=handle, method="move")
 
 
@@ -144,7 +145,7 @@ def handle(args: argparse.Namespace) -> int:
     async def body() -> int:
         quiet_pydicom(not args.debug)
         profile = profile_from_args(args)
-        listen_host = ""
+        listen_host: str | None = None
         if move:
             if args.listen_port is not None:
                 try:

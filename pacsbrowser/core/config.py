@@ -361,7 +361,8 @@ def listener_from_dict(data: dict[str, Any]) -> ListenerSettings:
             tls = _known(TLSConfiguration, data["tls"], "[listener.tls]")
             paths = {k: Path(tls[k]) if tls.get(k) else None for k in ("certificate", "key", "ca_certificate")}
             data["tls"] = TLSConfiguration(certificate=paths["certificate"], key=paths["key"],
-                                           ca_certificate=paths["ca_certificate"])
+                                           ca_certificate=paths["ca_certificate"],
+                                           verify_peer=paths["ca_certificate"] is not None)
         if "allowed_calling_aes" in data:
             data["allowed_calling_aes"] = tuple(data["allowed_calling_aes"])
         return ListenerSettings(**data)

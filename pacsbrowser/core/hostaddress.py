@@ -26,3 +26,24 @@ def address_for_peers(bound_host: str) -> str:
         return socket.gethostbyname(socket.gethostname())
     except OSError:
         return "127.0.0.1"
+
+
+def address_towards(host: str, port: int) -> str | None:
+    """The local address this computer's connections to `host` leave from (the address `host`
+    reaches us on, NAT aside), from the routing table: a UDP socket 'connected' to it sends no
+    packet. None when it cannot be told (the name does not resolve, no route). Blocking (DNS)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError):
+        return None
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)  # IPv4 first, as pynetdicom connects to a name
+    for family, kind, proto, _, address in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.connect(address)
+                local = str(probe.getsockname()[0])
+        except OSError:
+            continue
+        if local and local not in _ANY:
+            return local
+    return None

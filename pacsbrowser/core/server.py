@@ -110,7 +110,8 @@ class ArchiveServer:
         moves = tuple((validate_ae_title(ae, "move destination AE title"), str(host), int(port))
                       for ae, (host, port) in (destinations or {}).items())
         self.settings = ServerSettings(
-            host=host, port=port, ae_title=validate_ae_title(ae_title, "listener AE title"), tls=tls,
+            host=host, port=port, ae_title=validate_ae_title(ae_title, "listener AE title"),
+            tls=validation.server_tls(tls),
             allowed_calling_aes=allowed, max_associations=max_associations, timeouts=timeouts or Timeouts(),
             max_pdu=max_pdu, require_called_ae=require_called_ae, query_retrieve=query_retrieve,
             destinations=moves)

@@ -450,3 +450,18 @@ def move_destination(value: object, field: str = "move destination") -> tuple[st
     return (ae_title(ae_part, f"{field} AE title"),
             (host(where.strip("[] "), f"{field} host"), port(number.strip(), f"{field} port")))
 
+
+
+def server_tls(tls: Any, field: str = "listener TLS") -> Any:
+    """The TLS settings of one of our listeners (a core.records.TLSConfiguration, or None): our
+    certificate and key are needed, and verifying callers needs a CA to verify them against. With
+    `verify_peer` on and no `ca_certificate` a listener would have to accept any client certificate
+    (or none) while the settings say callers are checked: refused, in words."""
+    if tls is None:
+        return tls
+    if tls.certificate is None or tls.key is None:
+        raise InvalidInput(field, "a TLS listener needs its certificate and private key")
+    if tls.verify_peer and tls.ca_certificate is None:
+        raise InvalidInput(field, "verifying callers' certificates needs the CA certificate that signed them "
+                                  "(give a CA certificate, or turn client certificate verification off)")
+    return tls

@@ -14,7 +14,9 @@ and a file travels as it is stored whenever it may. At most 128 contexts fit an 
   syntaxes share one context (the budget is tight); classes with pixel data get every compressed
   syntax as well. dcmqrscp sends each file of a class on the *first* accepted context of that class,
   whatever the file's own syntax, so `first=` puts a chosen syntax's context first: what failed on
-  one association can be fetched on another (core.retrieve does those rounds).
+  one association can be fetched on another (core.retrieve does those rounds). When the PACS did
+  not say the classes, `default_groups` proposes a common set, and `other_storage_groups` the rest
+  of the storage classes in further groups, for what the common set left behind.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pynetdicom.sop_class import (
 )
 
 from ..sopclasses import RT_DOSE_STORAGE, has_pixel_data
+from .anyclass import KNOWN_STORAGE
 from .syntaxes import COMPRESSED, MAX_CONTEXTS, UNCOMPRESSED
 
 GET_MODEL = StudyRootQueryRetrieveInformationModelGet
@@ -158,6 +161,14 @@ def default_groups(first: dict[str, str] | None = None) -> list[ContextGroup]:
     return plan_get_contexts(DEFAULT_CLASSES, compressed=DEFAULT_COMPRESSED, first=first)
 
 
+def other_storage_groups(exclude: Iterable[str] = DEFAULT_CLASSES) -> list[ContextGroup]:
+    """C-GET contexts for every other storage class pynetdicom knows (159 beyond the default set),
+    one uncompressed context each, in further groups (two associations): when the PACS did not say
+    the SOP classes and the default set left instances it could not send."""
+    skip = {str(c) for c in exclude}
+    return plan_get_contexts(sorted(c for c in KNOWN_STORAGE if c not in skip), compressed=())
+
+
 __all__ = [
     "COMPRESSED_SYNTAXES",
     "DEFAULT_CLASSES",
@@ -169,6 +180,7 @@ __all__ = [
     "ContextGroup",
     "contexts_for_class",
     "default_groups",
+    "other_storage_groups",
     "pack",
     "plan_get_contexts",
     "plan_store_contexts",

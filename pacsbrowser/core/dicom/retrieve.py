@@ -24,7 +24,7 @@ from pynetdicom.status import code_to_category
 
 from ..records import QueryLevel
 from .ae import link_timed_out, settle_reactor  # importing ae also quiets pynetdicom's log (it prints identifiers)
-from .contexts import GET_MODEL, MOVE_MODEL, ContextGroup, default_groups, plan_get_contexts
+from .contexts import GET_MODEL, MOVE_MODEL, ContextGroup, default_groups, other_storage_groups, plan_get_contexts
 from .links import end_association
 from .operation import MEDIUM, OperationControl, next_message_id, read_responses, send_request
 from .receive import ReceiveHandler
@@ -273,6 +273,7 @@ __all__ = [
     "accepts_model",
     "chunks",
     "default_groups",
+    "other_storage_groups",
     "plan_get_contexts",
     "retrieve_identifier",
     "send_retrieve",

@@ -14,7 +14,8 @@ What pynetdicom does not do, done here:
   (core.dicom.activity: `DicomServer.link_activity` is what a C-MOVE's idle watch reads);
 - the TLS handshake on the connection's own thread with the ACSE timeout, not in the accept loop
   (pynetdicom's `get_request` handshakes there, so one silent client would stall every other);
-- socket reads in large chunks (pynetdicom reads 4 KiB at a time).
+- socket reads in large chunks (pynetdicom reads 4 KiB at a time);
+- private and newer storage SOP classes accepted and stored like the known ones (core.dicom.anyclass).
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
+from .. import validation
 from ..archive import Archive
 from ..archive.paths import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
 from ..errors import ListenerError
 from ..records import DEFAULT_MAX_PDU, Timeouts, TLSConfiguration
 from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
 from .activity import LinkActivity, activity_of
+from .anyclass import accept_any_storage
 from .links import end_association, link_timeout, tune_socket
 from .receive import IndexedHandler, ReceiveHandler, StoreStats
 from .responsive import make_responsive
@@ -60,7 +63,8 @@ _RECV_CHUNK = 1 << 20
 
 def storage_contexts(query_retrieve: bool = False) -> list[PresentationContext]:
     """Every storage SOP class pynetdicom knows (the current ones, and the retired ones old
-    modalities still send), with every transfer syntax above; and Verification. With
+    modalities still send), with every transfer syntax above; and Verification. (Any other
+    storage-like class a caller proposes is added per association: core.dicom.anyclass.) With
     `query_retrieve`, the Patient and Study Root FIND, GET and MOVE models too, and the storage
     contexts accept the roles a C-GET caller proposes (it is the storage SCP for its sub-operations)."""
     classes: dict[str, None] = {}
@@ -76,10 +80,13 @@ def storage_contexts(query_retrieve: bool = False) -> list[PresentationContext]:
 
 
 def server_ssl_context(tls: TLSConfiguration, host: str, port: int) -> ssl.SSLContext:
-    """The SSLContext of our server: `certificate`/`key` are ours (required); when
-    `ca_certificate` is given and `verify_peer` is on, callers must show a certificate it signed."""
-    if tls.certificate is None or tls.key is None:
-        raise ListenerError(host, port, "a TLS listener needs its certificate and private key")
+    """The SSLContext of our server: `certificate`/`key` are ours (required); with `verify_peer`
+    on, callers must show a certificate `ca_certificate` signed (verification without a CA is
+    refused: it would accept any client). With it off, callers show no certificate."""
+    try:
+        validation.server_tls(tls)
+    except validation.InvalidInput as exc:
+        raise ListenerError(host, port, exc.rule) from exc
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_3 if tls.minimum_version == "TLSv1.3" else ssl.TLSVersion.TLSv1_2
     try:
@@ -87,7 +94,8 @@ def server_ssl_context(tls: TLSConfiguration, host: str, port: int) -> ssl.SSLCo
     except (OSError, ssl.SSLError) as exc:
         raise ListenerError(host, port, f"the TLS certificate {tls.certificate} or key {tls.key} cannot be used",
                             detail=repr(exc)) from exc
-    if tls.ca_certificate is not None and tls.verify_peer:
+    if tls.verify_peer:
+        assert tls.ca_certificate is not None  # validation.server_tls
         try:
             context.load_verify_locations(cafile=str(tls.ca_certificate))
         except (OSError, ssl.SSLError) as exc:
@@ -179,6 +187,8 @@ class _RequestHandler(RequestHandler):
         assoc.acceptor.implementation_class_uid = self.ae.implementation_class_uid
         assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
         assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
+        # private and newer storage classes too, with the roles our storage contexts allow
+        accept_any_storage(assoc, STORAGE_TRANSFER_SYNTAXES, roles=any(cx.scp_role for cx in self.server.contexts))
         assoc.requestor.address_info = self.remote
         for event in self.server._handlers:
             bound = self.server._handlers[event]

@@ -37,6 +37,7 @@ class RetrieveCounts:
         self.received = 0
         self.bytes = 0
         self.refused: list[str] = []  # why the archive could not write an instance
+        self.refused_uids: set[str] = set()  # the instances our own handler refused (disk full...)
         self.arrived = 0  # records of the target from our listener (C-MOVE), whatever the plan said
         self.move_filter: set[str] | None = None  # what a C-MOVE counts as received (None: all of the target)
         # what the PACS said
@@ -96,6 +97,7 @@ class RetrieveCounts:
             self.current = (remaining, completed, failed, warning)
         elif kind == "refused":
             self.refused.append(str(event[2]))
+            self.refused_uids.add(str(event[1]))
 
     def request_ended(self, result: RetrieveResponses) -> None:
         self.transfer_ended = time.monotonic()
@@ -214,7 +216,10 @@ class RetrieveCounts:
             return None
         comment = next((n[len(_PACS_SAID):] for n in self.notes if n.startswith(_PACS_SAID)), "")
         hint = ""
-        if self.method is RetrieveMethod.GET and summary.failed:
+        if self.refused:  # the PACS failed them because our own handler refused them
+            hint = (f"our archive refused {len(self.refused)} instance{'s' if len(self.refused) != 1 else ''}: "
+                    f"{self.refused[0]}")
+        elif self.method is RetrieveMethod.GET and summary.failed:
             hint = (f"the PACS could not send {summary.failed} instance{'s' if summary.failed != 1 else ''} on the "
                     "presentation contexts it accepted (it cannot convert their transfer syntax)")
         elif self.method is RetrieveMethod.MOVE and summary.failed:

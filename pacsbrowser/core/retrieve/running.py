@@ -6,7 +6,10 @@ C-GET rounds: the storage contexts are those of the SOP classes the PACS listed,
 associations when they do not fit one (each association then asks only for its classes). When the
 PACS could not send some instances on the contexts it accepted (dcmqrscp sends each SOP class on the
 first accepted context and cannot convert), what is missing is asked for again on a new association
-with an accepted compressed syntax first, once per syntax the PACS accepted.
+with an accepted compressed syntax first, once per syntax the PACS accepted. When the PACS did not
+say the SOP classes, a common set is proposed first, then, for what it could not send, every other
+storage class on further associations. Nothing is asked for again after our own handler refused
+(the archive could not write).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pynetdicom.association import Association
 from ..client import DICOMClient
 from ..dicom import retrieve as dicom_retrieve
 from ..dicom.activity import activity_of
+from ..dicom.anyclass import take_proposed_scp_role
 from ..dicom.receive import ReceiveHandler
 from ..dicom.retrieve import UNCOMPRESSED, AbortWatch, ContextGroup, RetrieveControl, RetrieveResponses
 from ..dicom.syntaxes import syntax_name
@@ -124,11 +128,14 @@ class RetrieveRun:
         tried: dict[str, set[str]] = {}
         accepted: dict[str, list[str]] = {}
         round_no = 0
+        widening = widened = False  # the PACS did not say the classes: the other storage classes proposed
         while True:
             round_no += 1
             if classes_known:
                 assert todo is not None
                 groups = dicom_retrieve.plan_get_contexts(sorted({w.sop_class for w in todo}), first=first)
+            elif widening:
+                groups = dicom_retrieve.other_storage_groups()
             else:
                 groups = dicom_retrieve.default_groups(first)
             work: list[tuple[ContextGroup, list[Request]]] = []
@@ -140,17 +147,41 @@ class RetrieveRun:
             c.requests += sum(len(r) for _, r in work)
             failed_before = c.finished[1]
             received_before = set(c.received_uids)
+            refused_before = len(c.refused)
             for group, requests in work:
                 if self.cancel_requested:
                     break
-                await self._get_on_association(group, requests, accepted, tried)
+                if widening:  # only what the groups before this one did not bring
+                    assert todo is not None
+                    requests = plan_requests(self.target, plan, [w for w in todo if w.uid not in c.received_uids])
+                    if not requests:
+                        break
+                await self._get_on_association(group, requests, accepted, tried, optional=widening)
             if round_no > 1:
                 c.retried_ok += len(c.received_uids - received_before)
+            if widening:
+                # each instance was asked for on every further group, and failed on those without its class
+                c.retried_ok += c.finished[1] - failed_before
+                widening = False
             if self.cancel_requested or todo is None:
                 return
             still = [w for w in todo if w.uid not in c.received_uids]
             if not still or c.finished[1] == failed_before:
                 return
+            if len(c.refused) > refused_before:
+                # Our own handler refused (the archive could not write: disk full...): asking again
+                # would only be refused again.
+                c.notes.append("no second attempt: our archive refused instances "
+                               f"({c.refused[refused_before]})")
+                return
+            if not classes_known and not widened:
+                widened = widening = True
+                c.notes.append(f"{len(still)} instance{'s' if len(still) != 1 else ''} did not come on the default "
+                               "storage contexts (the PACS did not say the SOP classes): the other storage classes "
+                               "were proposed on further associations")
+                todo = still
+                c.queued = len(todo)
+                continue
             # Try what failed again with another accepted syntax first (a PACS that sends each class
             # on its first accepted context and cannot convert, like dcmqrscp).
             classes = {w.sop_class for w in still} if classes_known else set(accepted)
@@ -171,7 +202,10 @@ class RetrieveRun:
             c.queued = len(todo)
 
     async def _get_on_association(self, group: ContextGroup, requests: list[Request],
-                                  accepted: dict[str, list[str]], tried: dict[str, set[str]]) -> None:
+                                  accepted: dict[str, list[str]], tried: dict[str, set[str]], *,
+                                  optional: bool = False) -> None:
+        """The requests on one association with the contexts of `group`; `optional`: a group of
+        further storage classes, of which the PACS may accept none (then nothing is asked)."""
         client = DICOMClient.from_profile(self.profile)
         handler = ReceiveHandler(self.archive)
         watch = AbortWatch()
@@ -179,7 +213,10 @@ class RetrieveRun:
                                     evt_handlers=[(evt.EVT_C_STORE, handler), (evt.EVT_PDU_RECV, watch)],
                                     service="C-GET (Study Root)", model=dicom_retrieve.GET_MODEL,
                                     hint=_USE_MOVE) as assoc:
+            take_proposed_scp_role(assoc)  # private classes accepted without a role answer (Orthanc)
             syntaxes = dicom_retrieve.accepted_storage_syntaxes(assoc)
+            if not syntaxes and optional:
+                return
             if not syntaxes:
                 raise ServiceNotSupported(
                     client.host, client.port, "sending images back on a C-GET association "
@@ -218,7 +255,7 @@ class RetrieveRun:
                 self.publish()
                 await run_blocking(self.archive.flush, name="archive-flush")
                 if not self.cancel_requested:
-                    await self._await_stragglers(self.profile.timeouts.dimse)
+                    await self._await_stragglers(self.profile.timeouts.dimse, scp)
 
     async def _move_requests(self, plan: Plan, scp: ArchiveServer | None) -> None:
         """Send the C-MOVE requests (`scp`: our listener, when the destination is us)."""
@@ -260,24 +297,46 @@ class RetrieveRun:
         if new:
             self.publish()
 
-    async def _await_stragglers(self, idle: float) -> None:
-        """A PACS may send its final C-MOVE response before its last sub-operations (an asynchronous
-        C-MOVE SCP): until what it counts as sent has arrived, wait, as long as something keeps
-        arriving within `idle` seconds."""
+    def _outstanding(self) -> int:
+        """Instances still to come at our listener after the final C-MOVE response: what the PACS
+        counted as sent and has not arrived, and, when it answered success or warning, the planned
+        instances not here yet less those it said failed. An "answer first, send later" PACS
+        (Orthanc with SynchronousCMove false) answers Success with nothing sent yet."""
         c = self.counts
-        expected = c.finished[0] + c.finished[2]
-        if c.arrived >= expected:
+        said = c.finished[0] + c.finished[2] - c.arrived
+        planned = 0
+        last = c.statuses[-1] if c.statuses else None
+        if last in (0x0000, 0xB000, 0xB006, 0xB007) and c.plan is not None and c.plan.missing is not None:
+            planned = len(c.missing_now()) - c.finished[1]
+        return max(0, said, planned)
+
+    @staticmethod
+    def _listener_quiet(scp: ArchiveServer | None) -> float:
+        """Seconds since our listener last received a byte (infinite when none is running)."""
+        quiet = scp.link_idle_for() if scp is not None else None
+        return float("inf") if quiet is None else quiet
+
+    async def _await_stragglers(self, idle: float, scp: ArchiveServer | None = None) -> None:
+        """A PACS may send its final C-MOVE response before its sub-operations (an asynchronous
+        C-MOVE SCP): until what it counts as sent, and what the plan expects, has arrived, wait,
+        as long as something keeps arriving within `idle` seconds (the listener stays up)."""
+        c = self.counts
+        if not self._outstanding():
             return
-        log.info("the PACS says it sent %d instances, %d have arrived: waiting for the rest", expected, c.arrived)
+        log.info("the PACS answered the C-MOVE; %d instances are still to come: waiting for them",
+                 self._outstanding())
         self._arrival = asyncio.Event()
         try:
-            while c.arrived < expected and not self.cancel_requested:
+            while self._outstanding() and not self.cancel_requested:
                 self._arrival.clear()
                 try:
-                    await asyncio.wait_for(self._arrival.wait(), idle)
+                    await asyncio.wait_for(self._arrival.wait(), min(idle, 1.0))
                 except TimeoutError:
-                    c.reasons.append(f"the PACS said it sent {expected} instances; {c.arrived} arrived at "
-                                     f"our listener")
+                    quiet = min(time.monotonic() - c.last_activity, self._listener_quiet(scp))
+                    if quiet < idle:
+                        continue  # bytes are still coming in: a big object arriving slowly is not silence
+                    c.reasons.append(f"nothing more arrived at our listener for {idle:g} s after the PACS answered "
+                                     f"the C-MOVE ({c.arrived} instances arrived)")
                     break
         finally:
             self._arrival = None

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from ..archive import Archive
 from ..dicom.operation import DEFAULT_CANCEL_TIMEOUT
-from ..records import QueryLevel, RetrieveMethod, ServerProfile
+from ..errors import ListenerError
+from ..executor import run_blocking
+from ..hostaddress import address_towards
+from ..records import QueryLevel, RetrieveMethod, ServerProfile, validate_ae_title
 from ..server import ArchiveServer
 from .job import RetrieveJob
 from .planning import Target
@@ -22,19 +25,25 @@ class RetrieveService:
     """C-GET and C-MOVE into `archive` from the PACS of `profile`.
 
     `scp`: a running (or startable) ArchiveServer over the same archive, for C-MOVE to our own AE
-    title; without one, a job that needs it starts one on `profile.listener_port` (bound to
-    `listener_host`, "" = every interface) and stops it when done. `cancel_timeout`: seconds the PACS
-    has to end an operation after C-CANCEL before the association is aborted.
+    title; without one, a job that needs it starts one on `profile.listener_port` and stops it when
+    done. That on-demand listener speaks the profile's TLS (our certificate and key; the PACS's
+    certificate checked against the profile's CA), accepts associations only from the PACS's AE
+    title and `listener_allowed`, and binds `listener_host`: None (default) = the address this
+    computer reaches the PACS from (every interface when that cannot be told), "" = every
+    interface. `cancel_timeout`: seconds the PACS has to end an operation after C-CANCEL before the
+    association is aborted.
     """
 
     def __init__(self, profile: ServerProfile, archive: Archive, *, scp: ArchiveServer | None = None,
-                 listener_host: str = "", cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT) -> None:
+                 listener_host: str | None = None, listener_allowed: Iterable[str] = (),
+                 cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT) -> None:
         if scp is not None and scp.archive is not archive:
             raise ValueError("the Storage SCP must write into the same archive as the retrieve")
         self.profile = profile
         self.archive = archive
         self.scp = scp
         self.listener_host = listener_host
+        self.listener_allowed = tuple(validate_ae_title(a, "allowed calling AE title") for a in listener_allowed)
         self.cancel_timeout = cancel_timeout
         self._listener_users = 0
         self._own_scp: ArchiveServer | None = None
@@ -121,11 +130,7 @@ class RetrieveService:
             scp = self.scp
             if scp is None:
                 if self._own_scp is None:
-                    # grace: a PACS has answered its last sub-operation by the time the job ends;
-                    # an association it still holds open then is not worth waiting for long.
-                    self._own_scp = ArchiveServer(self.profile.listener_port, self.profile.calling_ae, self.archive,
-                                                  host=self.listener_host, timeouts=self.profile.timeouts,
-                                                  max_pdu=self.profile.max_pdu, grace=2.0)
+                    self._own_scp = await self._on_demand_listener()
                 scp = self._own_scp
             if not scp.is_running:
                 await scp.start()
@@ -134,6 +139,28 @@ class RetrieveService:
                     log.info("started the Storage SCP %r for a C-MOVE", scp)
             self._listener_users += 1
             return scp
+
+    async def _on_demand_listener(self) -> ArchiveServer:
+        """Our listener for the C-MOVEs of this profile: its TLS, the PACS's AE title (and the
+        allow-list) only, on the address the PACS reaches us on when it can be told."""
+        p = self.profile
+        host = self.listener_host
+        if host is None:
+            host = await run_blocking(address_towards, p.host, p.port, name="listener-address") or ""
+        tls = p.tls
+        if tls is not None and (tls.certificate is None or tls.key is None):
+            raise ListenerError(host, p.listener_port, "a C-MOVE over TLS needs the profile's certificate and key "
+                                "(our listener shows them to the PACS)",
+                                hint="add our certificate and key to the profile's TLS settings, or use C-GET")
+        if tls is not None and tls.verify_peer and tls.ca_certificate is None:
+            raise ListenerError(host, p.listener_port, "a C-MOVE over TLS needs the profile's CA certificate "
+                                "(our listener checks the PACS's certificate against it)",
+                                hint="add the CA certificate to the profile's TLS settings, or turn verification off")
+        allowed = tuple(dict.fromkeys((p.called_ae, *self.listener_allowed)))
+        # grace: a PACS has answered its last sub-operation by the time the job ends;
+        # an association it still holds open then is not worth waiting for long.
+        return ArchiveServer(p.listener_port, p.calling_ae, self.archive, tls=tls, allowed_calling_aes=allowed,
+                             host=host, timeouts=p.timeouts, max_pdu=p.max_pdu, grace=2.0)
 
     async def _release_listener(self) -> None:
         assert self._listener_lock is not None

@@ -54,12 +54,13 @@ class TransfersController(QObject):
     transfer_finished = Signal(object)  # Transfer, in a final state
 
     def __init__(self, archive: Archive, parent: QObject | None = None, *,
-                 holdings: HoldingsController | None = None, listener_host: str = "",
+                 holdings: HoldingsController | None = None, listener_host: str | None = None,
                  cancel_timeout: float | None = None) -> None:
         super().__init__(parent)
         self.archive = archive
         self.holdings = holdings
-        self.listener_host = listener_host  # where an on-demand C-MOVE listener binds ("" = every interface)
+        # where an on-demand C-MOVE listener binds (None: the address the PACS reaches us on; "" = every interface)
+        self.listener_host = listener_host
         self.cancel_timeout = cancel_timeout
         self.model = TransfersModel(self)
         self._server: ArchiveServer | None = None

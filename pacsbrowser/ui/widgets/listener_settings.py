@@ -99,7 +99,7 @@ class ListenerSettingsDialog(QDialog):
             if self.certificate.path() is None or self.key.path() is None:
                 raise ValueError("TLS needs our certificate and its private key")
             tls = TLSConfiguration(certificate=self.certificate.path(), key=self.key.path(),
-                                   ca_certificate=self.ca.path())
+                                   ca_certificate=self.ca.path(), verify_peer=self.ca.path() is not None)
         allowed = tuple(a.strip() for a in self.allowed.text().replace(";", ",").split(",") if a.strip())
         return ListenerSettings(ae_title=self.ae_title.text(), port=self.port.value(), host=self.host.text(),
                                 allowed_calling_aes=allowed, tls=tls, start_with_app=self.start_with_app.isChecked())
