@@ -32,6 +32,7 @@ from ..server import ArchiveServer
 from .association import open_association
 from .counting import RetrieveCounts
 from .planning import Plan, Request, make_plan, plan_requests
+from .shortcut import quick_plan
 
 if TYPE_CHECKING:
     from .service import RetrieveService
@@ -84,9 +85,7 @@ class RetrieveRun:
 
     async def run(self) -> None:
         c = self.counts
-        plan = await make_plan(self.profile, self.archive, self.target, c, method=self.method, to_us=c.to_us,
-                               resume=self.resume, cancel_timeout=self.service.cancel_timeout,
-                               cancelled=lambda: self.cancel_requested)
+        plan = await self._plan()
         c.planned(plan)
         if plan.missing is not None and not plan.missing:
             c.notes.append("everything was already in the archive" if plan.wanted else
@@ -104,7 +103,10 @@ class RetrieveRun:
         c.phase = RetrievePhase.RETRIEVING
         self.publish()
         if self.method is RetrieveMethod.GET:
-            await self._get(plan)
+            try:
+                await self._get(plan)
+            finally:  # what was written in batches: renamed and indexed before the job says it is done
+                await run_blocking(self.archive.flush, name="archive-flush")
         else:
             await self._move(plan)
         c.transfer_ended = c.transfer_ended or time.monotonic()
@@ -112,6 +114,19 @@ class RetrieveRun:
         error = c.failure()
         if error is not None:
             raise error
+
+    async def _plan(self) -> Plan:
+        """Without listing the PACS's instances when the archive holds nothing of the target
+        (core.retrieve.shortcut), else the full plan."""
+        c = self.counts
+        if self.method is RetrieveMethod.GET or c.to_us:
+            quick = await quick_plan(self.profile, self.archive, self.target, c, method=self.method,
+                                     resume=self.resume, cancel_timeout=self.service.cancel_timeout)
+            if quick is not None:
+                return quick
+        return await make_plan(self.profile, self.archive, self.target, c, method=self.method, to_us=c.to_us,
+                               resume=self.resume, cancel_timeout=self.service.cancel_timeout,
+                               cancelled=lambda: self.cancel_requested)
 
     # -- C-GET
 
@@ -128,6 +143,8 @@ class RetrieveRun:
             if classes_known:
                 assert todo is not None
                 groups = dicom_retrieve.plan_get_contexts(sorted({w.sop_class for w in todo}), first=first)
+            elif plan.sop_classes:  # the study's classes, without a listing: one association
+                groups = dicom_retrieve.plan_get_contexts(sorted(plan.sop_classes), first=first)[:1]
             else:
                 groups = dicom_retrieve.default_groups(first)
             work: list[tuple[ContextGroup, list[Request]]] = []
@@ -172,7 +189,7 @@ class RetrieveRun:
     async def _get_on_association(self, group: ContextGroup, requests: list[Request],
                                   accepted: dict[str, list[str]], tried: dict[str, set[str]]) -> None:
         client = DICOMClient.from_profile(self.profile)
-        handler = ReceiveHandler(self.archive)
+        handler = ReceiveHandler(self.archive, batched=True)  # the PACS keeps what a crash would lose
         watch = AbortWatch()
         async with open_association(client, self.counts, contexts=list(group.contexts), ext_neg=list(group.roles),
                                     evt_handlers=[(evt.EVT_C_STORE, handler), (evt.EVT_PDU_RECV, watch)],
