@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..core.client import DICOMClient, VerificationService
 from .common import EXIT_OK, add_connection_options, profile_from_args, run_command
 from .inputs import count
 
@@ -19,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from ..core.client import DICOMClient, VerificationService  # pynetdicom: not for --help (start-up)
+
     async def body() -> int:
         profile = profile_from_args(args)
         client = DICOMClient.from_profile(profile)

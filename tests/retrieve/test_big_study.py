@@ -26,8 +26,12 @@ def test_c_get_of_a_400_instance_study(request, which: str, big_study: Generated
         with capsys.disabled():
             print(f"\n[retrieve] C-GET of 400 instances ({summary.bytes_received / 1e6:.2f} MB) from {peer.label}: "
                   f"{summary.transfer_seconds:.2f} s transfer, {summary.rate:.0f} instances/s "
-                  f"(fsync'd archive writes included)")
+                  f"(archive writes fsync'd in batches)")
         assert summary.complete and summary.received == 400
-        assert summary.associations == 2  # one for the instance query, one for the C-GET
+        # Orthanc: the study-level query says the SOP classes and the count (the archive holds nothing:
+        # no instance listing), then the C-GET. dcmqrscp leaves the classes empty: the instance listing
+        # follows on an association of its own (core.retrieve.shortcut).
+        assert summary.associations == (2 if which == "big_orthanc" else 3), summary.associations
+        assert summary.planned and summary.expected == 400
         assert_same_as_source(archive, big_study.instances[:20])
     assert summary.rate > 20, f"only {summary.rate:.0f} instances/s"  # 52 and 81/s measured with the machine shared

@@ -30,7 +30,10 @@ def test_no_c_get_retry_after_our_own_refusals(orthanc, lab_data: Catalog, workd
               f"notes {summary.notes}")
         assert summary.received == 0 and not summary.complete
         assert summary.failed == study.instance_count  # each refused once, not once per round
-        assert summary.associations == 2  # the instance query, one C-GET: no further rounds
+        # the study query (no listing: the archive held nothing), one C-GET, then the listing that
+        # names what is missing: no further C-GET rounds
+        assert summary.associations == 3
+        assert len(summary.missing) == study.instance_count
         assert summary.requests == 1
         assert not any("asked for again" in n for n in summary.notes), summary.notes
         assert any("no second attempt: our archive refused" in n for n in summary.notes), summary.notes

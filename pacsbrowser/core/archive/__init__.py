@@ -14,6 +14,11 @@ Files are written atomically: a temporary ``.tmp-*`` file in the destination fol
 The bytes of the data set are stored as received (no decode and re-encode), behind a File Meta
 Information header that records the transfer syntax and the sending AE.
 
+A writer that can lose the last files on a crash (a C-GET: the PACS still holds them) asks for
+`store(..., batched=True)`: the reply goes once the bytes are written, and fsync, rename and indexing
+follow in groups (core.archive.committer); otherwise each file is fsynced and renamed, and its folder
+fsynced (shared between concurrent writers), before `store` returns.
+
 Writing and indexing are apart: `store` (any thread, e.g. a Storage SCP handler) writes the file,
 queues it for the archive's one indexer thread and returns at once; the indexer commits in batches
 and then calls back. (`write_instance` + `submit`/`add` do the same in two steps; `import_file`
@@ -44,6 +49,7 @@ from typing import Any
 from .. import validation
 from ..errors import ArchiveError
 from . import index
+from .committer import Committer, FolderSyncs
 from .index import IndexReader, InstanceRow, PatientRow, RepairReport, SeriesRow, StudyRow, VerifyReport
 from .indexer import IndexedCallback, Indexer
 from .lock import DirLock
@@ -94,6 +100,9 @@ class Archive:
         self._writer = FileWriter(self.root, self._pending, min_free_bytes=min_free_bytes, durable=durable)
         self._indexer = Indexer(self.index_path, self.root, self._pending,
                                 commit=lambda conn, batch: self._index_batch(conn, batch))
+        self._folder_syncs = FolderSyncs()
+        self._writer.sync_folder = self._folder_syncs.sync
+        self._committer = Committer(self._pending, self._indexer.submit, durable=durable)
         self._maintenance = Maintenance(self.root, self._pending)
         self._lock: DirLock | None = None
         self._read_lock = threading.Lock()
@@ -167,6 +176,7 @@ class Archive:
         left = self._gate.close(timeout)  # no new writes from here on
         if left:
             log.error("%d writes to the archive did not finish within %.0f s", left, timeout)
+        self._committer.stop(timeout)  # the files written in batches: renamed, handed to the indexer
         self._indexer.stop(clean=not left, timeout=timeout)
         self._index.close()
         if self._lock is not None:
@@ -212,6 +222,7 @@ class Archive:
         source_ae: str = "",
         received_at: float | None = None,
         on_indexed: IndexedCallback | None = None,
+        batched: bool = False,
     ) -> StoredInstance:
         """Write an encoded data set (without File Meta Information) as received, and queue it for
         indexing: what a Storage SCP handler calls. Returns once the file is in place (renamed);
@@ -220,8 +231,19 @@ class Archive:
         Raises MalformedDataset when the data set cannot be read or lacks its UIDs, OSError when it
         cannot be written (ENOSPC when the disk is full or would keep less than `min_free_bytes`),
         ArchiveError when the archive is closed. Nothing is left behind on failure.
+
+        `batched`: return once the bytes are written to a temporary file; the fsync, the rename and
+        the indexing follow in groups on a background thread (core.archive.committer): a crash may
+        lose the files not yet renamed, never leaves a half file listed. For a sender that still
+        holds the data (a C-GET's PACS); `flush` waits for them.
         """
         with self._gate.section():
+            if batched:
+                stored, tmp, fd = self._writer.write_unfinished(
+                    data, transfer_syntax, sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid,
+                    source_ae=source_ae, received_at=received_at)
+                self._committer.add(stored, tmp, fd, on_indexed)
+                return stored
             stored = self._writer.write_encoded(data, transfer_syntax, sop_class_uid=sop_class_uid,
                                                 sop_instance_uid=sop_instance_uid, source_ae=source_ae,
                                                 received_at=received_at)
@@ -254,9 +276,10 @@ class Archive:
         return self._indexer.add(stored, timeout)
 
     def flush(self, timeout: float | None = 60.0) -> None:
-        """Wait until everything submitted before this call is indexed."""
+        """Wait until everything submitted before this call is in place and indexed."""
         if self.readonly or self.closed or not self._indexer.running:
             return
+        self._committer.flush(timeout)
         self._call(lambda conn: None, timeout)
 
     def _index_batch(self, conn: sqlite3.Connection, batch: list[Any]) -> list[Any]:

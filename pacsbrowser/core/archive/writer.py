@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -119,18 +119,38 @@ class FileWriter:
     def __init__(self, root: Path, pending: PendingPaths, *, min_free_bytes: int, durable: bool) -> None:
         self.root, self.pending = root, pending
         self.min_free_bytes, self.durable = min_free_bytes, durable
+        # how a folder is fsynced after a rename into it (the archive shares one among writers)
+        self.sync_folder: Callable[[Path], None] = fsync_dir
 
     def write_encoded(self, data: bytes, transfer_syntax: str, *, sop_class_uid: str = "",
                       sop_instance_uid: str = "", source_ae: str = "", received_at: float | None = None
                       ) -> StoredInstance:
         """An encoded data set without File Meta Information, stored as received. Raises
         MalformedDataset or OSError; nothing is left behind on failure."""
+        info, chunks = self._prepare(data, transfer_syntax, sop_class_uid, sop_instance_uid, source_ae)
+        stored, _ = self._write(info, chunks, transfer_syntax, source_ae, received_at)
+        return stored
+
+    def write_unfinished(self, data: bytes, transfer_syntax: str, *, sop_class_uid: str = "",
+                         sop_instance_uid: str = "", source_ae: str = "", received_at: float | None = None
+                         ) -> tuple[StoredInstance, Path, int]:
+        """Like `write_encoded`, but the bytes stay in their temporary file, not yet fsynced nor
+        renamed: (the instance as it will be stored, the temporary file, its open descriptor). The
+        caller (core.archive.committer) finishes it, or removes it and releases its path."""
+        info, chunks = self._prepare(data, transfer_syntax, sop_class_uid, sop_instance_uid, source_ae)
+        stored, unfinished = self._write(info, chunks, transfer_syntax, source_ae, received_at, finish=False)
+        assert unfinished is not None
+        return stored, unfinished[0], unfinished[1]
+
+    @staticmethod
+    def _prepare(data: bytes, transfer_syntax: str, sop_class_uid: str, sop_instance_uid: str,
+                 source_ae: str) -> tuple[InstanceInfo, list[bytes]]:
         header = parse_dataset(data, transfer_syntax)
         info = InstanceInfo.from_dataset(header, sop_class_uid, sop_instance_uid)
         if not info.sop_class_uid:
             raise MalformedDataset("the data set has no SOP Class UID")
         meta = _file_meta_bytes(info.sop_class_uid, info.sop_instance_uid, transfer_syntax, source_ae)
-        return self._write(info, [meta, data], transfer_syntax, source_ae, received_at)
+        return info, [meta, data]
 
     def write_part10(self, data: bytes, *, source_ae: str = "") -> StoredInstance:
         """A DICOM Part 10 file's data set (its bytes unchanged), behind our own File Meta."""
@@ -138,7 +158,8 @@ class FileWriter:
         return self.write_encoded(data[offset:], transfer_syntax, source_ae=source_ae)
 
     def _write(self, info: InstanceInfo, chunks: list[bytes], transfer_syntax: str, source_ae: str,
-               received_at: float | None) -> StoredInstance:
+               received_at: float | None, *, finish: bool = True
+               ) -> tuple[StoredInstance, tuple[Path, int] | None]:
         rel = relative_path(info.study_uid, info.series_uid, info.sop_instance_uid)
         final = self.root / rel
         size = sum(len(c) for c in chunks)
@@ -156,17 +177,27 @@ class FileWriter:
                     raise OSError(errno.ENOSPC, f"{free // (1024 * 1024)} MB free, less than the archive's reserve "
                                                 f"of {self.min_free_bytes // (1024 * 1024)} MB after this file")
             fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
-            try:
-                _write_chunks(fd, chunks)
+            if not finish:  # the committer fsyncs, closes and renames it
+                try:
+                    _write_chunks(fd, chunks)
+                    stat = os.fstat(fd)
+                except BaseException:
+                    os.close(fd)
+                    raise
+                unfinished: tuple[Path, int] | None = (Path(tmp), fd)
+            else:
+                try:
+                    _write_chunks(fd, chunks)
+                    if self.durable:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(tmp, final)
+                tmp = None
                 if self.durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-            tmp = None
-            if self.durable:
-                fsync_dir(folder)
-            stat = final.stat()
+                    self.sync_folder(folder)
+                stat = final.stat()
+                unfinished = None
         except BaseException:
             if tmp is not None:
                 try:
@@ -184,4 +215,4 @@ class FileWriter:
             transfer_syntax_uid=str(transfer_syntax),
             received_at=time.time() if received_at is None else received_at,
             source_ae=source_ae,
-        )
+        ), unfinished

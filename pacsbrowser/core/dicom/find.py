@@ -164,6 +164,38 @@ def run_find(
     return summary
 
 
+def holdings(assoc: Association, study_uid: str, series_uid: str = "", *, timeout: float = 30.0
+             ) -> tuple[list[str], int | None] | None:
+    """One C-FIND (Study Root) at study level (or series level with `series_uid`) for what the PACS
+    holds of it: (the SOP Classes in Study (0008,0062), study level only, and the number of related
+    instances), or None when it did not answer with exactly one match."""
+    identifier = Dataset()
+    identifier.StudyInstanceUID = study_uid
+    if series_uid:
+        identifier.QueryRetrieveLevel = "SERIES"
+        identifier.SeriesInstanceUID = series_uid
+        identifier.NumberOfSeriesRelatedInstances = ""
+    else:
+        identifier.QueryRetrieveLevel = "STUDY"
+        identifier.SOPClassesInStudy = ""
+        identifier.NumberOfStudyRelatedInstances = ""
+    found: list[Dataset] = []
+    summary = run_find(assoc, identifier, StudyRootQueryRetrieveInformationModelFind, found.append,
+                       control=FindControl(timeout), limit=2)
+    if summary.aborted or len(found) != 1 or summary.category not in ("Success", "Cancel"):
+        return None
+    answer = found[0]
+    try:
+        value = answer.get("SOPClassesInStudy")
+        values = [value] if isinstance(value, str) else list(value or [])  # one value comes unwrapped
+        classes = [str(uid).strip() for uid in values if str(uid).strip()]
+        raw = answer.get("NumberOfSeriesRelatedInstances" if series_uid else "NumberOfStudyRelatedInstances")
+        count = int(raw) if raw not in (None, "") else None
+    except (ValueError, TypeError):
+        return None
+    return classes, count
+
+
 __all__ = [
     "CANCEL",
     "DEFAULT_CANCEL_TIMEOUT",
@@ -174,4 +206,5 @@ __all__ = [
     "find_contexts",
     "next_message_id",
     "run_find",
+    "holdings",
 ]

@@ -92,13 +92,15 @@ class ReceiveHandler:
 
     The same on our Storage SCP (the sender is the association's requestor) and on a C-GET
     association (the sender is the PACS we called). `on_indexed` runs on the archive's indexer
-    thread after the commit; `sink`, when set, gets ("stored", UID, bytes) or ("refused", UID,
+    thread after the commit; `batched`: reply once the bytes are written, before fsync and rename
+(core.archive.committer; for a C-GET, never for a modality that may delete what we accepted); `sink`, when set, gets ("stored", UID, bytes) or ("refused", UID,
     reason) for each instance, on the association's thread.
     """
 
     def __init__(self, archive: Archive, *, on_indexed: IndexedHandler | None = None,
-                 stats: StoreStats | None = None) -> None:
+                 stats: StoreStats | None = None, batched: bool = False) -> None:
         self.archive = archive
+        self.batched = batched  # Archive.store's batched durability (a C-GET: the PACS keeps the data)
         self.on_indexed = on_indexed
         self.stats = stats if stats is not None else StoreStats()
         self.sink: Sink | None = None
@@ -121,6 +123,7 @@ class ReceiveHandler:
                 source_ae=sender_ae,
                 received_at=time.time(),
                 on_indexed=self._indexed_callback(sender_ae, f"{sender.address}:{sender.port}"),
+                batched=self.batched,
             )
         except Exception as exc:  # noqa: BLE001 - never let a handler exception reach pynetdicom
             if not isinstance(exc, (MalformedDataset, OSError, ArchiveError)):

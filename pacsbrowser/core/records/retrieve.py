@@ -97,7 +97,7 @@ class RetrieveSummary:
     requests: int = 0
     elapsed: float = 0.0
     transfer_seconds: float = 0.0  # first request sent to last final response
-    planned: bool = False  # planned from an instance-level query (resume possible)
+    planned: bool = False  # the PACS said what it holds (instance list, or a count when the archive held none)
     reasons: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
 

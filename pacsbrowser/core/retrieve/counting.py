@@ -69,6 +69,8 @@ class RetrieveCounts:
         missing = plan.missing
         self.present = len(plan.present & {w.uid for w in plan.wanted}) if plan.wanted is not None else 0
         self.total = self.queued = len(missing) if missing is not None else None
+        if missing is None and plan.expected is not None:  # the count the PACS said, without a listing
+            self.total = plan.expected
 
     def request_sent(self, request: Request) -> None:
         self.request_no += 1
@@ -190,6 +192,8 @@ class RetrieveCounts:
             reasons.append(f"{len(self.refused)} instances could not be written to the archive: {self.refused[0]}")
         expected = len(plan.wanted) if plan is not None and plan.wanted is not None else None
         requested = len(plan.missing) if plan is not None and plan.missing is not None else None
+        if plan is not None and plan.wanted is None and plan.expected is not None:  # nothing held: all of it
+            expected = requested = plan.expected
         self.summary = RetrieveSummary(
             method=self.method, level=t.level, study_instance_uid=t.study_uid, series_instance_uid=t.series_uid,
             sop_instance_uid=t.sop_uid, destination_ae=self.destination_ae, expected=expected,
@@ -200,7 +204,7 @@ class RetrieveCounts:
             associations=self.associations, requests=self.request_no,
             elapsed=time.monotonic() - self.started if self.started else 0.0,
             transfer_seconds=self._transfer_seconds(time.monotonic()),
-            planned=plan is not None and plan.wanted is not None, reasons=tuple(dict.fromkeys(reasons)),
+            planned=plan is not None and (plan.wanted is not None or plan.expected is not None), reasons=tuple(dict.fromkeys(reasons)),
             notes=tuple(dict.fromkeys(self.notes)),
         )
         return self.summary

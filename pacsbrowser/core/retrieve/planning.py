@@ -52,6 +52,9 @@ class Plan:
     wanted: list[Wanted] | None
     present: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    # without a listing (core.retrieve.shortcut): the SOP classes and instance count the PACS said
+    sop_classes: tuple[str, ...] = ()
+    expected: int | None = None
 
     @property
     def missing(self) -> list[Wanted] | None:

@@ -30,13 +30,14 @@ from ..dicom.anyclass import take_proposed_scp_role
 from ..dicom.receive import ReceiveHandler
 from ..dicom.retrieve import UNCOMPRESSED, AbortWatch, ContextGroup, RetrieveControl, RetrieveResponses
 from ..dicom.syntaxes import syntax_name
-from ..errors import MoveDestinationUnknown, RetrieveInterrupted, ServiceNotSupported
+from ..errors import DICOMNetworkError, MoveDestinationUnknown, RetrieveInterrupted, ServiceNotSupported
 from ..executor import run_blocking, start_detached, stream_blocking
 from ..records import Received, RetrieveMethod, RetrievePhase
 from ..server import ArchiveServer
 from .association import open_association
 from .counting import RetrieveCounts
 from .planning import Plan, Request, make_plan, plan_requests
+from .shortcut import quick_plan
 
 if TYPE_CHECKING:
     from .service import RetrieveService
@@ -89,9 +90,7 @@ class RetrieveRun:
 
     async def run(self) -> None:
         c = self.counts
-        plan = await make_plan(self.profile, self.archive, self.target, c, method=self.method, to_us=c.to_us,
-                               resume=self.resume, cancel_timeout=self.service.cancel_timeout,
-                               cancelled=lambda: self.cancel_requested)
+        plan = await self._plan()
         c.planned(plan)
         if plan.missing is not None and not plan.missing:
             c.notes.append("everything was already in the archive" if plan.wanted else
@@ -109,14 +108,48 @@ class RetrieveRun:
         c.phase = RetrievePhase.RETRIEVING
         self.publish()
         if self.method is RetrieveMethod.GET:
-            await self._get(plan)
+            try:
+                await self._get(plan)
+            finally:  # what was written in batches: renamed and indexed before the job says it is done
+                await run_blocking(self.archive.flush, name="archive-flush")
         else:
             await self._move(plan)
         c.transfer_ended = c.transfer_ended or time.monotonic()
+        await self._name_the_missing(plan)
         self.finish()
         error = c.failure()
         if error is not None:
             raise error
+
+    async def _plan(self) -> Plan:
+        """Without listing the PACS's instances when the archive holds nothing of the target
+        (core.retrieve.shortcut), else the full plan."""
+        c = self.counts
+        if self.method is RetrieveMethod.GET or c.to_us:
+            quick = await quick_plan(self.profile, self.archive, self.target, c, method=self.method,
+                                     resume=self.resume, cancel_timeout=self.service.cancel_timeout)
+            if quick is not None:
+                return quick
+        return await make_plan(self.profile, self.archive, self.target, c, method=self.method, to_us=c.to_us,
+                               resume=self.resume, cancel_timeout=self.service.cancel_timeout,
+                               cancelled=lambda: self.cancel_requested)
+
+    async def _name_the_missing(self, plan: Plan) -> None:
+        """A plan without a listing (the archive held nothing) knows how many instances to expect,
+        not which: when fewer arrived, list the PACS's instances now, so that the summary names the
+        missing ones (and a later retrieve asks for them). The archive held none before this job."""
+        c = self.counts
+        if plan.wanted is not None or plan.expected is None or self.cancel_requested or c.received >= plan.expected:
+            return
+        try:
+            listed = await make_plan(self.profile, self.archive, self.target, c, method=self.method,
+                                     to_us=c.to_us, resume=True, cancel_timeout=self.service.cancel_timeout,
+                                     cancelled=lambda: self.cancel_requested)
+        except DICOMNetworkError as exc:
+            log.info("could not list the instances still missing: %s", exc)
+            return
+        if listed.wanted is not None:
+            plan.wanted, plan.present = listed.wanted, set()
 
     # -- C-GET
 
@@ -136,6 +169,8 @@ class RetrieveRun:
                 groups = dicom_retrieve.plan_get_contexts(sorted({w.sop_class for w in todo}), first=first)
             elif widening:
                 groups = dicom_retrieve.other_storage_groups()
+            elif plan.sop_classes:  # the study's classes, without a listing: one association
+                groups = dicom_retrieve.plan_get_contexts(sorted(plan.sop_classes), first=first)[:1]
             else:
                 groups = dicom_retrieve.default_groups(first)
             work: list[tuple[ContextGroup, list[Request]]] = []
@@ -163,16 +198,18 @@ class RetrieveRun:
                 # each instance was asked for on every further group, and failed on those without its class
                 c.retried_ok += c.finished[1] - failed_before
                 widening = False
-            if self.cancel_requested or todo is None:
-                return
-            still = [w for w in todo if w.uid not in c.received_uids]
-            if not still or c.finished[1] == failed_before:
+            if self.cancel_requested:
                 return
             if len(c.refused) > refused_before:
                 # Our own handler refused (the archive could not write: disk full...): asking again
                 # would only be refused again.
                 c.notes.append("no second attempt: our archive refused instances "
                                f"({c.refused[refused_before]})")
+                return
+            if todo is None:
+                return
+            still = [w for w in todo if w.uid not in c.received_uids]
+            if not still or c.finished[1] == failed_before:
                 return
             if not classes_known and not widened:
                 widened = widening = True
@@ -207,7 +244,7 @@ class RetrieveRun:
         """The requests on one association with the contexts of `group`; `optional`: a group of
         further storage classes, of which the PACS may accept none (then nothing is asked)."""
         client = DICOMClient.from_profile(self.profile)
-        handler = ReceiveHandler(self.archive)
+        handler = ReceiveHandler(self.archive, batched=True)  # the PACS keeps what a crash would lose
         watch = AbortWatch()
         async with open_association(client, self.counts, contexts=list(group.contexts), ext_neg=list(group.roles),
                                     evt_handlers=[(evt.EVT_C_STORE, handler), (evt.EVT_PDU_RECV, watch)],
@@ -306,8 +343,11 @@ class RetrieveRun:
         said = c.finished[0] + c.finished[2] - c.arrived
         planned = 0
         last = c.statuses[-1] if c.statuses else None
-        if last in (0x0000, 0xB000, 0xB006, 0xB007) and c.plan is not None and c.plan.missing is not None:
-            planned = len(c.missing_now()) - c.finished[1]
+        if last in (0x0000, 0xB000, 0xB006, 0xB007) and c.plan is not None:
+            if c.plan.missing is not None:
+                planned = len(c.missing_now()) - c.finished[1]
+            elif c.plan.expected is not None:  # a plan without a listing (core.retrieve.shortcut): its count
+                planned = c.plan.expected - c.arrived - c.finished[1]
         return max(0, said, planned)
 
     @staticmethod
