@@ -153,7 +153,7 @@ def _send_batch(session: WebSession, batch: list[StoreItem]) -> tuple[list[Store
         item.attempts += 1
         try:
             check_file(item)
-            body = _encode(item.dataset) if item.dataset is not None else None
+            encoded = _encode(item.dataset) if item.dataset is not None else None
         except Unsendable as exc:
             results.append(item.result(StoreOutcome.SKIPPED, str(exc)))
             continue
@@ -161,8 +161,8 @@ def _send_batch(session: WebSession, batch: list[StoreItem]) -> tuple[list[Store
             results.append(item.result(StoreOutcome.SKIPPED, f"cannot be encoded: {short_error(exc)}"))
             continue
         head = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode("ascii")
-        length = len(body) if body is not None else (item.path.stat().st_size if item.path else 0)
-        parts.append(_Part(item, head, body, length))
+        length = len(encoded) if encoded is not None else (item.path.stat().st_size if item.path else 0)
+        parts.append(_Part(item, head, encoded, length))
     if not parts:
         return results, None
     closing = f"\r\n--{boundary}--\r\n".encode("ascii")
