@@ -62,6 +62,7 @@ PEER_FIXTURES = frozenset({
     "big_orthanc", "rle_dcmqrscp", "compressed_study",  # tests/retrieve
     "send_orthanc", "send_orthanc_tls", "send_dcmqrscp", "compressed",  # tests/send
     "samples",  # tests/imaging: dcmcjpeg, dcmcjpls, dcmcrle
+    "web_orthanc", "web_orthanc_secure", "web_orthanc_mtls", "fresh_web_orthanc", "web_big_orthanc",  # tests/web
 })
 
 

@@ -22,15 +22,19 @@ import tomli_w
 from . import validation
 from .records import (
     DEFAULT_CALLING_AE,
+    DICOMwebEndpoint,
+    ProfileKind,
     QueryModel,
     RetrieveMethod,
     RetryPolicy,
     ServerProfile,
     Timeouts,
     TLSConfiguration,
+    WebAuth,
     validate_ae_title,
     validate_port,
 )
+from .secrets import SecretStore
 
 SCHEMA_VERSION = 1
 PROFILES_FILE = "profiles.toml"
@@ -126,6 +130,15 @@ def profile_to_dict(profile: ServerProfile) -> dict[str, Any]:
         data["tls"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(profile.tls).items() if v is not None}
     if profile.move_destination is None:
         data.pop("move_destination")
+    data["kind"] = profile.kind.value
+    if profile.web is None:
+        data.pop("web")
+    else:  # the password or token never: it goes to the keyring (ProfileStore.save)
+        web = {k: v for k, v in asdict(profile.web).items() if k != "secret" and v is not None}
+        web["auth"] = profile.web.auth.value
+        if profile.web.token_file is not None:
+            web["token_file"] = str(profile.web.token_file)
+        data["web"] = web
     return data
 
 
@@ -158,6 +171,19 @@ def profile_from_dict(data: dict[str, Any]) -> ServerProfile:
             data["retrieve_method"] = RetrieveMethod(data["retrieve_method"])
         if "query_model" in data:
             data["query_model"] = QueryModel(data["query_model"])
+        if "kind" in data:
+            data["kind"] = ProfileKind(data["kind"])
+        if "web" in data:
+            web = dict(_known(DICOMwebEndpoint, data["web"], where + " [web]"))
+            if "secret" in web:
+                raise ConfigError(f"{where} [web]: a password or token is never kept in this file; "
+                                  "remove the line `secret` and save it again from the window or "
+                                  "`pacsbrowser profile`")
+            if web.get("token_file"):
+                web["token_file"] = Path(web["token_file"])
+            if "auth" in web:
+                web["auth"] = WebAuth(web["auth"])
+            data["web"] = DICOMwebEndpoint(**web)
         return ServerProfile(**_known(ServerProfile, data, where))
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
@@ -281,7 +307,46 @@ class ProfileStore:
         if len(set(names)) != len(names):
             raise ConfigError("profile names must be unique")
         document = {"schema_version": SCHEMA_VERSION, "profiles": [profile_to_dict(p) for p in profiles]}
+        self._save_secrets(profiles)
         _write_atomically(self.directory, self.path, document)
+
+    @property
+    def secrets(self) -> SecretStore:
+        """Where the passwords and tokens of DICOMweb profiles are kept (core.secrets)."""
+        return SecretStore(self.directory)
+
+    def _save_secrets(self, profiles: list[ServerProfile]) -> None:
+        """A DICOMweb profile's password or token given in memory goes to the keyring (or its
+        fallback file); the secrets of DICOMweb profiles no longer saved are forgotten."""
+        secrets = self.secrets
+        for profile in profiles:
+            if profile.web is not None and profile.web.secret:
+                secrets.put(profile.name, profile.web.secret)
+        kept = {p.name for p in profiles}
+        try:
+            before = self.load_readable(backup=False).profiles if self.path.exists() else []
+        except Exception:  # noqa: BLE001 - an unreadable file: nothing to forget
+            before = []
+        for old in before:
+            if old.is_web and old.name not in kept:
+                secrets.delete(old.name)
+
+    def secret_of(self, profile: ServerProfile) -> str | None:
+        """The password or token of a DICOMweb profile: the one in memory, else its token file, else
+        the saved one (None when there is none). ConfigError in words for an unusable token file."""
+        from .secrets import read_secret_file
+
+        web = profile.web
+        if web is None:
+            return None
+        if web.secret:
+            return web.secret
+        if web.token_file is not None:
+            try:
+                return read_secret_file(web.token_file)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        return self.secrets.get(profile.name)
 
     def get(self, name: str) -> ServerProfile:
         for profile in self.load():
@@ -311,6 +376,7 @@ class ProfileStore:
         profiles = self.load()
         if any(p.name == new for p in profiles):
             raise ConfigError(f"a profile named {new!r} exists already")
+        self.secrets.rename(old, new)  # first: the save forgets the secrets of names no longer saved
         self.save([replace(p, name=new) if p.name == old else p for p in profiles])
 
 

@@ -320,6 +320,100 @@ def host(value: object, field: str = "host", *, empty: bool = False) -> str:
     return text
 
 
+# DICOMweb: the base URL of a DICOMweb root, its service prefixes, authentication
+
+WEB_AUTH_KINDS = ("none", "basic", "bearer")
+
+
+def web_url(value: object, field: str = "URL") -> str:
+    """The base URL of a DICOMweb root: http:// or https://, a host, an optional port and path; no
+    user or password in it (they go in the profile's user and the keyring), no query or fragment.
+    Returned without a trailing slash."""
+    from urllib.parse import urlsplit
+
+    text = _text(value, field).strip()
+    if not text:
+        raise InvalidInput(field, "is empty: give the DICOMweb root, e.g. https://pacs.example.org/dicom-web")
+    if len(text) > 2048:
+        raise InvalidInput(field, "is longer than 2048 characters")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise InvalidInput(field, f"{shown(text)} contains a space or a control character")
+    try:
+        parts = urlsplit(text)
+        port_number = parts.port
+    except ValueError as exc:
+        raise InvalidInput(field, f"{shown(text)} is not a URL ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidInput(field, f"{shown(text)} must start with https:// (or http://)")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidInput(field, "holds a user or password: give the user on its own (--user) and keep the "
+                                  "password out of the URL")
+    if not parts.hostname:
+        raise InvalidInput(field, f"{shown(text)} names no host")
+    host(parts.hostname, field)
+    if port_number == 0:
+        raise InvalidInput(field, "port 0 is not a port")
+    if parts.query or parts.fragment:
+        raise InvalidInput(field, "the DICOMweb root takes no ?query or #fragment")
+    return text.rstrip("/")
+
+
+def url_prefix(value: object, field: str = "prefix") -> str:
+    """A path segment appended to the DICOMweb root for one service (e.g. "qido" when a server splits
+    QIDO, WADO and STOW); "" for none. Returned without surrounding slashes."""
+    text = _text(value, field).strip().strip("/")
+    if len(text) > 256:
+        raise InvalidInput(field, "is longer than 256 characters")
+    if text and not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,;=:@%/-]+", text):
+        raise InvalidInput(field, f"{shown(text)} may hold only the characters of a URL path")
+    if any(part in (".", "..") for part in text.split("/")):
+        raise InvalidInput(field, "may not hold . or .. segments")
+    return text
+
+
+def web_auth(value: object, field: str = "authentication") -> str:
+    """none, basic or bearer."""
+    text = _text(value, field).strip().lower()
+    if text not in WEB_AUTH_KINDS:
+        raise InvalidInput(field, f"must be one of {', '.join(WEB_AUTH_KINDS)}, not {shown(text)}")
+    return text
+
+
+def web_user(value: object, field: str = "user") -> str:
+    """A user name for HTTP basic authentication: printable, no colon (basic auth's separator)."""
+    text = _text(value, field).strip()
+    if len(text) > 256:
+        raise InvalidInput(field, "is longer than 256 characters")
+    _no_controls(text, field)
+    if ":" in text:
+        raise InvalidInput(field, "an HTTP basic user name cannot hold a colon")
+    return text
+
+
+def web_secret(value: object, field: str = "password or token") -> str:
+    """A password or bearer token: not empty, one line (a trailing line break, as files end, is
+    dropped). Never repeated in a message."""
+    text = _text(value, field).rstrip("\r\n")
+    if not text:
+        raise InvalidInput(field, "is empty")
+    if len(text) > 16_384:
+        raise InvalidInput(field, "is longer than 16384 characters")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise InvalidInput(field, "contains a line break or a control character (give one line)")
+    return text
+
+
+def secret_file(value: object, field: str = "token file") -> Path:
+    """A readable file holding one password or token (checked now, read when connecting)."""
+    path = readable_file(value, field)
+    try:
+        if path.stat().st_size > 65_536:
+            raise InvalidInput(field, f"{shown(path)} is larger than 64 kB: a token file holds one token")
+    except OSError as exc:
+        raise InvalidInput(field, f"{shown(path)} cannot be read: {exc.strerror or exc}") from None
+    return path
+
+
 def _path(value: object, field: str) -> Path:
     text = _text(os.fspath(value) if isinstance(value, os.PathLike) else value, field)
     if not text.strip():

@@ -7,13 +7,17 @@ per subject (profiles, query, retrieve, transfers); import them from `core.recor
 from .profiles import (
     DEFAULT_CALLING_AE,
     DEFAULT_MAX_PDU,
+    DICOMWEB_CALLED_AE,
     NO_RETRY,
+    DICOMwebEndpoint,
+    ProfileKind,
     QueryModel,
     RetrieveMethod,
     RetryPolicy,
     ServerProfile,
     Timeouts,
     TLSConfiguration,
+    WebAuth,
     validate_ae_title,
     validate_port,
 )
@@ -34,7 +38,10 @@ from .transfers import Received, StoreOutcome, StoreProgress, StoreResult
 __all__ = [
     "DEFAULT_CALLING_AE",
     "DEFAULT_MAX_PDU",
+    "DICOMWEB_CALLED_AE",
     "NO_RETRY",
+    "DICOMwebEndpoint",
+    "ProfileKind",
     "Completeness",
     "FindSummary",
     "InstanceResult",
@@ -57,6 +64,7 @@ __all__ = [
     "StudyResult",
     "TLSConfiguration",
     "Timeouts",
+    "WebAuth",
     "validate_ae_title",
     "validate_port",
 ]

@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from .. import validation
 
@@ -112,6 +113,88 @@ class Timeouts:
 class RetrieveMethod(str, Enum):
     GET = "C-GET"
     MOVE = "C-MOVE"
+    WADO = "WADO-RS"  # a DICOMweb profile's only way (DICOMweb has no C-MOVE)
+
+
+class ProfileKind(str, Enum):
+    """How we talk to the server: DICOM's own network protocol, or DICOMweb over HTTP(S)."""
+
+    DIMSE = "dimse"
+    DICOMWEB = "dicomweb"
+
+
+class WebAuth(str, Enum):
+    NONE = "none"
+    BASIC = "basic"  # HTTP basic: `username` and a password
+    BEARER = "bearer"  # Authorization: Bearer <token>
+
+
+DICOMWEB_CALLED_AE = "DICOMWEB"  # what a DICOMweb profile carries in the DIMSE-only called_ae field
+
+
+@dataclass(frozen=True)
+class DICOMwebEndpoint:
+    """Where a DICOMweb server is and how to authenticate.
+
+    `base_url` is the DICOMweb root (e.g. https://pacs.example.org/dicom-web); `qido_prefix`,
+    `wado_prefix` and `stow_prefix` are path segments appended to it for servers that split the
+    services (e.g. "qido-rs"), "" when they share the root. `auth`: none, HTTP basic (`username`
+    and a password) or a bearer token.
+
+    The password or token is never written to profiles.toml. It comes, in this order, from
+    `secret` (in memory only: what a dialog or the command line just gave; ProfileStore.save puts
+    it in the desktop keyring, or in a file only the user can read where there is no keyring; see
+    core.secrets), from `token_file` (a file the user keeps, read at each connection), or from that
+    keyring entry saved earlier. `page_size`: results asked for per QIDO request (limit/offset
+    paging). `fuzzy_matching`: ask the server for fuzzy person-name matching where it offers it.
+    TLS (CA file, client certificate and key, verification) is the profile's `tls`, used when the
+    URL is https://.
+    """
+
+    base_url: str
+    qido_prefix: str = ""
+    wado_prefix: str = ""
+    stow_prefix: str = ""
+    auth: WebAuth = WebAuth.NONE
+    username: str = ""
+    token_file: Path | None = None
+    secret: str | None = field(default=None, repr=False, compare=False)
+    page_size: int = 500
+    fuzzy_matching: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", validation.web_url(self.base_url, "DICOMweb URL"))
+        for name in ("qido_prefix", "wado_prefix", "stow_prefix"):
+            object.__setattr__(self, name, validation.url_prefix(getattr(self, name), name.replace("_", " ")))
+        object.__setattr__(self, "auth", WebAuth(validation.web_auth(getattr(self.auth, "value", self.auth))))
+        object.__setattr__(self, "username", validation.web_user(self.username, "user"))
+        if self.token_file is not None:
+            object.__setattr__(self, "token_file", Path(self.token_file))
+        if self.secret is not None:
+            object.__setattr__(self, "secret", validation.web_secret(self.secret))
+        object.__setattr__(self, "page_size", validation.count(self.page_size, "QIDO page size", 1, 100_000))
+        if self.auth is WebAuth.BASIC and not self.username:
+            raise validation.InvalidInput("user", "HTTP basic authentication needs a user name")
+        if self.auth is WebAuth.NONE and (self.secret or self.token_file):
+            raise validation.InvalidInput("authentication", "a password or token is given but authentication "
+                                                            "is none: choose basic or bearer")
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.lower().startswith("https://")
+
+    def service_url(self, service: str) -> str:
+        """The root of one service: "qido", "wado" or "stow"."""
+        prefix = {"qido": self.qido_prefix, "wado": self.wado_prefix, "stow": self.stow_prefix}[service]
+        return f"{self.base_url}/{prefix}" if prefix else self.base_url
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """The host and port the URL names (443 or 80 when it names none)."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.base_url)
+        return parts.hostname or "", parts.port or (443 if self.https else 80)
 
 
 class QueryModel(str, Enum):
@@ -138,8 +221,36 @@ class ServerProfile:
     query_model: QueryModel = QueryModel.STUDY_ROOT
     query_charset: str = "ISO_IR 192"
     fallback_charset: str = "ISO_IR 100"
+    kind: ProfileKind = ProfileKind.DIMSE
+    web: DICOMwebEndpoint | None = None  # the DICOMweb endpoint, for kind DICOMWEB (and only then)
+
+    @classmethod
+    def dicomweb(cls, name: str, endpoint: DICOMwebEndpoint, **settings: Any) -> "ServerProfile":
+        """A DICOMweb profile: host and port come from the URL; `settings` as for any profile
+        (tls, timeouts, retry...)."""
+        host, port = endpoint.host_port
+        return cls(name=name, host=host, port=port, called_ae=DICOMWEB_CALLED_AE,
+                   kind=ProfileKind.DICOMWEB, web=endpoint, retrieve_method=RetrieveMethod.WADO, **settings)
+
+    @property
+    def is_web(self) -> bool:
+        return self.kind is ProfileKind.DICOMWEB
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", ProfileKind(self.kind))
+        if self.kind is ProfileKind.DICOMWEB:
+            if self.web is None:
+                raise validation.InvalidInput("profile", "a DICOMweb profile needs its URL")
+            host, port = self.web.host_port  # the URL decides: host and port only mirror it
+            object.__setattr__(self, "host", host)
+            object.__setattr__(self, "port", port)
+            object.__setattr__(self, "retrieve_method", RetrieveMethod.WADO)
+            if self.tls is not None and not self.web.https:
+                raise validation.InvalidInput("DICOMweb URL", "TLS settings need an https:// URL")
+        elif self.web is not None:
+            raise validation.InvalidInput("profile", "a DIMSE profile has no DICOMweb URL (kind is dimse)")
+        elif RetrieveMethod(self.retrieve_method) is RetrieveMethod.WADO:
+            raise validation.InvalidInput("retrieve method", "WADO-RS is for DICOMweb profiles; use C-GET or C-MOVE")
         object.__setattr__(self, "name", validation.name(self.name, "profile name"))
         object.__setattr__(self, "host", validation.host(self.host, "host"))
         object.__setattr__(self, "port", validate_port(self.port))
