@@ -13,23 +13,20 @@ import asyncio
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
 
 from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.client import DICOMClient
 from pacsbrowser.core.errors import RetrieveInterrupted, Timeout
 from pacsbrowser.core.query import QueryService
-from pacsbrowser.core.records import RetrieveMethod, Timeouts
+from pacsbrowser.core.records import RetrieveMethod, StoreOutcome, Timeouts
 from pacsbrowser.core.retrieve import RetrieveService
 from pacsbrowser.core.store import StoreService
 from tests.lab.client import run
 from tests.lab.relay import Relay
 
 from .conftest import CLIENT_TIMEOUTS, LISTENER_AE, SERVER_TIMEOUTS, Pacs, profile_via
-from .links import client_threads, no_client_threads, wait_until
+from .links import big_file, client_threads, no_client_threads, wait_until
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 
@@ -108,24 +105,8 @@ def test_move_on_a_frozen_link_times_out(pacs: Pacs, relay: Relay, tmp_path: Pat
     _check_ends(pacs)
 
 
-def _big_file(path: Path, megabytes: int) -> Path:
-    """One uncompressed CT of about `megabytes` MB (the send must outgrow the kernel's buffers)."""
-    side = int((megabytes * 1_000_000 / 2) ** 0.5)
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "2.25.1155901"
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = "2.25.1155902", "2.25.1155903"
-    ds.PatientID, ds.PatientName, ds.Modality = "LINKS", "LINKS^BIG", "CT"
-    ds.set_pixel_data(np.zeros((side, side), dtype=np.uint16), "MONOCHROME2", 12, generate_instance_uid=False)
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 def test_store_on_a_frozen_link_times_out(pacs: Pacs, relay: Relay, tmp_path: Path) -> None:
-    big = _big_file(tmp_path / "big.dcm", 40)
+    big = big_file(tmp_path / "big.dcm", 40)
     relay.freeze_mid_pdu("up")  # in the middle of the C-STORE request
     service = StoreService(profile_via(relay), parallel=1)
     started = time.monotonic()
@@ -133,7 +114,7 @@ def test_store_on_a_frozen_link_times_out(pacs: Pacs, relay: Relay, tmp_path: Pa
     elapsed = time.monotonic() - started
     assert relay.frozen
     assert isinstance(summary.error, Timeout), (summary.error, summary.results)
-    assert not summary.results[0].ok if hasattr(summary.results[0], "ok") else True
+    assert summary.results[0].outcome is StoreOutcome.FAILED, summary.results[0]
     assert elapsed < CLIENT_BOUND, elapsed
     _report("C-STORE of 40 MB", elapsed, _slot_freed(pacs))
     _check_ends(pacs)

@@ -19,13 +19,15 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from pacsbrowser.core.archive import Archive
-from pacsbrowser.core.records import RetryPolicy, ServerProfile, Timeouts
+from pacsbrowser.core.records import RetryPolicy, ServerProfile, StoreOutcome, Timeouts
 from pacsbrowser.core.retrieve import RetrieveService
+from pacsbrowser.core.store import StoreService
 from tests.lab.client import run
 from tests.lab.peers import free_port
 from tests.lab.relay import Relay
 
-from .conftest import PACS_AE, start_pacs
+from .conftest import PACS_AE, Pacs, profile_via, start_pacs
+from .links import big_file
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
 
@@ -81,3 +83,20 @@ def test_a_150_mb_object_arrives_through_2_mb_per_s_with_a_10_s_dimse_timeout(bi
     assert summary.received == 1 and len(rows) == 1
     assert through > SIZE
     assert elapsed > SIZE / RATE * 0.9  # it really went through the throttle
+
+
+def test_a_big_send_on_a_slow_link_waits_for_the_answer_once_it_is_out(pacs: Pacs, tmp_path: Path) -> None:
+    """20 MB through 2 MB/s take about 10 s, with a DIMSE timeout of 3 s: the wait for the PACS's
+    answer starts when the last PDU has been written, not when the message was queued."""
+    big = big_file(tmp_path / "slow.dcm", 20, uid_tag=2020)
+    with Relay(*pacs.address) as relay:
+        relay.throttle(up=RATE)
+        service = StoreService(profile_via(relay), parallel=1)  # DIMSE timeout 3 s
+        started = time.monotonic()
+        summary = run(service.store(big), timeout=120)
+        elapsed = time.monotonic() - started
+    print(f"\n[links] 20 MB sent through a 2 MB/s relay with a DIMSE timeout of 3 s: {elapsed:.1f} s, "
+          f"{summary.results[0].outcome.value}")
+    assert summary.error is None, summary.error
+    assert summary.results[0].outcome is StoreOutcome.SUCCESS, summary.results[0]
+    assert elapsed > 20e6 / RATE * 0.8

@@ -44,8 +44,8 @@ from ..errors import (
 from ..executor import start_detached
 from ..records import Timeouts, TLSConfiguration
 from .activity import activity_of
-from .links import end_association, link_timeout, tune_socket
-from .responsive import is_responsive, make_responsive
+from .links import counted_send, end_association, link_failure, link_timed_out, link_timeout, tune_socket
+from .responsive import keep_responses_for_callers, make_responsive, settle_reactor
 
 log = logging.getLogger(__name__)
 
@@ -124,32 +124,9 @@ class ObservedSocket(AssociationSocket):
         return buffer
 
     def send(self, bytestream: bytes) -> None:
-        # pynetdicom's send, counting what went out and keeping why it failed (a write that moved
-        # nothing for the socket timeout: the peer stopped reading).
-        assert self.socket is not None
-        activity = activity_of(self.assoc)
-        view = memoryview(bytestream)
-        try:
-            while view:
-                sent = self.socket.send(view)
-                activity.sent(sent)
-                view = view[sent:]
-            evt.trigger(self.assoc, evt.EVT_DATA_SENT, {"data": bytestream})
-        except Exception as exc:  # noqa: BLE001 - pynetdicom's own reading: the transport closed (Evt17)
-            if self.failure is None:
-                self.failure = exc
-            self.event_queue.put("Evt17")
-
-
-def link_failure(assoc: Any) -> BaseException | None:
-    """Why the socket of an association we requested failed (None: it did not, or not ours)."""
-    sock = getattr(getattr(assoc, "dul", None), "socket", None)
-    return sock.failure if isinstance(sock, ObservedSocket) else None
-
-
-def link_timed_out(assoc: Any) -> bool:
-    """Whether the association ended because a read or write moved no byte for the socket timeout."""
-    return isinstance(link_failure(assoc), (TimeoutError, socket.timeout))
+        failure = counted_send(self, bytestream, activity_of(self.assoc))
+        if failure is not None and self.failure is None:
+            self.failure = failure
 
 
 class PacsAE(ApplicationEntity):
@@ -418,46 +395,6 @@ def speaks_tls(host: str, port: int, timeout: float) -> bool:
         return "ALERT" in reason and "WRONG_VERSION" not in reason
     except OSError:
         return False
-
-
-def keep_responses_for_callers(assoc: Association) -> None:
-    """Stop the association's own reactor thread from taking DIMSE messages off the queue.
-
-    pynetdicom's reactor polls the queue to serve requests a peer sends; our send_c_*() callers
-    pause it first, but the pause handshake is racy (`_is_paused` is read before the reactor has
-    really stopped), so under load the reactor can take the answer to our request and drop it,
-    and the request then waits out the whole DIMSE timeout (seen: a C-ECHO hanging 60 s). On the
-    associations we request, a peer sends us no requests outside the operations we run (C-GET's
-    sub-operations arrive inside send_c_get), so the reactor is kept from the queue altogether.
-    """
-    dimse = assoc.dimse
-    get_msg = dimse.get_msg
-
-    def get_msg_unless_reactor(block: bool = False):
-        if threading.current_thread() is assoc:
-            return None, None
-        return get_msg(block)
-
-    dimse.get_msg = get_msg_unless_reactor  # type: ignore[method-assign]  # replaced per association on purpose (see above)
-
-
-def settle_reactor(assoc: Association, limit: float = 0.05) -> None:
-    """Let the association's reactor thread wake up after a DIMSE exchange, before the next one.
-
-    Call after every send_c_*() that may be followed at once by another on the same association.
-
-    pynetdicom pauses the reactor during send_c_store() (so that it does not take the response
-    off the queue) and wakes it at the end. The next send_c_store() waits for `_is_paused` again,
-    but right after the wake-up that flag still says True from the last pause: a request sent at
-    once can then have its response taken by the reactor, which drops it ("Received unexpected
-    C-STORE service message") and the send waits out the DIMSE timeout. Seen against dcmqrscp on a
-    busy machine; pynetdicom 3.0. So wait (bounded) until the reactor has really woken."""
-    checkpoint = getattr(assoc, "_reactor_checkpoint", None)
-    if checkpoint is None or not hasattr(assoc, "_is_paused") or is_responsive(assoc):
-        return  # a responsive reactor checks the checkpoint again before taking a message
-    deadline = time.monotonic() + limit
-    while assoc._is_paused and checkpoint.is_set() and assoc.is_established and time.monotonic() < deadline:
-        time.sleep(0.00005)
 
 
 def interrupt(assoc: Association) -> None:

@@ -29,7 +29,7 @@ KEEPALIVE_IDLE = 30  # seconds of silence before the first probe
 KEEPALIVE_INTERVAL = 10  # seconds between probes
 KEEPALIVE_COUNT = 4  # unanswered probes before the kernel calls the link dead (about 70 s in all)
 DEFAULT_LINK_TIMEOUT = 60.0  # when no DIMSE or network timeout is configured
-END_GRACE = 2.0  # seconds an abort has to go out before the socket is shut under it
+END_GRACE = 1.0  # seconds an abort has to go out before the socket is shut under it
 
 
 def tune_socket(sock: socket.socket) -> None:
@@ -47,6 +47,37 @@ def tune_socket(sock: socket.socket) -> None:
             sock.setsockopt(level, option, value)
         except OSError as exc:  # a socket type without it: keep going without
             log.debug("setsockopt(%s, %s) failed: %s", level, option, exc)
+
+
+def counted_send(holder: Any, bytestream: bytes, activity: Any, server_activity: Any = None) -> BaseException | None:
+    """pynetdicom's AssociationSocket.send for `holder`, counting what went out in `activity` (and
+    `server_activity`); on failure, pynetdicom's reading (the transport closed, Evt17) and the
+    exception returned (a write that moved nothing for the socket timeout: the peer stopped reading)."""
+    from pynetdicom import evt
+
+    view = memoryview(bytestream)
+    try:
+        while view:
+            sent = holder.socket.send(view)
+            activity.sent(sent)
+            if server_activity is not None:
+                server_activity.sent(sent)
+            view = view[sent:]
+        evt.trigger(holder.assoc, evt.EVT_DATA_SENT, {"data": bytestream})
+    except Exception as exc:  # noqa: BLE001 - pynetdicom's own reading of any send failure
+        holder.event_queue.put("Evt17")
+        return exc
+    return None
+
+
+def link_failure(assoc: Any) -> BaseException | None:
+    """Why the socket of an association we requested failed (None: it did not, or not known)."""
+    return getattr(getattr(getattr(assoc, "dul", None), "socket", None), "failure", None)
+
+
+def link_timed_out(assoc: Any) -> bool:
+    """Whether the association ended because a read or write moved no byte for the socket timeout."""
+    return isinstance(link_failure(assoc), (TimeoutError, socket.timeout))
 
 
 def link_timeout(dimse: float | None, network: float | None = None) -> float:
@@ -114,6 +145,9 @@ def shut_socket(assoc: Any) -> None:
 
 __all__ = [
     "DEFAULT_LINK_TIMEOUT",
+    "counted_send",
+    "link_failure",
+    "link_timed_out",
     "END_GRACE",
     "KEEPALIVE_COUNT",
     "KEEPALIVE_IDLE",

@@ -289,6 +289,46 @@ class ResponsiveAssociation(Association):
             self._is_paused = True
 
 
+def keep_responses_for_callers(assoc: Association) -> None:
+    """Stop the association's own reactor thread from taking DIMSE messages off the queue.
+
+    pynetdicom's reactor polls the queue to serve requests a peer sends; our send_c_*() callers
+    pause it first, but the pause handshake is racy (`_is_paused` is read before the reactor has
+    really stopped), so under load the reactor can take the answer to our request and drop it,
+    and the request then waits out the whole DIMSE timeout (seen: a C-ECHO hanging 60 s). On the
+    associations we request, a peer sends us no requests outside the operations we run (C-GET's
+    sub-operations arrive inside send_c_get), so the reactor is kept from the queue altogether.
+    """
+    dimse = assoc.dimse
+    get_msg = dimse.get_msg
+
+    def get_msg_unless_reactor(block: bool = False):
+        if threading.current_thread() is assoc:
+            return None, None
+        return get_msg(block)
+
+    dimse.get_msg = get_msg_unless_reactor  # type: ignore[method-assign]  # replaced per association on purpose (see above)
+
+
+def settle_reactor(assoc: Association, limit: float = 0.05) -> None:
+    """Let the association's reactor thread wake up after a DIMSE exchange, before the next one.
+
+    Call after every send_c_*() that may be followed at once by another on the same association.
+
+    pynetdicom pauses the reactor during send_c_store() (so that it does not take the response
+    off the queue) and wakes it at the end. The next send_c_store() waits for `_is_paused` again,
+    but right after the wake-up that flag still says True from the last pause: a request sent at
+    once can then have its response taken by the reactor, which drops it ("Received unexpected
+    C-STORE service message") and the send waits out the DIMSE timeout. Seen against dcmqrscp on a
+    busy machine; pynetdicom 3.0. So wait (bounded) until the reactor has really woken."""
+    checkpoint = getattr(assoc, "_reactor_checkpoint", None)
+    if checkpoint is None or not hasattr(assoc, "_is_paused") or is_responsive(assoc):
+        return  # a responsive reactor checks the checkpoint again before taking a message
+    deadline = time.monotonic() + limit
+    while assoc._is_paused and checkpoint.is_set() and assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.00005)
+
+
 def make_responsive(assoc: Association) -> Any:
     """Give `assoc` (a pynetdicom Association whose threads have not started) event-driven waits,
     and unbind pynetdicom's standard logging handlers unless its log is on (see `unbind_log_handlers`).
@@ -336,5 +376,5 @@ def is_responsive(assoc: Association) -> bool:
     return getattr(assoc, "_pacsbrowser_responsive", False)
 
 
-__all__ = ["IDLE", "SEND_QUEUE_LIMIT", "ResponsiveAssociation", "ResponsiveDIMSE", "ResponsiveDUL", "SendQueue",
+__all__ = ["IDLE", "SEND_QUEUE_LIMIT", "keep_responses_for_callers", "settle_reactor", "ResponsiveAssociation", "ResponsiveDIMSE", "ResponsiveDUL", "SendQueue",
            "is_responsive", "make_responsive", "unbind_log_handlers"]

@@ -46,7 +46,7 @@ from ..records import DEFAULT_MAX_PDU, Timeouts, TLSConfiguration
 from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
 from .activity import LinkActivity, activity_of
 from .anyclass import accept_any_storage
-from .links import end_association, link_timeout, tune_socket
+from .links import counted_send, end_association, link_timeout, tune_socket
 from .receive import IndexedHandler, ReceiveHandler, StoreStats
 from .responsive import make_responsive
 from .serve_find import FIND_MODELS, RETRIEVE_MODELS, FindHandler
@@ -130,20 +130,7 @@ class _AcceptorSocket(AssociationSocket):
         return buffer
 
     def send(self, bytestream: bytes) -> None:
-        # pynetdicom's send, counting what went out
-        assert self.socket is not None
-        mine, server = self._activities()
-        view = memoryview(bytestream)
-        try:
-            while view:
-                sent = self.socket.send(view)
-                mine.sent(sent)
-                if server is not None:
-                    server.sent(sent)
-                view = view[sent:]
-            evt.trigger(self.assoc, evt.EVT_DATA_SENT, {"data": bytestream})
-        except Exception:  # noqa: BLE001 - pynetdicom's own reading: the transport closed (Evt17)
-            self.event_queue.put("Evt17")
+        counted_send(self, bytestream, *self._activities())
 
 
 class _RequestHandler(RequestHandler):
