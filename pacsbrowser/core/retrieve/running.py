@@ -108,7 +108,11 @@ class RetrieveRun:
         c.phase = RetrievePhase.RETRIEVING
         self.publish()
         if self.method is RetrieveMethod.GET:
-            await self._get(plan)
+            try:
+                await self._get(plan)
+            finally:  # what the summary counts is in the index when the job returns (as after a C-MOVE)
+                if not self.archive.closed:
+                    await run_blocking(self.archive.flush, name="archive-flush")
         else:
             await self._move(plan)
         c.transfer_ended = c.transfer_ended or time.monotonic()
