@@ -2,7 +2,8 @@
 already, and the C-GET/C-MOVE requests that fetch only the rest.
 
 The PACS is asked with C-FIND on one association: the series of the study, then the instances (SOP
-Instance and SOP Class UIDs) of each series. What is missing goes as the whole target when nothing
+Instance and SOP Class UIDs) of each series; for a C-GET whose instances came without their SOP
+classes, the study's SOP Classes in Study too. What is missing goes as the whole target when nothing
 is here; otherwise whole series (SERIES level, a UID list) and the missing instances of partly
 present series (IMAGE level, UID lists). A PACS that does not answer gets one request for the target.
 """
@@ -52,6 +53,7 @@ class Plan:
     wanted: list[Wanted] | None
     present: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    study_classes: tuple[str, ...] = ()  # SOP Classes in Study, asked when the instances did not say theirs
 
     @property
     def missing(self) -> list[Wanted] | None:
@@ -119,9 +121,15 @@ async def make_plan(profile: ServerProfile, archive: Archive, target: Target, co
     if method is RetrieveMethod.MOVE and not resume:
         return Plan(None, notes=["not checked against the archive (no resume)"])
     wanted, notes = await list_instances(profile, target, counts, cancel_timeout=cancel_timeout, cancelled=cancelled)
+    study_classes: tuple[str, ...] = ()
     if method is RetrieveMethod.GET and wanted and not all(w.sop_class for w in wanted):
-        notes.append("the PACS did not say the SOP classes: a default set of storage contexts was proposed")
-    plan = Plan(wanted, notes=notes)
+        study_classes = await classes_in_study(profile, target, counts, cancel_timeout=cancel_timeout)
+        if study_classes:
+            notes.append(f"the PACS did not say the instances' SOP classes; it listed {len(study_classes)} for the "
+                         "study (SOP Classes in Study): their storage contexts were proposed")
+        else:
+            notes.append("the PACS did not say the SOP classes: a default set of storage contexts was proposed")
+    plan = Plan(wanted, notes=notes, study_classes=study_classes)
     counts.notes.extend(notes)
     if wanted is not None and resume:
         plan.present = await run_blocking(archive_holds, archive, target.study_uid, name="retrieve-plan")
@@ -132,6 +140,27 @@ def archive_holds(archive: Archive, study_uid: str) -> set[str]:
     """SOP Instance UIDs of the study in the archive (blocking)."""
     archive.flush()
     return {row.sop_instance_uid for row in archive.instances(study_uid=study_uid)}
+
+
+async def classes_in_study(profile: ServerProfile, target: Target, counts: RetrieveCounts, *,
+                           cancel_timeout: float) -> tuple[str, ...]:
+    """SOP Classes in Study (0008,0062) from a study-level C-FIND; () when the PACS does not say."""
+    client = DICOMClient.from_profile(profile)
+    keys = QueryKeys.studies(study_instance_uid=target.study_uid, extra={"SOPClassesInStudy": ""})
+    try:
+        async with open_association(client, counts, contexts=find_contexts()):
+            service = QueryService(client, profile, cancel_timeout=cancel_timeout)
+            found = await service.find_studies(keys).collect()
+    except (DIMSEError, ServiceNotSupported, ValueError):
+        return ()
+    classes: dict[str, None] = {}
+    for study in found:
+        value = study.dataset.get("SOPClassesInStudy") if study.dataset is not None else None
+        if value:
+            for uid in ([value] if isinstance(value, str) else list(value)):
+                if str(uid).strip():
+                    classes[str(uid).strip()] = None
+    return tuple(classes)
 
 
 async def list_instances(profile: ServerProfile, target: Target, counts: RetrieveCounts, *, cancel_timeout: float,
@@ -169,4 +198,4 @@ async def list_instances(profile: ServerProfile, target: Target, counts: Retriev
     return list({w.uid: w for w in wanted}.values()), []
 
 
-__all__ = ["Plan", "Request", "Target", "Wanted", "archive_holds", "list_instances", "make_plan", "plan_requests"]
+__all__ = ["Plan", "Request", "Target", "Wanted", "archive_holds", "classes_in_study", "list_instances", "make_plan", "plan_requests"]

@@ -26,6 +26,7 @@ from pynetdicom.association import Association
 from ..client import DICOMClient
 from ..dicom import retrieve as dicom_retrieve
 from ..dicom.anyclass import take_proposed_scp_role
+from ..dicom.contexts import DEFAULT_CLASSES
 from ..dicom.receive import ReceiveHandler
 from ..dicom.retrieve import UNCOMPRESSED, AbortWatch, ContextGroup, RetrieveControl, RetrieveResponses
 from ..dicom.syntaxes import syntax_name
@@ -138,7 +139,9 @@ class RetrieveRun:
                 assert todo is not None
                 groups = dicom_retrieve.plan_get_contexts(sorted({w.sop_class for w in todo}), first=first)
             elif widening:
-                groups = dicom_retrieve.other_storage_groups()
+                groups = dicom_retrieve.other_storage_groups(exclude=plan.study_classes or DEFAULT_CLASSES)
+            elif plan.study_classes:
+                groups = dicom_retrieve.plan_get_contexts(plan.study_classes, first=first)
             else:
                 groups = dicom_retrieve.default_groups(first)
             work: list[tuple[ContextGroup, list[Request]]] = []
