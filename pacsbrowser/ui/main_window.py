@@ -511,7 +511,9 @@ class MainWindow(QMainWindow):
         self.drops.send_requested.connect(lambda profile, paths: self.transfers.send(profile, list(paths)))
         self.transfers.archive_changed.connect(self.local.archive_changed)
         self.listener.received.connect(self.holdings.refresh_study)
-        self.listener.state_changed.connect(lambda: self.transfers.set_server(self.listener.server))
+        allowed = lambda: self.transfers.set_listener_allowed(self.listener.settings.allowed_calling_aes)  # noqa: E731 - used twice, here
+        self.listener.state_changed.connect(lambda: (self.transfers.set_server(self.listener.server), allowed()))
+        allowed()
         self.transfers.open_local_requested.connect(self.thumbnails.show_study)
         self.transfers.archive_changed.connect(self.thumbnails.archive_changed)
         self.listener.received.connect(self.thumbnails.archive_changed)

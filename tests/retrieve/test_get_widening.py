@@ -1,7 +1,8 @@
 """Issue 15, item 8: a PACS whose instance query leaves out SOPClassUID. The C-GET then proposes a
 common set of storage classes; instances of other classes used to be lost (the PACS could not send
-them on any context). Now the remaining storage classes are proposed on further associations and
-those instances arrive too."""
+them on any context). Now the study's SOP Classes in Study are asked for, and when the PACS does not
+say those either, the remaining storage classes are proposed on further associations: those
+instances arrive too."""
 
 from __future__ import annotations
 
@@ -40,6 +41,22 @@ class NoClassSCP(RetrieveSCP):
             yield status, answer
 
 
+class ClassesInStudySCP(NoClassSCP):
+    """Leaves SOPClassUID out of its instance answers but answers SOP Classes in Study at STUDY level."""
+
+    def _on_find(self, event: Any):
+        if event.identifier.QueryRetrieveLevel != "STUDY":
+            yield from super()._on_find(event)
+            return
+        matches = self._matches(event.identifier)
+        if matches:
+            answer = Dataset()
+            answer.QueryRetrieveLevel = "STUDY"
+            answer.StudyInstanceUID = matches[0].StudyInstanceUID
+            answer.SOPClassesInStudy = sorted({str(ds.SOPClassUID) for ds in matches})
+            yield 0xFF00, answer
+
+
 class Source:
     def __init__(self, path: Path, uid: str) -> None:
         self.path, self.sop_instance_uid = path, uid
@@ -68,6 +85,32 @@ def _make(root: Path) -> list[Source]:
     return out
 
 
+def _check(archive: Archive, sources: list[Source]) -> None:
+    for source in sources:
+        row = archive.instance(source.sop_instance_uid)
+        assert row is not None
+        got, want = pydicom.dcmread(row.path), pydicom.dcmread(source.path)
+        assert got.SOPClassUID == want.SOPClassUID
+        if "PixelData" in want:
+            assert np.array_equal(got.pixel_array, want.pixel_array)
+        else:
+            assert got.EncapsulatedDocument == want.EncapsulatedDocument
+    whole_files_only(archive)
+
+
+def test_get_asks_sop_classes_in_study_when_the_instances_do_not_say(start_scp, archive: Archive, workdir: Path):
+    sources = _make(workdir)
+    scp = start_scp(ClassesInStudySCP, [s.path for s in sources])
+    service = RetrieveService(profile_for(scp), archive, cancel_timeout=3.0)
+    summary = run(service.get_study(lab_uid("widen", "study")).wait(), timeout=90)
+    print(f"associations {summary.associations}, requests {summary.requests}, notes {summary.notes}")
+    assert summary.complete, summary.reasons
+    assert summary.received == 6 and summary.failed == 0
+    assert summary.associations == 3  # the instance query, the study's classes, one C-GET
+    assert any("SOP Classes in Study" in n for n in summary.notes), summary.notes
+    _check(archive, sources)
+
+
 def test_get_widens_its_classes_when_the_pacs_does_not_say_them(start_scp, archive: Archive, workdir: Path):
     assert VL_PHOTOGRAPHIC not in DEFAULT_CLASSES and OPHTHALMIC_8BIT not in DEFAULT_CLASSES
     sources = _make(workdir)
@@ -79,14 +122,5 @@ def test_get_widens_its_classes_when_the_pacs_does_not_say_them(start_scp, archi
     assert summary.complete, summary.reasons
     assert summary.received == 6 and summary.failed == 0 and not summary.missing
     assert any("other storage classes were proposed" in n for n in summary.notes), summary.notes
-    assert summary.associations <= 4  # the query, the default set, two groups of the others
-    for source in sources:
-        row = archive.instance(source.sop_instance_uid)
-        assert row is not None
-        got, want = pydicom.dcmread(row.path), pydicom.dcmread(source.path)
-        assert got.SOPClassUID == want.SOPClassUID
-        if "PixelData" in want:
-            assert np.array_equal(got.pixel_array, want.pixel_array)
-        else:
-            assert got.EncapsulatedDocument == want.EncapsulatedDocument
-    whole_files_only(archive)
+    assert summary.associations <= 5  # two queries, the default set, two groups of the others
+    _check(archive, sources)

@@ -2,7 +2,8 @@
 already, and the C-GET/C-MOVE requests that fetch only the rest.
 
 The PACS is asked with C-FIND on one association: the series of the study, then the instances (SOP
-Instance and SOP Class UIDs) of each series. What is missing goes as the whole target when nothing
+Instance and SOP Class UIDs) of each series; for a C-GET whose instances came without their SOP
+classes, the study's SOP Classes in Study too. What is missing goes as the whole target when nothing
 is here; otherwise whole series (SERIES level, a UID list) and the missing instances of partly
 present series (IMAGE level, UID lists). A PACS that does not answer gets one request for the target.
 """
@@ -16,6 +17,7 @@ from pydicom.dataset import Dataset
 
 from ..archive import Archive
 from ..client import DICOMClient
+from ..dicom import find as dicom_find
 from ..dicom import retrieve as dicom_retrieve
 from ..errors import DIMSEError, ServiceNotSupported
 from ..executor import run_blocking
@@ -52,8 +54,9 @@ class Plan:
     wanted: list[Wanted] | None
     present: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
-    # without a listing (core.retrieve.shortcut): the SOP classes and instance count the PACS said
-    sop_classes: tuple[str, ...] = ()
+    # SOP Classes in Study: asked when the instances did not say theirs, or instead of a listing
+    # (core.retrieve.shortcut, with the instance count the PACS said in `expected`)
+    study_classes: tuple[str, ...] = ()
     expected: int | None = None
 
     @property
@@ -114,17 +117,25 @@ def plan_requests(target: Target, plan: Plan, todo: list[Wanted] | None) -> list
 
 async def make_plan(profile: ServerProfile, archive: Archive, target: Target, counts: RetrieveCounts, *,
                     method: RetrieveMethod, to_us: bool, resume: bool, cancel_timeout: float,
-                    cancelled: Callable[[], bool]) -> Plan:
+                    cancelled: Callable[[], bool], said_classes: tuple[str, ...] | None = None) -> Plan:
     """The plan of one job (`to_us`: a C-MOVE whose destination is our own listener). The notes of
-    the PACS's listing and the association it took are counted in `counts`."""
+    the PACS's listing and the association it took are counted in `counts`. `said_classes`: the
+    SOP Classes in Study the PACS already said (core.retrieve.shortcut asked), not asked again."""
     if method is RetrieveMethod.MOVE and not to_us:
         return Plan(None)  # another AE's storage: our archive says nothing about it
     if method is RetrieveMethod.MOVE and not resume:
         return Plan(None, notes=["not checked against the archive (no resume)"])
     wanted, notes = await list_instances(profile, target, counts, cancel_timeout=cancel_timeout, cancelled=cancelled)
+    study_classes: tuple[str, ...] = ()
     if method is RetrieveMethod.GET and wanted and not all(w.sop_class for w in wanted):
-        notes.append("the PACS did not say the SOP classes: a default set of storage contexts was proposed")
-    plan = Plan(wanted, notes=notes)
+        study_classes = (said_classes if said_classes is not None else
+                         await classes_in_study(profile, target, counts, cancel_timeout=cancel_timeout))
+        if study_classes:
+            notes.append(f"the PACS did not say the instances' SOP classes; it listed {len(study_classes)} for the "
+                         "study (SOP Classes in Study): their storage contexts were proposed")
+        else:
+            notes.append("the PACS did not say the SOP classes: a default set of storage contexts was proposed")
+    plan = Plan(wanted, notes=notes, study_classes=study_classes)
     counts.notes.extend(notes)
     if wanted is not None and resume:
         plan.present = await run_blocking(archive_holds, archive, target.study_uid, name="retrieve-plan")
@@ -135,6 +146,31 @@ def archive_holds(archive: Archive, study_uid: str) -> set[str]:
     """SOP Instance UIDs of the study in the archive (blocking)."""
     archive.flush()
     return {row.sop_instance_uid for row in archive.instances(study_uid=study_uid)}
+
+
+async def study_holdings(profile: ServerProfile, study_uid: str, series_uid: str, counts: RetrieveCounts, *,
+                         cancel_timeout: float) -> tuple[tuple[str, ...], int | None] | None:
+    """What the PACS says it holds of a study (of a series with `series_uid`), from one C-FIND on its
+    own association: the SOP Classes in Study (0008,0062; study level only) and the number of related
+    instances, or None when it did not answer with exactly one match."""
+    client = DICOMClient.from_profile(profile)
+    try:
+        async with open_association(client, counts, contexts=find_contexts()) as assoc:
+            async with client.lock:
+                facts = await run_blocking(dicom_find.holdings, assoc, study_uid, series_uid,
+                                           timeout=cancel_timeout, name="retrieve-plan")
+    except (DIMSEError, ServiceNotSupported):
+        return None
+    if facts is None:
+        return None
+    return tuple(dict.fromkeys(facts[0])), facts[1]
+
+
+async def classes_in_study(profile: ServerProfile, target: Target, counts: RetrieveCounts, *,
+                           cancel_timeout: float) -> tuple[str, ...]:
+    """SOP Classes in Study (0008,0062) from a study-level C-FIND; () when the PACS does not say."""
+    facts = await study_holdings(profile, target.study_uid, "", counts, cancel_timeout=cancel_timeout)
+    return facts[0] if facts is not None else ()
 
 
 async def list_instances(profile: ServerProfile, target: Target, counts: RetrieveCounts, *, cancel_timeout: float,
@@ -172,4 +208,4 @@ async def list_instances(profile: ServerProfile, target: Target, counts: Retriev
     return list({w.uid: w for w in wanted}.values()), []
 
 
-__all__ = ["Plan", "Request", "Target", "Wanted", "archive_holds", "list_instances", "make_plan", "plan_requests"]
+__all__ = ["Plan", "Request", "Target", "Wanted", "archive_holds", "classes_in_study", "list_instances", "make_plan", "plan_requests"]

@@ -27,6 +27,7 @@ from ..client import DICOMClient
 from ..dicom import retrieve as dicom_retrieve
 from ..dicom.activity import activity_of
 from ..dicom.anyclass import take_proposed_scp_role
+from ..dicom.contexts import DEFAULT_CLASSES
 from ..dicom.receive import ReceiveHandler
 from ..dicom.retrieve import UNCOMPRESSED, AbortWatch, ContextGroup, RetrieveControl, RetrieveResponses
 from ..dicom.syntaxes import syntax_name
@@ -110,8 +111,9 @@ class RetrieveRun:
         if self.method is RetrieveMethod.GET:
             try:
                 await self._get(plan)
-            finally:  # what was written in batches: renamed and indexed before the job says it is done
-                await run_blocking(self.archive.flush, name="archive-flush")
+            finally:  # what was written in batches, renamed and indexed: what the summary counts is in the index
+                if not self.archive.closed:
+                    await run_blocking(self.archive.flush, name="archive-flush")
         else:
             await self._move(plan)
         c.transfer_ended = c.transfer_ended or time.monotonic()
@@ -125,14 +127,15 @@ class RetrieveRun:
         """Without listing the PACS's instances when the archive holds nothing of the target
         (core.retrieve.shortcut), else the full plan."""
         c = self.counts
+        said: tuple[str, ...] | None = None
         if self.method is RetrieveMethod.GET or c.to_us:
-            quick = await quick_plan(self.profile, self.archive, self.target, c, method=self.method,
-                                     resume=self.resume, cancel_timeout=self.service.cancel_timeout)
+            quick, said = await quick_plan(self.profile, self.archive, self.target, c, method=self.method,
+                                           resume=self.resume, cancel_timeout=self.service.cancel_timeout)
             if quick is not None:
                 return quick
         return await make_plan(self.profile, self.archive, self.target, c, method=self.method, to_us=c.to_us,
                                resume=self.resume, cancel_timeout=self.service.cancel_timeout,
-                               cancelled=lambda: self.cancel_requested)
+                               cancelled=lambda: self.cancel_requested, said_classes=said)
 
     async def _name_the_missing(self, plan: Plan) -> None:
         """A plan without a listing (the archive held nothing) knows how many instances to expect,
@@ -168,9 +171,9 @@ class RetrieveRun:
                 assert todo is not None
                 groups = dicom_retrieve.plan_get_contexts(sorted({w.sop_class for w in todo}), first=first)
             elif widening:
-                groups = dicom_retrieve.other_storage_groups()
-            elif plan.sop_classes:  # the study's classes, without a listing: one association
-                groups = dicom_retrieve.plan_get_contexts(sorted(plan.sop_classes), first=first)[:1]
+                groups = dicom_retrieve.other_storage_groups(exclude=plan.study_classes or DEFAULT_CLASSES)
+            elif plan.study_classes:  # SOP Classes in Study (with or without a listing)
+                groups = dicom_retrieve.plan_get_contexts(sorted(plan.study_classes), first=first)
             else:
                 groups = dicom_retrieve.default_groups(first)
             work: list[tuple[ContextGroup, list[Request]]] = []

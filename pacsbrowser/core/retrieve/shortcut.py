@@ -16,16 +16,11 @@ instance of the target, nothing is to be skipped:
 from __future__ import annotations
 
 from ..archive import Archive
-from ..client import DICOMClient
-from ..dicom import find as dicom_find
 from ..dicom import retrieve as dicom_retrieve
-from ..errors import DIMSEError, ServiceNotSupported
 from ..executor import run_blocking
-from ..query import find_contexts
 from ..records import QueryLevel, RetrieveMethod, ServerProfile
-from .association import open_association
 from .counting import RetrieveCounts
-from .planning import Plan, Target
+from .planning import Plan, Target, study_holdings
 
 
 def archive_holds_any(archive: Archive, target: Target) -> bool:
@@ -40,32 +35,31 @@ def archive_holds_any(archive: Archive, target: Target) -> bool:
 
 
 async def quick_plan(profile: ServerProfile, archive: Archive, target: Target, counts: RetrieveCounts, *,
-                     method: RetrieveMethod, resume: bool, cancel_timeout: float) -> Plan | None:
-    """The plan without listing the instances, or None when the listing is needed (see above)."""
+                     method: RetrieveMethod, resume: bool, cancel_timeout: float
+                     ) -> tuple[Plan | None, tuple[str, ...] | None]:
+    """The plan without listing the instances, or None when the listing is needed (see above); and
+    the SOP Classes in Study the PACS said when it was asked (None: not asked), for the listing's
+    plan, so that it does not ask again."""
     if not resume:
-        return None
+        return None, None
     if method is RetrieveMethod.GET and target.level is not QueryLevel.STUDY:
-        return None
+        return None, None
     if await run_blocking(archive_holds_any, archive, target, name="retrieve-plan"):
-        return None
+        return None, None
     if target.level is QueryLevel.INSTANCE:  # a C-MOVE of one instance
-        return Plan(None, expected=1)
-    client = DICOMClient.from_profile(profile)
-    try:
-        async with open_association(client, counts, contexts=find_contexts()) as assoc:
-            async with client.lock:
-                facts = await run_blocking(dicom_find.holdings, assoc, target.study_uid, target.series_uid,
-                                           timeout=cancel_timeout, name="retrieve-plan")
-    except (DIMSEError, ServiceNotSupported):
-        return None
-    if facts is None or facts[1] is None:
-        return None
+        return Plan(None, expected=1), None
+    facts = await study_holdings(profile, target.study_uid, target.series_uid, counts, cancel_timeout=cancel_timeout)
+    if facts is None:
+        return None, None
     classes, count = facts
+    said = classes if not target.series_uid else None  # a series-level answer has no classes
+    if count is None:
+        return None, said
     if method is RetrieveMethod.MOVE:
-        return Plan(None, expected=count)
+        return Plan(None, expected=count), said
     if not classes or len(dicom_retrieve.plan_get_contexts(classes)) != 1:
-        return None
-    return Plan(None, sop_classes=tuple(classes), expected=count)
+        return None, said
+    return Plan(None, study_classes=classes, expected=count), said
 
 
 __all__ = ["archive_holds_any", "quick_plan"]

@@ -61,6 +61,7 @@ class TransfersController(QObject):
         self.holdings = holdings
         # where an on-demand C-MOVE listener binds (None: the address the PACS reaches us on; "" = every interface)
         self.listener_host = listener_host
+        self.listener_allowed: tuple[str, ...] = ()  # AE titles besides the PACS's the on-demand listener accepts
         self.cancel_timeout = cancel_timeout
         self.model = TransfersModel(self)
         self._server: ArchiveServer | None = None
@@ -76,6 +77,13 @@ class TransfersController(QObject):
         """The app's running listener (or None): C-MOVEs to our own AE title go to it from now on."""
         self._server = server
         self._services.clear()  # new services use it; running jobs keep theirs
+
+    def set_listener_allowed(self, allowed: tuple[str, ...]) -> None:
+        """The listener settings' allowed calling AE titles: an on-demand C-MOVE listener accepts
+        them besides the PACS's own AE title."""
+        if tuple(allowed) != self.listener_allowed:
+            self.listener_allowed = tuple(allowed)
+            self._services.clear()
 
     def retrieve(self, profile: ServerProfile, study_uid: str, series_uid: str = "", sop_instance_uid: str = "", *,
                  label: str = "", patient: str = "") -> Transfer:
@@ -221,7 +229,8 @@ class TransfersController(QObject):
         if service is None:
             scp = self._server if self._server is not None and self._server.archive is self.archive else None
             options = {} if self.cancel_timeout is None else {"cancel_timeout": self.cancel_timeout}
-            service = RetrieveService(profile, self.archive, scp=scp, listener_host=self.listener_host, **options)
+            service = RetrieveService(profile, self.archive, scp=scp, listener_host=self.listener_host,
+                                      listener_allowed=self.listener_allowed, **options)
             self._services[profile] = service
         return service
 
