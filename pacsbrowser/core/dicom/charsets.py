@@ -18,6 +18,7 @@ from pydicom.charset import CODES_TO_ENCODINGS, ESC, handled_encodings, python_e
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 UTF8 = "ISO_IR 192"
 
@@ -299,13 +300,14 @@ def _decode_dataset(ds: Dataset, decoder: TextDecoder, depth: int = 0,
             texts[tag] = text
         ds[tag] = DataElement(tag, vr, text)
     if depth == 0 and (decoder.used or replaced):
-        charset = raw_items.get(0x00080005)
+        charset = raw_items.get(_CHARSET_TAG)
         if isinstance(charset, RawDataElement):  # as raw as the rest (a DataElement costs)
-            raw_items[0x00080005] = charset._replace(VR="CS", value=b"ISO_IR 192", length=10)
+            raw_items[_CHARSET_TAG] = charset._replace(VR="CS", value=b"ISO_IR 192", length=10)
         else:
             ds.SpecificCharacterSet = UTF8
 
 
+_CHARSET_TAG = Tag(0x00080005)
 _BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN", "US", "SS", "UL", "SL", "UV", "SV", "FL", "FD",
                          "AT", "SQ"})
 
