@@ -121,12 +121,17 @@ def report(folder: Path) -> str:
 
 
 def _into_results(text: str) -> None:
-    """RESULTS.md with `text` between the markers (replacing what was there), before its set-up section."""
+    """RESULTS.md with `text` (and RESULTS-startup.md, from benchmarks.startup) between the markers,
+    replacing what was there, before its set-up section."""
     try:
         current = RESULTS.read_text()
     except OSError:
         return
-    block = f"{BEGIN}\n#{text.strip()}\n\n(from RESULTS-bulk.md)\n{END}\n"
+    parts = [f"#{text.strip()}\n\n(from RESULTS-bulk.md)"]
+    startup = HERE / "RESULTS-startup.md"
+    if startup.exists():
+        parts.append(f"#{startup.read_text().strip()}\n\n(from RESULTS-startup.md)")
+    block = BEGIN + "\n" + "\n\n".join(parts) + "\n" + END + "\n"
     if BEGIN in current and END in current:
         head, rest = current.split(BEGIN, 1)
         tail = rest.split(END, 1)[1].lstrip("\n")
