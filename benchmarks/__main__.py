@@ -34,6 +34,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--polling", action="store_true",
                         help="our side without core.dicom.responsive (pynetdicom's polling reactors and "
                              "logging handlers, as before): the 'before' of RESULTS.md")
+    parser.add_argument("--json", default="", metavar="FILE",
+                        help="also write the rows as JSON to FILE (benchmarks.bulk reads them)")
     parser.add_argument("--env", action="append", default=[],
                         help="NAME=VALUE for our worker processes (experiments), may repeat")
     return parser.parse_args(argv)
@@ -83,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in info.items():
         say(f"{key}: {value}")
     say(f"make bench wall time: {wall:.0f} s")
+    if args.json:
+        import dataclasses
+        import json
+
+        Path(args.json).write_text(json.dumps([dataclasses.asdict(row) for row in rows], indent=1, default=str))
     write = args.write if args.write is not None else (only == CASE_NAMES and not args.polling)
     if write:
         report.RESULTS.write_text(report.markdown(rows, info, reps=args.reps, warmup=args.warmup, wall=wall,

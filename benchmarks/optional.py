@@ -42,8 +42,10 @@ def case_get(ctx: Context) -> list[Row]:
     with ctx.worker("get", **target, study=study, expected=n) as worker:
         alternate(ctx, [row], WorkerSide(worker), theirs)
         _finish([row], worker)
-    row.note = ("ours includes planning (a series and an instance C-FIND, so that a later retrieve fetches "
-                "only what is missing) and fsync'd archive writes with indexing; getscu writes plain files")
+    row.note = ("ours includes planning (into an empty archive: one study-level C-FIND for the SOP classes and "
+                "the count; with something held, the series and instance listing, so that only what is missing "
+                "is fetched) and archive writes fsync'd, renamed and indexed in batches before the job ends; "
+                "getscu writes plain files")
     return [row]
 
 
@@ -76,7 +78,8 @@ def case_move(ctx: Context) -> list[Row]:
         alternate(ctx, [row], WorkerSide(worker), theirs)
         _finish([row], worker)
     row.note = ("ours: RetrieveService.move_study to our ArchiveServer (listening before the clock starts), "
-                "planning queries, fsync'd archive writes and indexing included; DCMTK: movescu until its "
+                "planning (a count C-FIND), archive writes fsync'd before each reply (folder fsyncs shared) and "
+                "indexing included; DCMTK: movescu until its "
                 "final response, storescp receiving (its CPU added to movescu's)")
     return [row]
 

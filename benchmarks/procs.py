@@ -234,11 +234,14 @@ class Worker:
         read_fd, write_fd = os.pipe()
         environment = dict(os.environ)
         environment.update(env or {})
-        environment["PYTHONPATH"] = str(ROOT) + os.pathsep + environment.get("PYTHONPATH", "")
+        # PACSBROWSER_BENCH_TREE: another checkout's code (its pacsbrowser and its worker) on our side,
+        # for the before/after of benchmarks.bulk
+        tree = environment.pop("PACSBROWSER_BENCH_TREE", "") or str(ROOT)
+        environment["PYTHONPATH"] = tree + os.pathsep + environment.get("PYTHONPATH", "")
         environment["PYTHONUNBUFFERED"] = "1"
         self._log_file = open(log, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, str(write_fd)], cwd=ROOT, env=environment,
+            [sys.executable, "-m", module, str(write_fd)], cwd=tree, env=environment,
             stdin=subprocess.PIPE, stdout=self._log_file, stderr=subprocess.STDOUT,
             pass_fds=(write_fd,), start_new_session=True,
         )

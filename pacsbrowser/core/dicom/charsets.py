@@ -16,8 +16,9 @@ from typing import Any, Iterable
 
 from pydicom.charset import CODES_TO_ENCODINGS, ESC, handled_encodings, python_encoding
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 UTF8 = "ISO_IR 192"
 
@@ -229,8 +230,53 @@ def vr_of(tag: int, element: Any) -> str:
         return "UN"
 
 
-def _decode_dataset(ds: Dataset, decoder: TextDecoder, depth: int = 0) -> None:
-    for tag in list(ds.keys()):
+def _as_utf8(text: str | list[str]) -> bytes:
+    """A decoded value as the UTF-8 bytes of an element (values joined by '\\', even length)."""
+    raw = (text if isinstance(text, str) else "\\".join(text)).encode("utf-8")
+    return raw + b" " if len(raw) % 2 else raw
+
+
+_VRS: dict[int, str] = {}
+
+
+def _vr_of_raw(tag: int, element: RawDataElement) -> str:
+    """The VR of a raw element (the dictionary's, cached, when the transfer syntax is implicit)."""
+    if element.VR:
+        return str(element.VR)
+    try:
+        return _VRS[tag]
+    except KeyError:
+        vr = _VRS[tag] = vr_of(tag, None)
+        return vr
+
+
+def _decode_dataset(ds: Dataset, decoder: TextDecoder, depth: int = 0,
+                    texts: dict[int, str | list[str]] | None = None) -> None:
+    """Decode the text values of `ds` in place. At the top level an element still in its raw form
+    (how pynetdicom hands a response over) stays raw, re-encoded as UTF-8 under (0008,0005) ISO_IR
+    192: building a pydicom DataElement for each (validation, conversion) was much of a C-FIND's
+    time per response. The values also go to `texts` (tag -> text; other VRs as their ASCII text),
+    for the result records."""
+    replaced = False
+    raw_items = ds._dict
+    for tag in list(raw_items):
+        element = raw_items[tag]
+        if depth == 0 and isinstance(element, RawDataElement):
+            vr = _vr_of_raw(tag, element)
+            value = element.value
+            if vr != "SQ" and isinstance(value, bytes):
+                if vr in TEXT_VRS:
+                    text = _decode_value(decoder, value, vr)
+                    raw = _as_utf8(text)
+                    raw_items[tag] = element._replace(VR=vr, value=raw, length=len(raw))  # read lazily
+                    replaced = True
+                elif texts is not None and vr not in _BINARY_VRS and " or " not in vr:
+                    text = value.decode("latin_1").rstrip("\x00").strip()
+                else:
+                    continue
+                if texts is not None:
+                    texts[tag] = text
+                continue
         element = ds.get_item(tag)
         vr = vr_of(tag, element)
         value = getattr(element, "value", None)
@@ -250,9 +296,20 @@ def _decode_dataset(ds: Dataset, decoder: TextDecoder, depth: int = 0) -> None:
         if vr not in TEXT_VRS or not isinstance(value, (bytes, bytearray)):
             continue
         text = _decode_value(decoder, bytes(value), vr)
+        if texts is not None:
+            texts[tag] = text
         ds[tag] = DataElement(tag, vr, text)
-    if depth == 0 and decoder.used:
-        ds.SpecificCharacterSet = UTF8
+    if depth == 0 and (decoder.used or replaced):
+        charset = raw_items.get(_CHARSET_TAG)
+        if isinstance(charset, RawDataElement):  # as raw as the rest (a DataElement costs)
+            raw_items[_CHARSET_TAG] = charset._replace(VR="CS", value=b"ISO_IR 192", length=10)
+        else:
+            ds.SpecificCharacterSet = UTF8
+
+
+_CHARSET_TAG = Tag(0x00080005)
+_BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN", "US", "SS", "UL", "SL", "UV", "SV", "FL", "FD",
+                         "AT", "SQ"})
 
 
 @dataclass(frozen=True)
@@ -260,6 +317,7 @@ class DecodedText:
     received: tuple[str, ...]
     used: str
     note: str
+    texts: dict[int, str | list[str]] = field(default_factory=dict)  # top-level text values, decoded
 
 
 def decode_response(ds: Dataset, fallback_charset: str = "ISO_IR 100") -> DecodedText:
@@ -276,11 +334,12 @@ def decode_response(ds: Dataset, fallback_charset: str = "ISO_IR 100") -> Decode
     except Exception:  # a damaged (0008,0005) decodes with the fallback character set
         received = ()
     decoder = TextDecoder(received, fallback_charset)
+    texts: dict[int, str | list[str]] = {}
     try:
-        _decode_dataset(ds, decoder)
+        _decode_dataset(ds, decoder, texts=texts)
     except Exception as exc:  # noqa: BLE001 - a response we cannot fully read still makes a row
         decoder._note(f"the response could not be fully read ({exc.__class__.__name__})")
-    return DecodedText(received, decoder.used_name, decoder.note)
+    return DecodedText(received, decoder.used_name, decoder.note, texts)
 
 
 def check_encodable(text: str, charset: str) -> None:

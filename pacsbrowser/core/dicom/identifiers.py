@@ -94,9 +94,20 @@ _MATCHING: dict[QueryLevel, tuple[tuple[str, str], ...]] = {
 # Reading values (raw bytes or decoded values, never raising)
 
 
+_TAGS: dict[str, int | None] = {}
+
+
+def _tag_of(keyword: str) -> int | None:
+    try:
+        return _TAGS[keyword]
+    except KeyError:
+        tag = _TAGS[keyword] = tag_for_keyword(keyword)
+        return tag
+
+
 def _raw_text(ds: Dataset, keyword: str) -> str:
     """The value of `keyword` as text ('' when absent or empty), without pydicom's conversions."""
-    tag = tag_for_keyword(keyword)
+    tag = _tag_of(keyword)
     return "" if tag is None else _tag_text(ds, tag)
 
 
@@ -109,8 +120,12 @@ def _tag_text(ds: Dataset, tag: int) -> str:
         return ""
     if value is None:
         return ""
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("latin_1").rstrip("\x00").strip()
+    if isinstance(value, (bytes, bytearray)):  # still raw: ASCII, or text decode_response made UTF-8
+        try:
+            text = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            text = bytes(value).decode("latin_1")
+        return text.rstrip("\x00").strip()
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return "\\".join(str(v) for v in value)
     return str(value).strip()
@@ -322,13 +337,21 @@ def parse_result(level: QueryLevel, ds: Dataset, fallback_charset: str = "ISO_IR
 
 def _read(level: QueryLevel, ds: Dataset, decoded: DecodedText):
     common = _common(decoded, ds)
+    texts = decoded.texts
 
     def t(keyword: str) -> str:
-        return _raw_text(ds, keyword)
+        tag = _tag_of(keyword)
+        text = texts.get(tag) if tag is not None else None
+        if text is None:
+            return _raw_text(ds, keyword)
+        return (text if isinstance(text, str) else "\\".join(text)).strip()
+
+    def name(keyword: str) -> PersonName:
+        return PersonName.from_dicom(t(keyword).split("\\")[0])
 
     if level is QueryLevel.PATIENT:
         return PatientResult(
-            patient_id=t("PatientID"), patient_name=_name(ds, "PatientName"),
+            patient_id=t("PatientID"), patient_name=name("PatientName"),
             birth_date=parse_da(t("PatientBirthDate")), sex=t("PatientSex").upper(),
             issuer_of_patient_id=t("IssuerOfPatientID"),
             number_of_studies=_counts(t("NumberOfPatientRelatedStudies")),
@@ -340,10 +363,10 @@ def _read(level: QueryLevel, ds: Dataset, decoded: DecodedText):
         modalities = _multi(ds, "ModalitiesInStudy")
         return StudyResult(
             study_instance_uid=t("StudyInstanceUID"), patient_id=t("PatientID"),
-            patient_name=_name(ds, "PatientName"), birth_date=parse_da(t("PatientBirthDate")),
+            patient_name=name("PatientName"), birth_date=parse_da(t("PatientBirthDate")),
             sex=t("PatientSex").upper(), study_date=parse_da(t("StudyDate")), study_time=parse_tm(t("StudyTime")),
             accession_number=t("AccessionNumber"), study_id=t("StudyID"),
-            study_description=t("StudyDescription"), referring_physician=_name(ds, "ReferringPhysicianName"),
+            study_description=t("StudyDescription"), referring_physician=name("ReferringPhysicianName"),
             modalities=modalities or None,
             number_of_series=_counts(t("NumberOfStudyRelatedSeries")),
             number_of_instances=_counts(t("NumberOfStudyRelatedInstances")),
