@@ -38,7 +38,7 @@ def test_get_with_url_then_nothing_more(capsys, web_orthanc, lab_data, workdir):
     out, err = capsys.readouterr()
     assert f"WADO-RS from {web_orthanc.url}" in err and f"WADO-RS: {study.instance_count} instances" in out
     assert main(argv) == 0
-    assert f"WADO-RS: 0 instances, 0 bytes" in capsys.readouterr().out
+    assert "WADO-RS: 0 instances, 0 bytes" in capsys.readouterr().out
     with Archive(workdir / "arc") as archive:
         assert len(archive.instances(study_uid=study.uid)) == study.instance_count
 
@@ -56,7 +56,7 @@ def test_store_with_url(capsys, fresh_web_orthanc, lab_data, workdir):
         shutil.copy(instance.path, folder / f"{n}.dcm")
     assert main(["store", "--url", fresh_web_orthanc.url, str(folder)]) == 0
     out = capsys.readouterr().out
-    assert f"Stored 5 of 5 files" in out and "STOW-RS request" in out
+    assert "Stored 5 of 5 files" in out and "STOW-RS request" in out
     assert fresh_web_orthanc.instance_count() == 5
 
 
