@@ -98,3 +98,18 @@ def test_bad_combinations(capsys, argv, words, certs, monkeypatch):
     status = main([a.replace("{ca}", str(certs.ca_cert)) for a in argv])
     err = capsys.readouterr().err
     assert status == 1 and words in err, err
+
+
+def test_profile_add_a_dicomweb_profile(capsys, web_orthanc_secure, certs, monkeypatch):
+    monkeypatch.setenv("PACSBROWSER_WEB_SECRET", PASSWORD)
+    assert main(["profile", "add", "web", "--url", web_orthanc_secure.url, "--user", USER,
+                 "--tls-ca", str(certs.ca_cert)]) == 0
+    out = capsys.readouterr().out
+    assert "saved DICOMweb profile 'web'" in out and "kept in a file readable only by you" in out
+    monkeypatch.delenv("PACSBROWSER_WEB_SECRET")
+    assert PASSWORD not in ProfileStore().path.read_text()
+    assert main(["profile", "list"]) == 0
+    assert f"web\t{web_orthanc_secure.url}\tWADO-RS" in capsys.readouterr().out
+    assert main(["echo", "--profile", "web"]) == 0
+    assert main(["profile", "add", "x", "--url", web_orthanc_secure.url, "--port", "104"]) == 1
+    assert "do not go together" in capsys.readouterr().err
