@@ -6,7 +6,9 @@ without closing (a dead Wi-Fi or VPN link: no FIN, no RST, no byte) or throttle.
         relay.throttle(down=2_000_000)                    # bytes per second, server -> client
         relay.freeze(); relay.thaw()
 
-"up" is client -> target, "down" is target -> client. Frozen, the relay reads nothing from either
+"up" is client -> target, "down" is target -> client; the byte counts and the PDU boundaries are
+followed per direction for the whole relay, so give each test's connections one at a time (as a job's
+associations come) or a relay of their own. Frozen, the relay reads nothing from either
 side and writes nothing, and keeps both connections open, so the kernel's buffers fill and the
 senders block; `close()` (or leaving the `with`) closes every connection and joins every thread.
 Only loopback: the listening address and the target must be 127.0.0.1 (or ::1, localhost).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -24,9 +25,10 @@ from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.archive.paths import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
 from pacsbrowser.core.client import DICOMClient
 from pacsbrowser.core.dicom.find import find_contexts
+from pacsbrowser.core.dicom.server import DicomServer, ServerSettings
 from pacsbrowser.core.errors import RetrieveInterrupted
 from pacsbrowser.core.query import QueryService
-from pacsbrowser.core.records import RetrieveMethod, RetryPolicy, ServerProfile, Timeouts
+from pacsbrowser.core.records import RetrieveMethod, RetryPolicy, ServerProfile, Timeouts, TLSConfiguration
 from pacsbrowser.core.retrieve import RetrieveService
 from pacsbrowser.core.store import StoreService
 from tests.lab.client import run
@@ -213,3 +215,37 @@ def test_find_contexts_offer_deflate() -> None:
     assert any("1.2.840.10008.1.2.1.99" in [str(s) for s in cx.transfer_syntax] for cx in find_contexts())
 
 
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["plain", "tls"])
+def test_our_scp_sockets_keep_alive_and_never_block_for_good(secure: bool, certs, tmp_path: Path) -> None:
+    """After accept, and after the TLS handshake, our SCP's sockets keep keepalive and a finite timeout."""
+    server_tls = client_tls = None
+    if secure:
+        server_tls = TLSConfiguration(certificate=certs.server_cert, key=certs.server_key,
+                                      ca_certificate=certs.ca_cert)
+        client_tls = TLSConfiguration(certificate=certs.client_cert, key=certs.client_key,
+                                      ca_certificate=certs.ca_cert)
+    with Archive(tmp_path / "archive", durable=False) as archive:
+        server = DicomServer(ServerSettings(host="127.0.0.1", port=0, ae_title="PBSOCK", tls=server_tls,
+                                            timeouts=Timeouts(connect=5, acse=5, dimse=7, network=20)), archive)
+        host, port = server.start()
+        try:
+            client = DICOMClient(host, port, called_ae="PBSOCK", tls=client_tls,
+                                 retry_policy=RetryPolicy(max_retries=0))
+
+            async def inspect() -> tuple[int, float | None, bool]:
+                await client.associate()
+                try:
+                    raw = server.active_associations()[0].dul.socket.socket
+                    return (raw.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), raw.gettimeout(),
+                            isinstance(raw, ssl.SSLSocket))
+                finally:
+                    await client.release()
+
+            keepalive, timeout, wrapped = run(inspect())
+        finally:
+            server.shutdown()
+    assert wrapped is secure
+    assert keepalive == 1
+    assert timeout == 7, timeout  # the SCP's DIMSE timeout: one read or write may stall that long

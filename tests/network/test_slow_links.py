@@ -19,14 +19,15 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from pacsbrowser.core.archive import Archive
-from pacsbrowser.core.records import RetryPolicy, ServerProfile, StoreOutcome, Timeouts
+from pacsbrowser.core.dicom.server import DicomServer, ServerSettings
+from pacsbrowser.core.records import RetrieveMethod, RetryPolicy, ServerProfile, StoreOutcome, Timeouts
 from pacsbrowser.core.retrieve import RetrieveService
 from pacsbrowser.core.store import StoreService
 from tests.lab.client import run
 from tests.lab.peers import free_port
 from tests.lab.relay import Relay
 
-from .conftest import PACS_AE, Pacs, profile_via, start_pacs
+from .conftest import LISTENER_AE, PACS_AE, Pacs, profile_via, start_pacs
 from .links import big_file
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]
@@ -99,4 +100,37 @@ def test_a_big_send_on_a_slow_link_waits_for_the_answer_once_it_is_out(pacs: Pac
           f"{summary.results[0].outcome.value}")
     assert summary.error is None, summary.error
     assert summary.results[0].outcome is StoreOutcome.SUCCESS, summary.results[0]
+    assert elapsed > 20e6 / RATE * 0.8
+
+
+def test_a_slow_object_at_our_listener_keeps_a_move_alive(tmp_path: Path) -> None:
+    """C-MOVE to us: the PACS's C-STORE of 20 MB reaches our listener through a 2 MB/s relay (about
+    10 s) while the C-MOVE association stays quiet; DIMSE timeout 3 s. The bytes arriving at the
+    listener are activity: the move completes (before the fix it was aborted after 3 s)."""
+    big = big_file(tmp_path / "moved.dcm", 20, uid_tag=2121)
+    listener_port = free_port()
+    timeouts = Timeouts(connect=5, acse=5, dimse=3, network=30)
+    with Relay("127.0.0.1", listener_port) as to_us, Archive(tmp_path / "pacs", durable=False) as source, \
+            Archive(tmp_path / "ours", durable=False) as archive:
+        source.import_file(big)
+        to_us.throttle(down=None, up=RATE)  # the PACS's C-STORE towards our listener
+        settings = ServerSettings(host="127.0.0.1", port=0, ae_title=PACS_AE, query_retrieve=True,
+                                  timeouts=Timeouts(connect=5, acse=10, dimse=30, network=60),
+                                  destinations=((LISTENER_AE, to_us.host, to_us.port),))
+        server = DicomServer(settings, source)
+        host, port = server.start()
+        try:
+            profile = ServerProfile(name="slow move", host=host, port=port, called_ae=PACS_AE,
+                                    calling_ae=LISTENER_AE, listener_port=listener_port,
+                                    retrieve_method=RetrieveMethod.MOVE, retry=RetryPolicy(max_retries=0),
+                                    timeouts=timeouts)
+            service = RetrieveService(profile, archive, listener_host="127.0.0.1")
+            started = time.monotonic()
+            summary = run(service.move_study("2.25.2121902").wait(), timeout=120)
+            elapsed = time.monotonic() - started
+        finally:
+            server.shutdown()
+    print(f"\n[links] C-MOVE of 20 MB to our listener through a 2 MB/s relay, DIMSE timeout 3 s: {elapsed:.1f} s")
+    assert summary.complete, summary.reasons
+    assert summary.received == 1
     assert elapsed > 20e6 / RATE * 0.8
