@@ -73,9 +73,12 @@ def accept_any_storage(assoc: Any, syntaxes: Sequence[str], *, roles: bool = Fal
         extra = []
         for cx in proposed:
             uid = str(cx.abstract_syntax or "")
-            if uid and uid not in known and is_storage_like(uid):
+            if uid and uid not in known and uid == uid.strip().rstrip("\0") and is_storage_like(uid):
                 known.add(uid)
-                context = build_context(uid, list(syntaxes))
+                try:
+                    context = build_context(uid, list(syntaxes))
+                except ValueError:  # a UID pynetdicom will not take (padding...): left to be rejected
+                    continue
                 if roles:
                     context.scu_role, context.scp_role = True, True
                 extra.append(context)

@@ -125,11 +125,13 @@ async def make_plan(profile: ServerProfile, archive: Archive, target: Target, co
         return Plan(None)  # another AE's storage: our archive says nothing about it
     if method is RetrieveMethod.MOVE and not resume:
         return Plan(None, notes=["not checked against the archive (no resume)"])
-    wanted, notes = await list_instances(profile, target, counts, cancel_timeout=cancel_timeout, cancelled=cancelled)
-    study_classes: tuple[str, ...] = ()
+    # SOP Classes in Study: what the PACS said already (core.retrieve.shortcut), or asked on the
+    # listing's own association when the instances do not say theirs
+    found_classes: list[str] | None = [] if method is RetrieveMethod.GET and said_classes is None else None
+    wanted, notes = await list_instances(profile, target, counts, cancel_timeout=cancel_timeout, cancelled=cancelled,
+                                         study_classes=found_classes)
+    study_classes = said_classes if said_classes is not None else tuple(found_classes or ())
     if method is RetrieveMethod.GET and wanted and not all(w.sop_class for w in wanted):
-        study_classes = (said_classes if said_classes is not None else
-                         await classes_in_study(profile, target, counts, cancel_timeout=cancel_timeout))
         if study_classes:
             notes.append(f"the PACS did not say the instances' SOP classes; it listed {len(study_classes)} for the "
                          "study (SOP Classes in Study): their storage contexts were proposed")
@@ -166,17 +168,30 @@ async def study_holdings(profile: ServerProfile, study_uid: str, series_uid: str
     return tuple(dict.fromkeys(facts[0])), facts[1]
 
 
-async def classes_in_study(profile: ServerProfile, target: Target, counts: RetrieveCounts, *,
-                           cancel_timeout: float) -> tuple[str, ...]:
-    """SOP Classes in Study (0008,0062) from a study-level C-FIND; () when the PACS does not say."""
-    facts = await study_holdings(profile, target.study_uid, "", counts, cancel_timeout=cancel_timeout)
-    return facts[0] if facts is not None else ()
+async def classes_in_study(service: QueryService, study_uid: str) -> list[str]:
+    """SOP Classes in Study (0008,0062) from a study-level C-FIND on the service's association;
+    [] when the PACS does not say."""
+    keys = QueryKeys.studies(study_instance_uid=study_uid, extra={"SOPClassesInStudy": ""})
+    try:
+        found = await service.find_studies(keys).collect()
+    except (DIMSEError, ServiceNotSupported, ValueError):
+        return []
+    classes: dict[str, None] = {}
+    for study in found:
+        value = study.dataset.get("SOPClassesInStudy") if study.dataset is not None else None
+        if value:
+            for uid in ([value] if isinstance(value, str) else list(value)):
+                if str(uid).strip():
+                    classes[str(uid).strip()] = None
+    return list(classes)
 
 
 async def list_instances(profile: ServerProfile, target: Target, counts: RetrieveCounts, *, cancel_timeout: float,
-                         cancelled: Callable[[], bool]) -> tuple[list[Wanted] | None, list[str]]:
+                         cancelled: Callable[[], bool], study_classes: list[str] | None = None,
+                         ) -> tuple[list[Wanted] | None, list[str]]:
     """The instances of the target, from C-FIND at series and image level (None if unanswered),
-    and notes on what the PACS did not say."""
+    and notes on what the PACS did not say. `study_classes`, when given, gets the study's SOP
+    Classes in Study if some instances came without their SOP class (same association)."""
     t = target
     client = DICOMClient.from_profile(profile)
     wanted: list[Wanted] = []
@@ -203,6 +218,8 @@ async def list_instances(profile: ServerProfile, target: Target, counts: Retriev
                         return None, ["the PACS's instance list was incomplete: retrieved without checking the archive"]
             except (DIMSEError, ServiceNotSupported, ValueError) as exc:
                 return None, [f"the PACS did not list the instances ({exc}): retrieved without checking the archive"]
+            if study_classes is not None and wanted and not all(w.sop_class for w in wanted):
+                study_classes.extend(await classes_in_study(service, t.study_uid))
     except ServiceNotSupported as exc:  # the association itself: nothing accepted
         return None, [f"the PACS does not answer queries ({exc.services}): retrieved without checking the archive"]
     return list({w.uid: w for w in wanted}.values()), []
