@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2, help="before/after pairs (default 2)")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--from-json", default="", help="only write the report from the JSON files in this folder")
+    parser.add_argument("--note", default="", help="a sentence added to the report (how calm the machine was)")
     args = parser.parse_args(argv)
     if args.from_json:
         folder = Path(args.from_json)
@@ -60,9 +62,14 @@ def main(argv: list[str] | None = None) -> int:
                 if side == "before":
                     command += ["--env", f"PACSBROWSER_BENCH_TREE={Path(args.before).resolve()}"]
                 print(f"== {side} {run}: {' '.join(command)}", flush=True)
+                load = os.getloadavg()[0]
                 subprocess.run(command, cwd=ROOT, check=True, timeout=1800)
+                loads = folder / "load.json"
+                seen = json.loads(loads.read_text()) if loads.exists() else {}
+                seen[f"{side}-{run}"] = [round(load, 1), round(os.getloadavg()[0], 1)]
+                loads.write_text(json.dumps(seen))
         print(f"runs kept in {folder}")
-    text = report(folder)
+    text = report(folder, args.note)
     print(text)
     BULK_RESULTS.write_text(text)
     _into_results(text)
@@ -94,8 +101,13 @@ def _cell(row: dict | None, n: int) -> tuple[str, str, str, str]:
             f"{their_cpu / n * 1000:.2f}" if their_cpu is not None else "—")
 
 
-def report(folder: Path) -> str:
+def report(folder: Path, note: str = "") -> str:
     runs = _load(folder)
+    loads_file = folder / "load.json"
+    loads = json.loads(loads_file.read_text()) if loads_file.exists() else {}
+    if loads:
+        note = (note + " " if note else "") + "Load average (1 min) at the start and end of each pass: " + ", ".join(
+            f"{name} {start}-{end}" for name, (start, end) in sorted(loads.items())) + "."
     lines = [
         "# Bulk transfers against DCMTK, before and after (`python -m benchmarks.bulk`)",
         "",
@@ -104,7 +116,8 @@ def report(folder: Path) -> str:
         "the change, after = this tree; passes alternate before, after, before, after, and every pass is "
         f"shown (the machine was shared with other work). Target: within {TARGET}x of DCMTK. CPU per "
         "instance = user + system CPU of our worker process (DCMTK: its tool's processes, storescp's "
-        "included when it receives) for one repetition, divided by the images (studies for find).",
+        "included when it receives) for one repetition, divided by the images (studies for find)."
+        + (f" {note}" if note else ""),
         "",
         "| case | pass | before | before/DCMTK | after | after/DCMTK | CPU ms/instance before | after | DCMTK |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -239,10 +239,10 @@ class Archive:
         """
         with self._gate.section():
             if batched:
-                stored, tmp, fd = self._writer.write_unfinished(
+                stored, tmp = self._writer.write_unfinished(
                     data, transfer_syntax, sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid,
                     source_ae=source_ae, received_at=received_at)
-                self._committer.add(stored, tmp, fd, on_indexed)
+                self._committer.add(stored, tmp, on_indexed)
                 return stored
             stored = self._writer.write_encoded(data, transfer_syntax, sop_class_uid=sop_class_uid,
                                                 sop_instance_uid=sop_instance_uid, source_ae=source_ae,

@@ -35,18 +35,18 @@ Submit = Callable[[StoredInstance, "IndexedCallback | None"], None]
 
 
 class _Unfinished:
-    __slots__ = ("stored", "tmp", "fd", "on_indexed")
+    __slots__ = ("stored", "tmp", "on_indexed")
 
-    def __init__(self, stored: StoredInstance, tmp: Path, fd: int, on_indexed: IndexedCallback | None) -> None:
-        self.stored, self.tmp, self.fd, self.on_indexed = stored, tmp, fd, on_indexed
+    def __init__(self, stored: StoredInstance, tmp: Path, on_indexed: IndexedCallback | None) -> None:
+        self.stored, self.tmp, self.on_indexed = stored, tmp, on_indexed
 
 
 class Committer:
     """Finishes written temporary files in groups on its own thread: fsync (when `durable`),
     close, rename, one fsync per folder, then `submit` to the indexer. A group is what is queued,
     up to `batch` files, gathered for at most `linger` seconds after the first. At most `depth`
-    files wait (their descriptors are open): a writer beyond that waits, which slows the sender
-    down rather than the memory up."""
+    files wait: a writer beyond that waits, which slows the sender down rather than letting
+    unfinished files pile up."""
 
     def __init__(self, pending: PendingPaths, submit: Submit, *, durable: bool = True, batch: int = 128,
                  linger: float = 0.05, depth: int = 512) -> None:
@@ -63,10 +63,10 @@ class Committer:
     def running(self) -> bool:
         return self._thread is not None
 
-    def add(self, stored: StoredInstance, tmp: Path, fd: int, on_indexed: IndexedCallback | None = None) -> None:
-        """Queue a written temporary file (its descriptor is ours from here on)."""
+    def add(self, stored: StoredInstance, tmp: Path, on_indexed: IndexedCallback | None = None) -> None:
+        """Queue a written (closed) temporary file, to become `stored.path`."""
         self._ensure_started()
-        self._queue.put(_Unfinished(stored, tmp, fd, on_indexed))
+        self._queue.put(_Unfinished(stored, tmp, on_indexed))
 
     def flush(self, timeout: float | None = 60.0) -> bool:
         """Wait until everything queued before this call is renamed and handed to the indexer."""
@@ -131,11 +131,12 @@ class Committer:
         done: list[_Unfinished] = []
         for item in group:
             try:
-                try:
-                    if self.durable:
-                        os.fsync(item.fd)
-                finally:
-                    os.close(item.fd)
+                if self.durable:  # the data: fsync through a descriptor of our own
+                    fd = os.open(item.tmp, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
                 os.replace(item.tmp, item.stored.path)
             except OSError as exc:
                 self._lost(item, exc)

@@ -133,14 +133,14 @@ class FileWriter:
 
     def write_unfinished(self, data: bytes, transfer_syntax: str, *, sop_class_uid: str = "",
                          sop_instance_uid: str = "", source_ae: str = "", received_at: float | None = None
-                         ) -> tuple[StoredInstance, Path, int]:
+                         ) -> tuple[StoredInstance, Path]:
         """Like `write_encoded`, but the bytes stay in their temporary file, not yet fsynced nor
-        renamed: (the instance as it will be stored, the temporary file, its open descriptor). The
-        caller (core.archive.committer) finishes it, or removes it and releases its path."""
+        renamed: (the instance as it will be stored, the temporary file). The caller
+        (core.archive.committer) finishes it, or removes it and releases its path."""
         info, chunks = self._prepare(data, transfer_syntax, sop_class_uid, sop_instance_uid, source_ae)
         stored, unfinished = self._write(info, chunks, transfer_syntax, source_ae, received_at, finish=False)
         assert unfinished is not None
-        return stored, unfinished[0], unfinished[1]
+        return stored, unfinished
 
     @staticmethod
     def _prepare(data: bytes, transfer_syntax: str, sop_class_uid: str, sop_instance_uid: str,
@@ -159,7 +159,7 @@ class FileWriter:
 
     def _write(self, info: InstanceInfo, chunks: list[bytes], transfer_syntax: str, source_ae: str,
                received_at: float | None, *, finish: bool = True
-               ) -> tuple[StoredInstance, tuple[Path, int] | None]:
+               ) -> tuple[StoredInstance, Path | None]:
         rel = relative_path(info.study_uid, info.series_uid, info.sop_instance_uid)
         final = self.root / rel
         size = sum(len(c) for c in chunks)
@@ -177,14 +177,13 @@ class FileWriter:
                     raise OSError(errno.ENOSPC, f"{free // (1024 * 1024)} MB free, less than the archive's reserve "
                                                 f"of {self.min_free_bytes // (1024 * 1024)} MB after this file")
             fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
-            if not finish:  # the committer fsyncs, closes and renames it
+            if not finish:  # the committer fsyncs and renames it
                 try:
                     _write_chunks(fd, chunks)
                     stat = os.fstat(fd)
-                except BaseException:
+                finally:
                     os.close(fd)
-                    raise
-                unfinished: tuple[Path, int] | None = (Path(tmp), fd)
+                unfinished: Path | None = Path(tmp)
             else:
                 try:
                     _write_chunks(fd, chunks)

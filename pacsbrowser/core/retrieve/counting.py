@@ -181,6 +181,10 @@ class RetrieveCounts:
             reasons.insert(0, "cancelled")
         if missing and not cancelled:
             reasons.append(f"{len(missing)} of the instances the PACS listed did not arrive")
+        if (plan is not None and plan.wanted is None and plan.expected is not None and not cancelled
+                and self.received < plan.expected):  # unlisted (nothing was held): only the count says it
+            reasons.append(f"{plan.expected - self.received} of the {plan.expected} instances the PACS said it "
+                           "holds did not arrive")
         if failed:
             last = next((s for s in reversed(self.statuses) if s not in (0x0000, 0xFE00)), None)
             words = f" ({status_words(last, self.service_name)[1]}, 0x{last:04X})" if last is not None else ""
