@@ -4,9 +4,9 @@ threads (core/executor.py). Pick DIMSE or DICOMweb through core/services.py.
 
 Modules: `session.py` (the HTTP client: TLS, authentication, URLs, typed errors), `errors.py`
 (HTTP statuses in words), `qido.py` (WebQueryService, WebFindJob), `multipart.py` (a streamed
-multipart/related body into files, one part at a time), `wado.py` (WebRetrieveService,
-WebRetrieveJob), `stow.py` (WebStoreService), `diagnostics.py` (WebConnectionTest), `echo.py`
-(the smallest QIDO, the echo of DICOMweb).
+multipart/related body, one part at a time), `wado.py` (WebRetrieveService, WebRetrieveJob),
+`fetch.py` (one WADO-RS request into the archive as it streams), `stow.py` (WebStoreService),
+`diagnostics.py` (WebConnectionTest, and `web_echo`: the smallest QIDO, DICOMweb's echo).
 """
 
 from .errors import AccessDenied, AuthenticationFailed, HTTPStatusError, NotFoundAtURL, UnexpectedAnswer

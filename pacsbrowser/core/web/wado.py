@@ -25,17 +25,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from ..archive import Archive
-from ..archive.part10 import split_part10
 from ..errors import ArchiveError, DICOMNetworkError, RetrieveInterrupted, ServiceNotSupported
-from ..executor import run_blocking, start_detached
+from ..executor import run_blocking
 from ..records import (
     QueryKeys,
     QueryLevel,
@@ -46,14 +44,13 @@ from ..records import (
     ServerProfile,
 )
 from ..retrieve.planning import Target
-from .multipart import MultipartError, MultipartReader
+from .fetch import Stopped, fetch
+from .multipart import MultipartError
 from .qido import WebQueryService
 from .session import WebSession
 
 log = logging.getLogger(__name__)
 
-ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*'
-CHUNK = 256 * 1024
 NO_C_MOVE = "C-MOVE: DICOMweb has no C-MOVE; the images come back on the same connection (WADO-RS)"
 
 
@@ -120,10 +117,6 @@ class WebRetrieveService:
         if not target.study_uid:
             raise ValueError("a retrieve needs the Study Instance UID")
         return WebRetrieveJob(self, target, resume)
-
-
-class _Stopped(Exception):
-    """The job was cancelled: the worker stops reading."""
 
 
 class WebRetrieveJob:
@@ -419,10 +412,10 @@ class WebRetrieveJob:
         received_before = self._received
         log.info("WADO-RS %s (%s instances)", "/".join(request.path[::2]), request.expected or "?")
         try:
-            await run_blocking(_fetch, session, url, self.archive, self._stop, post, self._on_bytes,
+            await run_blocking(fetch, session, url, self.archive, self._stop, post, self._on_bytes,
                                self._on_instance, self._on_failed, set(request.skip) or None,
                                self.profile.called_ae, name="wado")
-        except _Stopped:
+        except Stopped:
             return
         except MultipartError as exc:
             raise RetrieveInterrupted("WADO-RS retrieve broke off", self._received, self._total,
@@ -462,70 +455,6 @@ class WebRetrieveJob:
             cancelled=cancelled, aborted=False, associations=0, requests=self._requests,
             elapsed=time.monotonic() - self._started, transfer_seconds=transfer, planned=self._planned,
             reasons=tuple(reasons), notes=tuple(notes))
-
-
-WRITE_AHEAD = 8  # whole parts waiting for the archive while the next ones are read
-
-
-def _fetch(session: WebSession, url: str, archive: Archive, stop: threading.Event,
-           post: Callable[..., None], on_bytes: Callable[[int], None], on_instance: Callable[[bool], None],
-           on_failed: Callable[[str], None], skip: set[str] | None, source_ae: str) -> None:
-    """One WADO-RS GET read as it streams (this worker thread), each DICOM part written into the
-    archive by a second thread meanwhile (at most WRITE_AHEAD parts wait: the network is read while
-    the archive fsyncs). Parts read before a cancel are still written; a write that fails (a full
-    disk) stops the reading and is raised here."""
-    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=WRITE_AHEAD)
-    failure: list[BaseException] = []
-
-    def write(data: bytes) -> None:
-        try:
-            syntax, offset, meta = split_part10(data)
-            sop_class, sop_uid = meta.get(0x0002, ""), meta.get(0x0003, "")
-            if skip is not None and sop_uid in skip:
-                post(on_instance, False)
-                return
-            archive.store(data[offset:], syntax, sop_class_uid=sop_class, sop_instance_uid=sop_uid,
-                          source_ae=source_ae)
-        except (ValueError, KeyError) as exc:  # MalformedDataset is a ValueError
-            post(on_failed, f"a part could not be stored: {exc}")
-            return
-        post(on_instance, True)
-
-    def writer() -> None:
-        while True:
-            data = pending.get()
-            if data is None:
-                return
-            if failure:
-                continue  # drain: the reader stops at its next part
-            try:
-                write(data)
-            except BaseException as exc:  # noqa: BLE001 - raised by the reading thread
-                failure.append(exc)
-
-    def on_part(headers: dict[str, str], spool: IO[bytes]) -> None:
-        if failure:
-            raise failure[0]
-        pending.put(spool.read())
-
-    thread = start_detached(writer, name="wado-write")
-    try:
-        with session.stream("GET", url, "WADO-RS retrieve", headers={"Accept": ACCEPT}) as response:
-            reader = MultipartReader(response.headers.get("content-type", ""), on_part, spool_dir=archive.root)
-            try:
-                for chunk in response.iter_bytes(CHUNK):
-                    if stop.is_set():
-                        raise _Stopped()
-                    reader.feed(chunk)
-                    post(on_bytes, len(chunk))
-                reader.finish()
-            finally:
-                reader.close()
-    finally:
-        pending.put(None)
-        thread.join()
-    if failure:
-        raise failure[0]
 
 
 __all__ = ["NO_C_MOVE", "WebRetrieveJob", "WebRetrieveService"]
