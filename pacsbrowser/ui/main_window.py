@@ -165,7 +165,9 @@ class MainWindow(QMainWindow):
 
     # -- profiles ----------------------------------------------------------------------------------
     def _open_profile_dialog(self, profile: ServerProfile | None, taken: set[str], on_ok) -> ProfileDialog:
-        dialog = ProfileDialog(profile, taken_names=taken, parent=self)
+        where, fallback = self.profile_controller.secrets_where()
+        dialog = ProfileDialog(profile, taken_names=taken, parent=self, secrets_where=where, secrets_fallback=fallback,
+                               secret_saved=self.profile_controller.has_saved_secret(profile))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.finished.connect(lambda result: on_ok(dialog.profile()) if result == QDialog.DialogCode.Accepted else None)
         self.profile_dialog = dialog
@@ -189,7 +191,8 @@ class MainWindow(QMainWindow):
         return self._open_profile_dialog(profile, self.profile_controller.names() - {profile.name}, saved)
 
     def duplicate_profile(self, profile: ServerProfile) -> ProfileDialog:
-        copy = replace(profile, name=self.profile_controller.duplicate_name(profile.name))
+        copy = self.profile_controller.with_saved_secret(
+            replace(profile, name=self.profile_controller.duplicate_name(profile.name)), profile.name)
 
         def saved(new: ServerProfile | None) -> None:
             if new and self.profile_controller.add(new):
