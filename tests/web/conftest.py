@@ -78,3 +78,19 @@ def _config_dir(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """Profiles and secrets of these tests in a folder of their own, secrets in the fallback file."""
     monkeypatch.setenv("PACSBROWSER_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("PACSBROWSER_KEYRING", "off")
+
+
+@pytest.fixture(scope="session")
+def web_big_study(lab_dir: Any) -> Any:
+    """100 CT instances of 256 x 256 in 2 series, every tenth RLE Lossless (tests/retrieve's maker)."""
+    from tests.retrieve.helpers import make_big_study
+
+    return make_big_study(lab_dir / "web-big", 100, size=256, label="webbig", rle_every=10)
+
+
+@pytest.fixture(scope="session")
+def web_big_orthanc(web_big_study: Any, _lab_peers: list[Any]) -> WebOrthancPeer:
+    """An Orthanc with DICOMweb holding web_big_study (read only): served by WADO-RS and by C-GET."""
+    peer = WebOrthancPeer(aet="WEBBIG")
+    _lab_peers.append(peer)
+    return _start(peer, "Orthanc with DICOMweb", web_big_study.paths())
