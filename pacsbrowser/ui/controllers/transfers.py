@@ -1,5 +1,6 @@
-"""Runs the window's transfers: retrieves (C-GET or C-MOVE into the local archive) and sends
-(C-STORE of files and folders), at most `PER_PROFILE` at once per server, the rest queued.
+"""Runs the window's transfers: retrieves (C-GET, C-MOVE or WADO-RS into the local archive) and sends
+(C-STORE or STOW-RS of files and folders), at most `PER_PROFILE` at once per server, the rest queued.
+core.services picks the DIMSE or the DICOMweb service from the profile; the jobs look the same.
 
 Each transfer is a `Transfer` row of `model`; it can be cancelled and retried. Everything runs as
 asyncio tasks on the GUI loop over the core's services; the core does the blocking work on its
@@ -12,9 +13,11 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from ...core import services
 from ...core.archive import Archive
 from ...core.errors import ArchiveError, DICOMNetworkError, MoveDestinationUnknown
 from ...core.executor import run_blocking
@@ -30,9 +33,8 @@ from ...core.records import (
     StoreProgress,
     StudyResult,
 )
-from ...core.retrieve import RetrieveService
 from ...core.server import ArchiveServer
-from ...core.store import StoreService, StoreSummary
+from ...core.store import StoreSummary
 from ..models.holdings import Held
 from ..models.transfers import Direction, State, Transfer, TransfersModel, size_text
 from .holdings import HoldingsController
@@ -63,7 +65,7 @@ class TransfersController(QObject):
         self.cancel_timeout = cancel_timeout
         self.model = TransfersModel(self)
         self._server: ArchiveServer | None = None
-        self._services: dict[ServerProfile, RetrieveService] = {}
+        self._services: dict[ServerProfile, Any] = {}  # RetrieveService or WebRetrieveService
         self._tasks: dict[int, asyncio.Task] = {}
         self._jobs: dict[int, object] = {}  # transfer id -> RetrieveJob
         self._cancelled: set[int] = set()  # transfer ids the user stopped
@@ -129,7 +131,7 @@ class TransfersController(QObject):
         self.model.changed(transfer)
         job = self._jobs.get(transfer.id)
         if job is not None:
-            job.cancel()  # C-CANCEL, then abort if the PACS does not stop in time
+            job.cancel()  # C-CANCEL (or the WADO-RS stream closed), then abort if the PACS does not stop in time
         else:
             task = self._tasks.get(transfer.id)
             if task is not None:
@@ -215,12 +217,13 @@ class TransfersController(QObject):
         self._pump()
 
     # -- retrieve ---------------------------------------------------------------------------------
-    def _service(self, profile: ServerProfile) -> RetrieveService:
+    def _service(self, profile: ServerProfile) -> Any:
         service = self._services.get(profile)
         if service is None:
             scp = self._server if self._server is not None and self._server.archive is self.archive else None
             options = {} if self.cancel_timeout is None else {"cancel_timeout": self.cancel_timeout}
-            service = RetrieveService(profile, self.archive, scp=scp, listener_host=self.listener_host, **options)
+            service = services.retrieve_service(profile, self.archive, scp=scp, listener_host=self.listener_host,
+                                                **options)
             self._services[profile] = service
         return service
 
@@ -333,7 +336,7 @@ class TransfersController(QObject):
 
     # -- send -------------------------------------------------------------------------------------
     async def _run_send(self, transfer: Transfer) -> None:
-        service = StoreService(transfer.profile)
+        service = services.store_service(transfer.profile)
 
         def progress(p: StoreProgress) -> None:
             transfer.total, transfer.done = p.total, p.done

@@ -20,8 +20,9 @@ _FACT_NAMES = {"protocol": "Protocol", "cipher": "Cipher", "subject": "Certifica
 class ConnectionTestDialog(QDialog):
     cancel_requested = Signal()
 
-    def __init__(self, profile_name: str, parent=None) -> None:
+    def __init__(self, profile_name: str, parent=None, *, web: bool = False) -> None:
         super().__init__(parent)
+        self.detail_name = "HTTP detail" if web else "DICOM detail"  # a DICOMweb profile's test speaks HTTP
         self.setWindowTitle(f"Connection test: {profile_name}")
         self.resize(760, 420)
         self.heading = QLabel(f"Testing <b>{profile_name}</b>…")
@@ -53,7 +54,7 @@ class ConnectionTestDialog(QDialog):
             if value:
                 QTreeWidgetItem(item, ["", _FACT_NAMES.get(key, key), value])
         if step.detail:
-            QTreeWidgetItem(item, ["", "DICOM detail", step.detail])
+            QTreeWidgetItem(item, ["", self.detail_name, step.detail])
         self.steps.addTopLevelItem(item)
         if step.outcome is Outcome.FAILED or step.name == "TLS handshake":
             item.setExpanded(True)
