@@ -407,6 +407,7 @@ class MainWindow(QMainWindow):
         self.demo = DemoController(self.profile_controller.store, parent=self)
         self.demo_offer = DemoOffer()
         self.demo_offer.setVisible(not self.profile_controller.profiles)
+        self.profile_controller.profiles_changed.connect(lambda profiles: self.demo_offer.hide() if profiles else None)
         self.splitter.widget(1).insertWidget(0, self.demo_offer)
         self.demo_offer.accepted.connect(self.demo.start)
         self.demo.started.connect(lambda: (self.demo_offer.set_busy(True),
