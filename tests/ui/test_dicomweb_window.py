@@ -12,14 +12,21 @@ import pytest
 from PySide6.QtCore import Qt
 
 from pacsbrowser.core.config import ProfileStore
-from pacsbrowser.core.records import RetrieveMethod
+from pacsbrowser.core.records import RetrieveMethod, WebAuth
 from pacsbrowser.ui.main_window import MainWindow
 from pacsbrowser.ui.models.holdings import Held
 from pacsbrowser.ui.models.transfers import SERVER, State
-from tests.web.conftest import web_orthanc  # noqa: F401 - the fixture: Orthanc with DICOMweb, lab data loaded
+from tests.web.conftest import (  # noqa: F401 - fixtures: Orthanc with DICOMweb
+    PASSWORD,
+    USER,
+    fresh_web_orthanc,
+    web_orthanc,
+    web_orthanc_secure,
+)
 
 from .conftest import run_until
 from .test_dicomweb_dialog import fill_web, ok
+from .test_local_window import drop_on, dropped_folder
 from .test_transfers_window import double_click, finished, held, search
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
@@ -130,3 +137,82 @@ def test_searched_page_by_page_then_a_double_click_retrieves_by_wado_rs_and_the_
     shot(window, "dicomweb-window")
     with capsys.disabled():
         print(f"\n[dicomweb window] {transfer.message} ({len(batches)} result batches)")
+
+
+def search_fails(qloop, window, **fields) -> str:
+    """Search; the message the window shows for the failure (the results area and the status bar)."""
+    form = window.query_form
+    form.clear()
+    for name, value in fields.items():
+        getattr(form, name).setText(value)
+    window.query.last_outcome = None
+    failures: list[str] = []
+    window.query.failed.connect(lambda message, _detail: failures.append(message))
+    form.search_button.click()
+    run_until(qloop, lambda: bool(failures) or window.query.last_outcome is not None, timeout=30)
+    assert failures, "the search did not fail"
+    assert window.statusBar().currentMessage() == failures[0]
+    return failures[0]
+
+
+def test_https_with_basic_auth_a_wrong_password_and_an_unknown_ca_say_what_is_wrong(
+        window, qloop, store, certs, web_orthanc_secure):  # noqa: F811 - the imported fixture
+    dialog = window.add_profile()
+    fill_web(dialog, name="Secure DICOMweb", url=web_orthanc_secure.url, auth=WebAuth.BASIC, user=USER,
+             secret="wrong horse")
+    dialog.tls.setChecked(True)
+    dialog.tls_ca.edit.setText(str(certs.ca_cert))
+    shot(dialog, "dicomweb-dialog")
+    ok(dialog).click()
+    assert store.secrets.get("Secure DICOMweb") == "wrong horse" and "horse" not in store.path.read_text()
+    message = search_fails(qloop, window, patient_id="LAB*")
+    assert "HTTP 401" in message and f"did not accept user '{USER}' with this password" in message, message
+    steps = {step: (mark, text) for mark, step, text in test_steps(window, qloop, "Secure DICOMweb")}
+    assert steps["TLS handshake"][0] == "✔" and "localhost" in steps["TLS handshake"][1], steps
+    failed = [(step, text) for step, (mark, text) in steps.items() if mark == "✘"]
+    assert failed and "HTTP 401" in failed[0][1] and "did not accept user" in failed[0][1], steps
+    assert "found a problem" in window.test_dialog.heading.text()
+    shot(window.test_dialog, "dicomweb-test-401")
+    window.test_dialog.close()
+
+    (saved,) = store.load()
+    dialog = window.edit_profile(saved)
+    assert dialog.web.secret.text() == "" and dialog.tls.isChecked() and dialog.tls_ca.path() == certs.ca_cert
+    dialog.web.secret.setText(PASSWORD)
+    ok(dialog).click()
+    search(qloop, window, patient_id="LAB*")
+    assert window.query.last_outcome.complete and window.results_model.top_level_count() == 0
+
+    dialog = window.edit_profile(store.load()[0])
+    dialog.tls.setChecked(False)  # the system's CAs: they do not know the lab's CA
+    ok(dialog).click()
+    message = search_fails(qloop, window, patient_id="LAB*")
+    assert "signed by an authority we do not trust" in message, message
+
+    dialog = window.edit_profile(store.load()[0])
+    dialog.tls.setChecked(True)
+    dialog.web.url.setText(web_orthanc_secure.url.replace("/dicom-web", "/no-such-root"))
+    ok(dialog).click()
+    message = search_fails(qloop, window, patient_id="LAB*")
+    assert "HTTP 404" in message and "check the DICOMweb root" in message, message
+
+
+def test_a_folder_dropped_on_a_dicomweb_server_is_sent_by_stow_rs(window, qloop, lab_data, workdir,
+                                                                   fresh_web_orthanc):  # noqa: F811 - the fixture
+    add_web_profile(window, "Empty DICOMweb", fresh_web_orthanc.url)
+    folder, good = dropped_folder(workdir, lab_data)  # 4 good files, a damaged one, a text file
+    rows = window.profiles.list
+    drop_on(rows.viewport(), rows.visualItemRect(rows.item(0)).center(), [folder])
+    run_until(qloop, lambda: window.local_side.drop_confirmation is not None)
+    box = window.local_side.drop_confirmation
+    assert box.text().startswith("Send 4 DICOM files (") and f"Empty DICOMweb ({fresh_web_orthanc.url})" in box.text()
+    box.go_button.click()
+    run_until(qloop, lambda: len(window.transfers.model.transfers) == 1)
+    (transfer,) = window.transfers.model.transfers
+    run_until(qloop, lambda: finished(transfer), timeout=60)
+    assert transfer.state is State.COMPLETE, (transfer.message, transfer.detail)
+    assert transfer.message.startswith("Sent 4 of 4 files")
+    assert fresh_web_orthanc.sop_instance_uids() == {i.sop_instance_uid for i in good}
+    tooltip = window.transfers.model.data(window.transfers.model.index(0, SERVER), Qt.ItemDataRole.ToolTipRole)
+    assert tooltip == f"{fresh_web_orthanc.url}, STOW-RS"
+    assert window.transfers_panel.detail_button.text() == "HTTP detail"

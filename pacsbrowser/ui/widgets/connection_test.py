@@ -14,7 +14,7 @@ _COLOUR = {Outcome.OK: "#1b7f3b", Outcome.FAILED: "#b3261e", Outcome.WARNING: "#
 _FACT_NAMES = {"protocol": "Protocol", "cipher": "Cipher", "subject": "Certificate subject", "issuer": "Issued by",
                "valid_from": "Valid from", "valid_until": "Valid until", "sha256": "SHA-256 fingerprint",
                "subject_alt_names": "Names", "local_address": "Our address", "ae": "AE title", "host": "Host",
-               "port": "Port"}
+               "port": "Port", "status": "HTTP status", "server": "Server software", "url": "URL"}
 
 
 class ConnectionTestDialog(QDialog):
