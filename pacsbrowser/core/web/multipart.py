@@ -66,7 +66,7 @@ class MultipartReader:
     def _part_begin(self) -> None:
         self._headers = {}
         self._spool = tempfile.SpooledTemporaryFile(max_size=self.spool_limit, prefix=".tmp-wado-",
-                                                    dir=self.spool_dir)
+                                                    dir=None if self.spool_dir is None else str(self.spool_dir))
 
     def _header_field(self, data: bytes, start: int, end: int) -> None:
         self._field += data[start:end]
