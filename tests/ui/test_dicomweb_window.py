@@ -6,6 +6,7 @@ images shown; a second double-click opens them with no request."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from tests.web.conftest import (  # noqa: F401 - fixtures: Orthanc with DICOMweb
     PASSWORD,
     USER,
     fresh_web_orthanc,
+    web_big_orthanc,
+    web_big_study,
     web_orthanc,
     web_orthanc_secure,
 )
@@ -27,7 +30,7 @@ from tests.web.conftest import (  # noqa: F401 - fixtures: Orthanc with DICOMweb
 from .conftest import run_until
 from .test_dicomweb_dialog import fill_web, ok
 from .test_local_window import drop_on, dropped_folder
-from .test_transfers_window import double_click, finished, held, search
+from .test_transfers_window import double_click, finished, held, search, until
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(240)]
 
@@ -216,3 +219,43 @@ def test_a_folder_dropped_on_a_dicomweb_server_is_sent_by_stow_rs(window, qloop,
     tooltip = window.transfers.model.data(window.transfers.model.index(0, SERVER), Qt.ItemDataRole.ToolTipRole)
     assert tooltip == f"{fresh_web_orthanc.url}, STOW-RS"
     assert window.transfers_panel.detail_button.text() == "HTTP detail"
+
+
+def test_a_wado_rs_retrieve_shows_its_progress_is_cancelled_from_the_panel_then_retry_fetches_the_rest(
+        window, qloop, qtbot, web_big_orthanc, web_big_study, archive, capsys):  # noqa: F811 - the fixtures
+    add_web_profile(window, "Big DICOMweb", web_big_orthanc.url)
+    total = len(web_big_study.paths())
+    search(qloop, window, study_uid=web_big_study.study_uid)
+    (node,) = window.results_model.root.children
+    double_click(qtbot, window, node)
+    (transfer,) = window.transfers.model.transfers
+    buttons = window.transfers_panel.buttons(transfer)
+    seen: dict = {}
+
+    async def cancel_part_way() -> float:
+        await until(lambda: transfer.done >= 10 or finished(transfer))
+        assert not finished(transfer), "the retrieve ended before it could be cancelled"
+        seen["progress"] = transfer.progress_text()
+        seen["bytes"] = transfer.bytes_done
+        clicked = time.monotonic()
+        qtbot.mouseClick(buttons.cancel_button, Qt.MouseButton.LeftButton)
+        await until(lambda: finished(transfer), timeout=15)
+        return time.monotonic() - clicked
+
+    stopped = qloop.run_until_complete(cancel_part_way())
+    run_until(qloop, lambda: True)
+    kept = len(archive.instances(study_uid=web_big_study.study_uid))
+    assert seen["bytes"] > 0 and f"/ {total} images" in seen["progress"], seen
+    assert transfer.state is State.CANCELLED, transfer.message
+    assert 10 <= kept < total and transfer.done == kept
+    assert transfer.message == f"Stopped: {kept} of {total} images are on this computer; " \
+                               f"Retry fetches the other {total - kept}."
+
+    qloop.call_soon(lambda: qtbot.mouseClick(buttons.retry_button, Qt.MouseButton.LeftButton))
+    run_until(qloop, lambda: transfer.attempt == 2 and finished(transfer), timeout=90)
+    assert transfer.state is State.COMPLETE, (transfer.message, transfer.detail)
+    assert (transfer.already_present, transfer.done) == (kept, total - kept)
+    assert len(archive.instances(study_uid=web_big_study.study_uid)) == total
+    with capsys.disabled():
+        print(f"\n[dicomweb window] WADO-RS cancel from the panel after {kept}/{total} images "
+              f"({seen['progress']}): stopped {stopped * 1000:.0f} ms after the click; {transfer.message}")
