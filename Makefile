@@ -10,7 +10,7 @@ TEST_STAMP := $(VENV)/.installed-test
 GUI_DEBS := libgl1 libegl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 \
             libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0 \
             libxcb-render-util0 libxcb-image0 fonts-dejavu-core
-TEST_DEBS := orthanc dcmtk xvfb openssl gcc libc6-dev imagemagick desktop-file-utils appstream librsvg2-bin
+TEST_DEBS := orthanc orthanc-dicomweb dcmtk xvfb openssl gcc libc6-dev imagemagick desktop-file-utils appstream librsvg2-bin
 
 .PHONY: run test lint lint-imports lint-ruff lint-types lint-markers bench deps-gui deps-test venv clean
 

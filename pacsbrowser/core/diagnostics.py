@@ -138,6 +138,12 @@ class ConnectionTest:
 
     async def run(self) -> AsyncIterator[Step]:
         p = self.profile
+        if p.is_web:  # a DICOMweb profile has its own steps (HTTP, QIDO-RS instead of association, C-ECHO)
+            from .web.diagnostics import WebConnectionTest
+
+            async for step in WebConnectionTest(p).run():
+                yield step
+            return
         started = time.perf_counter()
         try:
             addresses = await run_blocking(_resolve, p.host, p.port, name="resolve")

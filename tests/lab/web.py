@@ -4,16 +4,21 @@
     peer.url            # https://127.0.0.1:<port>/dicom-web
     peer.rest("/statistics")   # Orthanc's REST API, over the same HTTPS, user and client certificate
 
-``https=certs`` turns Orthanc's HTTP server to HTTPS (SslEnabled, SslCertificate = the lab's server
-certificate and key in one PEM); ``users`` turns HTTP basic authentication on (RegisteredUsers);
-``client_certificates`` requires a client certificate signed by the lab's CA (SslVerifyPeers,
-SslTrustedClientCertificates). Everything stays on 127.0.0.1 (the lab's loopback shim).
+``https=certs`` serves the DICOMweb root over HTTPS with the lab's server certificate;
+``client_certificates`` then requires a client certificate signed by the lab's CA; ``users`` turns
+Orthanc's HTTP basic authentication on (AuthenticationEnabled, RegisteredUsers). Everything stays on
+127.0.0.1 (the lab's loopback shim).
+
+HTTPS is not Orthanc's own: Debian 12's Orthanc 1.10.1 crashes on the first HTTPS request with
+SslEnabled (its civetweb 1.15 calls an OpenSSL 1.1 function that OpenSSL 3 lacks: SIGSEGV at a NULL
+function pointer, seen in gdb). A TLS front (tls_proxy.py, a lab process like the peers) listens on
+`https_port` and forwards to Orthanc's plain HTTP port; `url` names the front.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,7 @@ from typing import Any
 import httpx
 
 from .certs import LabCerts
-from .peers import LOOPBACK, LabError, OrthancPeer
+from .peers import LOOPBACK, LabError, OrthancPeer, _PeerProcess, free_port
 
 DICOMWEB_PLUGIN = Path("/usr/lib/orthanc/libOrthancDicomWeb.so.1.7")
 ROOT = "/dicom-web"
@@ -40,14 +45,41 @@ class WebOrthancPeer(OrthancPeer):
         self.client_certificates = client_certificates
         self._client: httpx.Client | None = None
 
+        self.front: TLSFront | None = None
+
     @property
     def scheme(self) -> str:
         return "https" if self.https else "http"
 
     @property
     def url(self) -> str:
-        """The DICOMweb root."""
-        return f"{self.scheme}://{LOOPBACK}:{self.http_port}{ROOT}"
+        """The DICOMweb root (behind the TLS front with https)."""
+        port = self.front.port if self.front is not None else self.http_port
+        return f"{self.scheme}://{LOOPBACK}:{port}{ROOT}"
+
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> "WebOrthancPeer":
+        super().start(timeout, attempts)
+        if self.https is not None and self.front is None:
+            self.front = TLSFront(self.http_port, self.https, self.client_certificates, workdir=self.workdir)
+            try:
+                self.front.start()
+            except LabError:
+                self.front.stop()
+                self.front = None
+                super().stop()
+                raise
+        return self
+
+    def begin_stop(self) -> None:
+        if self.front is not None:
+            self.front.begin_stop()
+        super().begin_stop()
+
+    def stop(self) -> None:
+        if self.front is not None:
+            self.front.stop()
+            self.front = None
+        super().stop()
 
     def configuration(self) -> dict[str, Any]:
         if not DICOMWEB_PLUGIN.is_file():
@@ -57,13 +89,6 @@ class WebOrthancPeer(OrthancPeer):
         config["Plugins"] = [str(DICOMWEB_PLUGIN)]
         config["DicomWeb"] = {"Enable": True, "Root": f"{ROOT}/", "EnableWado": False, "Ssl": bool(self.https),
                               "StudiesMetadata": "MainDicomTags", "SeriesMetadata": "MainDicomTags"}
-        if self.https:
-            pem = self.workdir / "https.pem"  # Orthanc wants the certificate and its key in one file
-            pem.write_text(self.https.server_cert.read_text() + self.https.server_key.read_text())
-            config.update({"SslEnabled": True, "SslCertificate": str(pem)})
-            if self.client_certificates:
-                config.update({"SslVerifyPeers": True,
-                               "SslTrustedClientCertificates": str(self.https.ca_cert)})
         if self.users:
             config.update({"AuthenticationEnabled": True, "RegisteredUsers": self.users})
         return config
@@ -71,18 +96,14 @@ class WebOrthancPeer(OrthancPeer):
     # -- Orthanc's REST API over the same HTTP(S), user and client certificate
 
     def _http_client(self, timeout: float) -> httpx.Client:
+        """Orthanc's own (plain) HTTP port, with the user when authentication is on."""
         if self._client is None:
-            verify: ssl.SSLContext | bool = False
-            if self.https:
-                verify = ssl.create_default_context(cafile=str(self.https.ca_cert))
-                if self.client_certificates:
-                    verify.load_cert_chain(str(self.https.client_cert), str(self.https.client_key))
             auth = None
             if self.users:
                 user, password = next(iter(self.users.items()))
                 auth = httpx.BasicAuth(user, password)
-            self._client = httpx.Client(base_url=f"{self.scheme}://{LOOPBACK}:{self.http_port}", verify=verify,
-                                        auth=auth, timeout=timeout, trust_env=False)
+            self._client = httpx.Client(base_url=f"http://{LOOPBACK}:{self.http_port}", auth=auth, timeout=timeout,
+                                        trust_env=False)
         return self._client
 
     def _close_http(self) -> None:
@@ -111,3 +132,31 @@ class WebOrthancPeer(OrthancPeer):
         if response.headers.get("Content-Type", "").startswith("application/json") and response.content:
             return response.json()
         return response.content
+
+
+class TLSFront(_PeerProcess):
+    """tls_proxy.py as a lab process: HTTPS on `port` (the lab's server certificate; with
+    `client_certificates`, a client certificate signed by the lab's CA required), forwarded to
+    `target` on loopback."""
+
+    binary = Path(sys.executable)
+    package = "python3"
+    label = "tls-front"
+
+    def __init__(self, target: int, certs: LabCerts, client_certificates: bool, *, workdir: Path | None = None) -> None:
+        super().__init__(workdir)
+        self.target, self.certs, self.client_certificates = target, certs, client_certificates
+        self.port = free_port()
+
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+
+    def _ports(self) -> list[int]:
+        return [self.port]
+
+    def _command(self) -> list[str]:
+        command = [str(self.binary), str(Path(__file__).with_name("tls_proxy.py")), "--listen", str(self.port), "--target",
+                   str(self.target), "--cert", str(self.certs.server_cert), "--key", str(self.certs.server_key)]
+        if self.client_certificates:
+            command += ["--client-ca", str(self.certs.ca_cert)]
+        return command

@@ -10,9 +10,9 @@ from http import HTTPStatus
 
 import httpx
 
-from ..dicom.ae import classify_tls_error
-from ..errors import ConnectionFailed, DICOMNetworkError, Timeout
-from ..records import ServerProfile
+from ..dicom.ae import classify_tls_error, client_ssl_context
+from ..errors import ConnectionFailed, DICOMNetworkError, Timeout, TLSCause, TLSError
+from ..records import ServerProfile, TLSConfiguration
 
 
 class HTTPStatusError(DICOMNetworkError):
@@ -113,6 +113,11 @@ def transport_error(exc: httpx.HTTPError, profile: ServerProfile, what: str) -> 
     if _cause(exc, ConnectionRefusedError) is not None:
         return ConnectionFailed(host, port, "connection refused: nothing listens on that port", detail,
                                 hint="check the URL's port, and that the server runs")
+    if isinstance(exc, httpx.RemoteProtocolError) and "without sending a response" in str(exc) \
+            and profile.web is not None and profile.web.https:
+        explained = _closed_after_handshake(profile)
+        if explained is not None:
+            return explained
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
         reason = "the server closed the connection"
         if profile.web is not None and not profile.web.https:
@@ -121,3 +126,29 @@ def transport_error(exc: httpx.HTTPError, profile: ServerProfile, what: str) -> 
     if isinstance(exc, httpx.UnsupportedProtocol) or isinstance(exc, httpx.InvalidURL):
         return ConnectionFailed(host, port, "the URL cannot be used", detail)
     return ConnectionFailed(host, port, str(exc) or type(exc).__name__, detail)
+
+
+def _closed_after_handshake(profile: ServerProfile) -> TLSError | None:
+    """Why an HTTPS server hung up before answering, when TLS is why. With TLS 1.3 a server that
+    refuses our client certificate (or its absence) does so after the handshake: the client sees
+    only a closed connection. One more connection, a request, and what comes back tells."""
+    tls = profile.tls or TLSConfiguration()
+    host, port = profile.host, profile.port
+    try:
+        context = client_ssl_context(tls, host, port)
+        with socket.create_connection((host, port), timeout=profile.timeouts.connect) as raw:
+            with context.wrap_socket(raw, server_hostname=tls.server_name or host) as sock:
+                sock.settimeout(profile.timeouts.connect)
+                sock.sendall(b"HEAD / HTTP/1.0\r\nHost: " + host.encode("idna") + b"\r\n\r\n")
+                data = sock.recv(1)
+    except TLSError as error:
+        return error
+    except ssl.SSLError as error:
+        return classify_tls_error(error, profile.tls, host, port)
+    except OSError:
+        return None
+    if data:
+        return None  # it answers now: not a TLS matter
+    cause = TLSCause.CLIENT_CERT_REFUSED if tls.certificate else TLSCause.CLIENT_CERT_REQUIRED
+    return TLSError(cause, host, port, "the server closed the connection right after the TLS handshake, "
+                                       "without an answer (TLS 1.3 refuses a client certificate this way)")
