@@ -36,11 +36,18 @@ class ConnectionTestDialog(QDialog):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        self.problem = QLabel("")  # the failed step's words in full (the tree cuts long ones)
+        self.problem.setObjectName("testProblem")
+        self.problem.setWordWrap(True)
+        self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problem.setStyleSheet(f"color: {_COLOUR[Outcome.FAILED]};")
+        self.problem.hide()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.buttons.rejected.connect(self._cancel_or_close)
         layout = QVBoxLayout(self)
         layout.addWidget(self.heading)
         layout.addWidget(self.steps, 1)
+        layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
         self._running = True
 
@@ -58,6 +65,9 @@ class ConnectionTestDialog(QDialog):
         self.steps.addTopLevelItem(item)
         if step.outcome is Outcome.FAILED or step.name == "TLS handshake":
             item.setExpanded(True)
+        if step.outcome is Outcome.FAILED and self.problem.isHidden():
+            self.problem.setText(f"{step.name}: {step.summary}")
+            self.problem.show()
 
     def finish(self, passed: bool) -> None:
         self._running = False
