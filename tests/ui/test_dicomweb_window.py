@@ -159,8 +159,17 @@ def search_fails(qloop, window, **fields) -> str:
     return failures[0]
 
 
+@pytest.fixture
+def secure_study(web_orthanc_secure, lab_data):  # noqa: F811 - the imported fixture
+    """The smallest lab study, in the HTTPS Orthanc for one test."""
+    study = min(lab_data.studies, key=lambda s: s.instance_count)
+    web_orthanc_secure.load([i.path for i in lab_data.instances_of_study(study.uid)])
+    yield study
+    web_orthanc_secure.delete_uid(study.uid)
+
+
 def test_https_with_basic_auth_a_wrong_password_and_an_unknown_ca_say_what_is_wrong(
-        window, qloop, store, certs, web_orthanc_secure):  # noqa: F811 - the imported fixture
+        window, qloop, store, certs, archive, web_orthanc_secure, secure_study):  # noqa: F811 - the fixture
     dialog = window.add_profile()
     fill_web(dialog, name="Secure DICOMweb", url=web_orthanc_secure.url, auth=WebAuth.BASIC, user=USER,
              secret="wrong horse")
@@ -172,6 +181,9 @@ def test_https_with_basic_auth_a_wrong_password_and_an_unknown_ca_say_what_is_wr
     message = search_fails(qloop, window, patient_id="LAB*")
     assert "HTTP 401" in message and f"did not accept user '{USER}' with this password" in message, message
     shot(window, "dicomweb-401-window")
+    refused = window.transfers.retrieve(window.profiles.current_profile(), secure_study.uid, label="small study")
+    run_until(qloop, lambda: finished(refused), timeout=30)
+    assert refused.state is State.FAILED and "HTTP 401" in refused.message and "did not accept user" in refused.message
     steps = {step: (mark, text) for mark, step, text in test_steps(window, qloop, "Secure DICOMweb")}
     assert steps["TLS handshake"][0] == "✔" and "localhost" in steps["TLS handshake"][1], steps
     failed = [(step, text) for step, (mark, text) in steps.items() if mark == "✘"]
@@ -186,7 +198,11 @@ def test_https_with_basic_auth_a_wrong_password_and_an_unknown_ca_say_what_is_wr
     dialog.web.secret.setText(PASSWORD)
     ok(dialog).click()
     search(qloop, window, patient_id="LAB*")
-    assert window.query.last_outcome.complete and window.results_model.top_level_count() == 0
+    assert window.query.last_outcome.complete and window.results_model.top_level_count() == 1
+    fetched = window.transfers.retrieve(window.profiles.current_profile(), secure_study.uid, label="small study")
+    run_until(qloop, lambda: finished(fetched), timeout=30)  # with the new password, not the refused one
+    assert fetched.state is State.COMPLETE, fetched.message
+    assert len(archive.instances(study_uid=secure_study.uid)) == secure_study.instance_count
 
     dialog = window.edit_profile(store.load()[0])
     dialog.tls.setChecked(False)  # the system's CAs: they do not know the lab's CA

@@ -65,7 +65,9 @@ class TransfersController(QObject):
         self.cancel_timeout = cancel_timeout
         self.model = TransfersModel(self)
         self._server: ArchiveServer | None = None
-        self._services: dict[ServerProfile, Any] = {}  # RetrieveService or WebRetrieveService
+        # RetrieveService or WebRetrieveService, by profile and the password or token it was given
+        # (a DICOMweb profile's secret takes no part in its equality: a new one needs a new service)
+        self._services: dict[tuple[ServerProfile, str | None], Any] = {}
         self._tasks: dict[int, asyncio.Task] = {}
         self._jobs: dict[int, object] = {}  # transfer id -> RetrieveJob
         self._cancelled: set[int] = set()  # transfer ids the user stopped
@@ -218,13 +220,14 @@ class TransfersController(QObject):
 
     # -- retrieve ---------------------------------------------------------------------------------
     def _service(self, profile: ServerProfile) -> Any:
-        service = self._services.get(profile)
+        key = (profile, profile.web.secret if profile.web is not None else None)
+        service = self._services.get(key)
         if service is None:
             scp = self._server if self._server is not None and self._server.archive is self.archive else None
             options = {} if self.cancel_timeout is None else {"cancel_timeout": self.cancel_timeout}
             service = services.retrieve_service(profile, self.archive, scp=scp, listener_host=self.listener_host,
                                                 **options)
-            self._services[profile] = service
+            self._services[key] = service
         return service
 
     async def _run_retrieve(self, transfer: Transfer) -> None:
@@ -399,6 +402,8 @@ def _summary_detail(s: RetrieveSummary) -> str:
              + f": {s.summary}"]
     if s.status is not None:
         lines.append(f"last status 0x{s.status:04X}; {s.associations} associations, {s.requests} requests")
+    elif s.method is RetrieveMethod.WADO:
+        lines.append(f"{s.requests} WADO-RS request{'' if s.requests == 1 else 's'}")
     lines += list(s.reasons) + list(s.notes)
     return "\n".join(lines)
 
