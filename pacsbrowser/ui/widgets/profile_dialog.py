@@ -6,7 +6,7 @@ for a DICOM network (DIMSE) profile; URL, authentication and service paths for a
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRegularExpression
+from PySide6.QtCore import QRegularExpression, QTimer
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -212,11 +212,12 @@ class ProfileDialog(QDialog):
         layout.activate()
         self.adjustSize()
         if layout.hasHeightForWidth():
-            self.resize(self.width(), max(self.height(), layout.totalHeightForWidth(self.width())))
+            self.resize(self.width(), max(self.minimumSizeHint().height(), layout.totalHeightForWidth(self.width())))
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         self._fit()
+        QTimer.singleShot(0, self._fit)  # again once the wrapped note knows its width
 
     # -- values -----------------------------------------------------------------------------------------
     def set_profile(self, p: ServerProfile, *, secret_saved: bool = False) -> None:

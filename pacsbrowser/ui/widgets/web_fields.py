@@ -29,6 +29,24 @@ _NOTE_STYLE = "color: palette(placeholder-text); font-size: small;"
 _FALLBACK_STYLE = "color: #9a6700; font-size: small;"
 
 
+class _Note(QLabel):
+    """A wrapped note exactly as tall as its lines at the width it is given (a form layout otherwise
+    reserves the height of its narrowest width, a gap under a one-line note)."""
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_height()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        super().setText(text)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        height = self.heightForWidth(self.width())
+        if height > 0 and height != self.height():
+            self.setFixedHeight(height)
+
+
 class WebFields(QObject):
     """The DICOMweb fields. `secrets_where` says in words where a typed password or token will be
     kept (ProfileStore.secrets.where); `fallback` when that is a file, not a desktop keyring."""
@@ -49,7 +67,7 @@ class WebFields(QObject):
         self.secret = QLineEdit()
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.secret.setObjectName("webSecret")
-        self.secret_note = QLabel("")
+        self.secret_note = _Note("")
         self.secret_note.setObjectName("secretNote")
         self.secret_note.setWordWrap(True)
         self.secret_note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
