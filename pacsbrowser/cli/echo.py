@@ -1,4 +1,5 @@
-"""pacsbrowser echo: C-ECHO, one line with the round-trip time."""
+"""pacsbrowser echo: C-ECHO (or, for DICOMweb, the smallest QIDO-RS query), one line with the
+round-trip time."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import time
 
 from ..core.client import DICOMClient, VerificationService
+from ..core.services import verify
 from .common import EXIT_OK, add_connection_options, profile_from_args, run_command
 from .inputs import count
 
@@ -21,6 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     async def body() -> int:
         profile = profile_from_args(args)
+        if profile.is_web and profile.web is not None:
+            times = [await verify(profile) for _ in range(max(1, args.count))]
+            line = f"QIDO-RS echo to {profile.web.base_url} succeeded: round trip {min(times) * 1000:.1f} ms"
+            if len(times) > 1:
+                line += f" (best of {len(times)}, median {sorted(times)[len(times) // 2] * 1000:.1f} ms)"
+            print(line)
+            return EXIT_OK
         client = DICOMClient.from_profile(profile)
         started = time.perf_counter()
         async with client:

@@ -19,9 +19,8 @@ from typing import Any
 
 from pydicom.uid import UID
 
-from ..core.client import DICOMClient
 from ..core.config import ConfigError
-from ..core.query import QueryService, result_json
+from ..core.query import result_json
 from ..core.records import (
     InstanceResult,
     PatientResult,
@@ -30,6 +29,7 @@ from ..core.records import (
     SeriesResult,
     StudyResult,
 )
+from ..core.services import query_service
 from ..core.validation import InvalidInput, query_keys
 from .common import EXIT_OK, EXIT_USAGE, add_connection_options, profile_from_args, run_command
 from .inputs import BIRTH_DATE, CODES, DATE_RANGE, QUERY_KEY, UID_LIST, count, text
@@ -246,8 +246,7 @@ def handle(args: argparse.Namespace) -> int:
 
     async def body() -> int:
         profile = profile_from_args(args)
-        client = DICOMClient.from_profile(profile)
-        service = QueryService(client, profile)
+        service = query_service(profile)  # C-FIND, or QIDO-RS for a DICOMweb profile
         try:
             found = service.find(keys, limit=args.limit)
         except ValueError as exc:
@@ -266,8 +265,9 @@ def handle(args: argparse.Namespace) -> int:
             outcome = found.outcome
             if outcome is not None and args.verbose:
                 for number, query in enumerate(outcome.queries, start=1):
-                    print(f"query {number} sent ({outcome.query_model.value if outcome.query_model else '?'} "
-                          f"root):\n  " + query.replace("\n", "\n  "), file=sys.stderr)
+                    how = "QIDO-RS" if profile.is_web else \
+                        f"{outcome.query_model.value if outcome.query_model else '?'} root"
+                    print(f"query {number} sent ({how}):\n  " + query.replace("\n", "\n  "), file=sys.stderr)
         summary = outcome.summary if outcome else ""
         print(summary, file=sys.stderr if args.json else sys.stdout)
         for note in outcome.notes if outcome else ():

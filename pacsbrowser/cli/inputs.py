@@ -65,6 +65,9 @@ BIRTH_DATE = keep_text(validation.date_range, private=True, kind="birth date")  
 QUERY_KEY = keep_text(validation.query_key)
 CODES = checked(validation.code_list)
 MOVE_DESTINATION = checked(validation.move_destination)
+WEB_URL = checked(validation.web_url, kind="web url")  # a DICOMweb root: https://host/dicom-web
+WEB_USER = checked(validation.web_user, kind="web user")
+SECRET_FILE = checked(validation.secret_file, kind="secret file")  # a file holding a password or token
 
 
 def count(minimum: int = 1, maximum: int | None = 1_000_000) -> Callable[[str], int]:

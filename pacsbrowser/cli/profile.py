@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 
 from ..core.config import ConfigError, ProfileStore, profile_to_dict
-from ..core.records import QueryModel, RetrieveMethod, RetryPolicy, ServerProfile, Timeouts, TLSConfiguration
-from .common import EXIT_ERROR, EXIT_OK
-from .inputs import AE_TITLE, CHARSET, HOST, PORT, PROFILE_NAME, READABLE_FILE, RETRIES, TIMEOUT
+from ..core.records import (
+    DICOMwebEndpoint,
+    QueryModel,
+    RetrieveMethod,
+    RetryPolicy,
+    ServerProfile,
+    Timeouts,
+    TLSConfiguration,
+    WebAuth,
+)
+from .common import EXIT_ERROR, EXIT_OK, SECRET_VARIABLE
+from .inputs import (
+    AE_TITLE,
+    CHARSET,
+    HOST,
+    PORT,
+    PROFILE_NAME,
+    READABLE_FILE,
+    RETRIES,
+    SECRET_FILE,
+    TIMEOUT,
+    WEB_URL,
+    WEB_USER,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,9 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     add = sub.add_parser("add", help="add (or with --replace, update) a profile")
     add.add_argument("name", type=PROFILE_NAME)
-    add.add_argument("--host", required=True, type=HOST)
-    add.add_argument("--port", type=PORT, required=True)
-    add.add_argument("--called-ae", required=True, metavar="AE", type=AE_TITLE)
+    add.add_argument("--host", type=HOST, help="(DIMSE) the PACS host")
+    add.add_argument("--port", type=PORT, help="(DIMSE) the PACS port")
+    add.add_argument("--called-ae", metavar="AE", type=AE_TITLE, help="(DIMSE) the PACS AE title")
+    add.add_argument("--url", type=WEB_URL, help="(DICOMweb) the DICOMweb root, instead of --host/--port/--called-ae")
+    add.add_argument("--auth", choices=("basic", "bearer"), help="(DICOMweb) HTTP basic or a bearer token")
+    add.add_argument("--user", metavar="NAME", type=WEB_USER, help="(DICOMweb) the user for --auth basic")
+    add.add_argument("--token-file", metavar="FILE", type=SECRET_FILE,
+                     help="(DICOMweb) read the password or token from this file at each connection; without it "
+                          f"the one in {SECRET_VARIABLE} (or typed at a prompt) is saved in the keyring")
     add.add_argument("--calling-ae", default="PACSBROWSER", metavar="AE", type=AE_TITLE)
     add.add_argument("--tls", action="store_true")
     add.add_argument("--tls-ca", type=READABLE_FILE, metavar="FILE")
@@ -64,6 +93,14 @@ def handle_add(args: argparse.Namespace) -> int:
     if args.tls or args.tls_ca or args.tls_cert or args.tls_key:
         tls = TLSConfiguration(certificate=args.tls_cert, key=args.tls_key, ca_certificate=args.tls_ca,
                                verify_peer=not args.no_verify)
+    if args.url:
+        return _add_web(args, tls)
+    if args.auth or args.user or args.token_file:
+        raise ConfigError("--auth, --user and --token-file are for a DICOMweb profile: give --url")
+    missing = [flag for flag, value in (("--host", args.host), ("--port", args.port), ("--called-ae", args.called_ae))
+               if value is None]
+    if missing:
+        raise ConfigError(f"give {', '.join(missing)} (or --url URL for a DICOMweb profile)")
     profile = ServerProfile(
         name=args.name, host=args.host, port=args.port, called_ae=args.called_ae, calling_ae=args.calling_ae,
         tls=tls, retry=RetryPolicy(max_retries=args.retries),
@@ -77,11 +114,37 @@ def handle_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_web(args: argparse.Namespace, tls: TLSConfiguration | None) -> int:
+    dimse = [flag for flag, value in (("--host", args.host), ("--port", args.port), ("--called-ae", args.called_ae))
+             if value is not None]
+    if dimse:
+        raise ConfigError(f"--url (DICOMweb) and {dimse[0]} (DIMSE) do not go together")
+    auth = WebAuth(args.auth) if args.auth else (WebAuth.BASIC if args.user else WebAuth.NONE)
+    secret = None
+    if auth is not WebAuth.NONE and args.token_file is None:
+        secret = os.environ.get(SECRET_VARIABLE) or None
+        if secret is None:
+            if not sys.stdin.isatty():
+                raise ConfigError(f"--auth {auth.value} needs a password or token: give --token-file or set "
+                                  f"{SECRET_VARIABLE}")
+            secret = getpass.getpass("password or token (kept in the keyring): ")
+    endpoint = DICOMwebEndpoint(args.url, auth=auth, username=args.user or "", token_file=args.token_file,
+                                secret=secret)
+    profile = ServerProfile.dicomweb(args.name, endpoint, tls=tls, retry=RetryPolicy(max_retries=args.retries),
+                                     timeouts=Timeouts.uniform(args.timeout) if args.timeout else Timeouts())
+    store = ProfileStore()
+    store.add(profile, replace_existing=args.replace)
+    kept = f"; its {'password' if auth is WebAuth.BASIC else 'token'} is kept in {store.secrets.where}" if secret else ""
+    print(f"saved DICOMweb profile {profile.name!r}{kept}")
+    return EXIT_OK
+
+
 @_guard
 def handle_list(args: argparse.Namespace) -> int:
     for p in ProfileStore().load():
         tls = " TLS" if p.tls else ""
-        print(f"{p.name}\t{p.called_ae}@{p.host}:{p.port}{tls}\t{p.retrieve_method.value}")
+        where = p.web.base_url if p.web is not None else f"{p.called_ae}@{p.host}:{p.port}{tls}"
+        print(f"{p.name}\t{where}\t{p.retrieve_method.value}")
     return EXIT_OK
 
 

@@ -14,7 +14,8 @@ from ..core.archive import Archive, default_archive_dir
 from ..core.errors import ArchiveError
 from ..core.logs import quiet_pydicom
 from ..core.records import RetrievePhase, RetrieveProgress, RetrieveSummary, validate_port
-from ..core.retrieve import DEFAULT_CANCEL_TIMEOUT, RetrieveService
+from ..core.retrieve import DEFAULT_CANCEL_TIMEOUT
+from ..core.services import retrieve_service
 from .common import (
     EXIT_CANCELLED,
     EXIT_ERROR,
@@ -144,6 +145,10 @@ def handle(args: argparse.Namespace) -> int:
     async def body() -> int:
         quiet_pydicom(not args.debug)
         profile = profile_from_args(args)
+        if move and profile.is_web:
+            print("error: DICOMweb has no C-MOVE: use `pacsbrowser get` (WADO-RS brings the images back on the "
+                  "same connection)", file=sys.stderr)
+            return EXIT_ERROR
         listen_host = ""
         if move:
             if args.listen_port is not None:
@@ -160,7 +165,7 @@ def handle(args: argparse.Namespace) -> int:
             return EXIT_ERROR
         line = ProgressLine(sys.stderr)
         try:
-            service = RetrieveService(profile, archive, listener_host=listen_host, cancel_timeout=args.cancel_timeout)
+            service = retrieve_service(profile, archive, listener_host=listen_host, cancel_timeout=args.cancel_timeout)
             study, series, instance = args.study_uid, args.series_uid or "", args.instance_uid or ""
             resume = not args.no_resume
             if move:
@@ -178,9 +183,9 @@ def handle(args: argparse.Namespace) -> int:
             else:
                 job = service.get_study(study, resume=resume)
             with on_signals(job.cancel):
-                where = f"{profile.called_ae}@{profile.host}:{profile.port}"
+                where = profile.web.base_url if profile.web else f"{profile.called_ae}@{profile.host}:{profile.port}"
                 target = f"to {job.destination_ae}" if move else f"into {archive.root}"
-                print(f"{'C-MOVE' if move else 'C-GET'} from {where} {target}", file=sys.stderr, flush=True)
+                print(f"{job.method.value} from {where} {target}", file=sys.stderr, flush=True)
                 async for progress in job:
                     line.show(progress, force=progress.phase is RetrievePhase.DONE)
                 summary = await job

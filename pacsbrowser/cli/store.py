@@ -13,7 +13,8 @@ import sys
 
 from ..core.config import ConfigError
 from ..core.records import StoreOutcome, StoreProgress, StoreResult
-from ..core.store import StoreService, StoreSummary
+from ..core.services import store_service
+from ..core.store import StoreSummary
 from .common import (
     EXIT_DIMSE,
     EXIT_OK,
@@ -98,11 +99,11 @@ def _result_line(result: StoreResult) -> str:
     return f"{result.outcome.value:8} {result.name}: {words}"
 
 
-def _summary_line(summary: StoreSummary, where: str, parallel: int) -> str:
+def _summary_line(summary: StoreSummary, where: str, parallel: int, unit: str = "association") -> str:
     n = len(summary.results)
     line = (f"Stored {len(summary.stored)} of {n} file{'s' if n != 1 else ''} "
             f"({_size(summary.bytes_stored)}) on {where} in {summary.elapsed:.2f} s "
-            f"over {summary.associations} association{'s' if summary.associations != 1 else ''} "
+            f"over {summary.associations} {unit}{'s' if summary.associations != 1 else ''} "
             f"(--parallel {parallel})")
     extra = []
     for label, results in (("skipped", summary.skipped), ("failed", summary.failed),
@@ -132,13 +133,15 @@ def handle(args: argparse.Namespace) -> int:
             raise ConfigError("--parallel must be at least 1")
         profile = profile_from_args(args)
         display = _Display(args.verbose)
-        storage = StoreService(profile, parallel=args.parallel, progress_interval=0.2)
+        storage = store_service(profile, parallel=args.parallel, progress_interval=0.2)  # C-STORE or STOW-RS
         summary = await storage.store(args.paths, on_progress=display.progress)
         display.flush()
         if not summary.results:
             raise ConfigError("no files found in " + ", ".join(str(p) for p in args.paths))
-        where = f"{profile.called_ae}@{profile.host}:{profile.port}"
-        print(_summary_line(summary, where, args.parallel))
+        if profile.web is not None:
+            print(_summary_line(summary, profile.web.base_url, args.parallel, "STOW-RS request"))
+        else:
+            print(_summary_line(summary, f"{profile.called_ae}@{profile.host}:{profile.port}", args.parallel))
         if summary.error is not None and not summary.stored:
             print(f"error: {summary.error}", file=sys.stderr)
         return exit_code(summary)

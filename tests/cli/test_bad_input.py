@@ -48,6 +48,10 @@ BAD: dict[str, list[str]] = {
     "code list": ["C\x01T", "x" * 17, "CT;MR", LONG],
     "text key": ["a\\b", "a\x01b", LONG, NUL],
     "choice": ["", "nonsense"],
+    "web url": ["", "ftp://x/dw", "https://user:pw@x/dw", "https:///dw", "https://x/dw?q=1", "http://a b/",
+                "https://x:0/dw", LONG, NUL],
+    "web user": ["a:b", "bad\x01user", "x" * 300, NUL],
+    "secret file": ["", "{missing}", "{dir}", "{under_file}", "{dangling}", "{fifo}", "{unreadable}", LONG, NUL],
     "move destination": ["", "ORTHANC", "ORTHANC=127.0.0.1", "=127.0.0.1:4242", "ORTHANC=:4242",
                          "ORTHANC=127.0.0.1:0", "ORTHANC=127.0.0.1:port", "BACK\\SLASH=127.0.0.1:4242", LONG, NUL],
 }

@@ -177,3 +177,26 @@ def test_the_query_as_sent_is_described_without_patient_data(web_orthanc):
     text = service.prepare(QueryKeys.studies(patient_name="müller", study_date="20200101-")).describe()
     assert text.startswith("STUDY level, QIDO-RS; matching")
     assert "MÜLLER" not in text and "StudyDate = 20200101-" in text
+
+
+def test_cancel_stops_after_the_page_under_way(web_orthanc, lab_data):
+    service = WebQueryService(web_profile(web_orthanc, page_size=2))
+
+    async def cancelled():
+        job = service.find(QueryKeys.studies())
+        async for batch in job.batches():
+            assert len(batch) == 2
+            job.cancel()
+        return job
+
+    job = run(cancelled())
+    assert job.count == 2 < len(lab_data.studies)
+    assert job.outcome.cancelled and job.outcome.incomplete and "cancelled" in job.outcome.reasons
+
+
+def test_a_wrong_root_is_a_404_in_words(web_orthanc):
+    from pacsbrowser.core.web import NotFoundAtURL
+
+    service = WebQueryService(web_profile(web_orthanc, url=web_orthanc.url + "/nothing"))
+    with pytest.raises(NotFoundAtURL, match="check the DICOMweb root"):
+        run(service.find(QueryKeys.studies()).collect())

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator
@@ -34,7 +35,7 @@ from typing import IO, Any
 from ..archive import Archive
 from ..archive.part10 import split_part10
 from ..errors import ArchiveError, DICOMNetworkError, RetrieveInterrupted, ServiceNotSupported
-from ..executor import run_blocking
+from ..executor import run_blocking, start_detached
 from ..records import (
     QueryKeys,
     QueryLevel,
@@ -62,6 +63,7 @@ class WebRequest:
 
     path: tuple[str, ...]
     expected: int | None
+    skip: frozenset[str] = frozenset()  # instances of a series asked for whole that the archive holds
 
 
 class WebRetrieveService:
@@ -359,9 +361,14 @@ class WebRetrieveJob:
             by_series.setdefault(series, []).append(uid)
         requests = []
         for series, uids in sorted(by_series.items()):
-            listed_in_series = sum(1 for s in self._listed.values() if s == series)
-            if len(uids) == listed_in_series:
+            in_series = {uid for uid, s in self._listed.items() if s == series}
+            if len(uids) == len(in_series):
                 requests.append(WebRequest(self._path(t.study_uid, series), len(uids)))
+            elif len(uids) * 2 >= len(in_series) and t.level is not QueryLevel.INSTANCE:
+                # most of the series is missing: one request for it, what the archive holds skipped
+                # as it comes (cheaper than a request per instance)
+                requests.append(WebRequest(self._path(t.study_uid, series), len(uids),
+                                           frozenset(in_series - set(uids))))
             else:
                 requests += [WebRequest(self._path(t.study_uid, series, uid), 1) for uid in sorted(uids)]
         return requests
@@ -413,7 +420,7 @@ class WebRetrieveJob:
         log.info("WADO-RS %s (%s instances)", "/".join(request.path[::2]), request.expected or "?")
         try:
             await run_blocking(_fetch, session, url, self.archive, self._stop, post, self._on_bytes,
-                               self._on_instance, self._on_failed, None,
+                               self._on_instance, self._on_failed, set(request.skip) or None,
                                self.profile.called_ae, name="wado")
         except _Stopped:
             return
@@ -444,6 +451,9 @@ class WebRetrieveJob:
         if self._failed:
             reasons.append(f"{self._failed} parts could not be stored")
         transfer = time.monotonic() - self._first_request if self._first_request is not None else 0.0
+        notes = list(self._notes)
+        if self._skipped:
+            notes.append(f"{self._skipped} instances the archive held came with their series and were skipped")
         return RetrieveSummary(
             method=self.method, level=t.level, study_instance_uid=t.study_uid, series_instance_uid=t.series_uid,
             sop_instance_uid=t.sop_uid, expected=len(self._listed) if self._planned else None,
@@ -451,16 +461,23 @@ class WebRetrieveJob:
             bytes_received=self._bytes, completed=self._received, failed=self._failed, missing=missing,
             cancelled=cancelled, aborted=False, associations=0, requests=self._requests,
             elapsed=time.monotonic() - self._started, transfer_seconds=transfer, planned=self._planned,
-            reasons=tuple(reasons), notes=tuple(self._notes))
+            reasons=tuple(reasons), notes=tuple(notes))
+
+
+WRITE_AHEAD = 8  # whole parts waiting for the archive while the next ones are read
 
 
 def _fetch(session: WebSession, url: str, archive: Archive, stop: threading.Event,
            post: Callable[..., None], on_bytes: Callable[[int], None], on_instance: Callable[[bool], None],
            on_failed: Callable[[str], None], skip: set[str] | None, source_ae: str) -> None:
-    """One WADO-RS GET read as it streams, each DICOM part into the archive (a worker thread)."""
+    """One WADO-RS GET read as it streams (this worker thread), each DICOM part written into the
+    archive by a second thread meanwhile (at most WRITE_AHEAD parts wait: the network is read while
+    the archive fsyncs). Parts read before a cancel are still written; a write that fails (a full
+    disk) stops the reading and is raised here."""
+    pending: queue.Queue[bytes | None] = queue.Queue(maxsize=WRITE_AHEAD)
+    failure: list[BaseException] = []
 
-    def on_part(headers: dict[str, str], spool: IO[bytes]) -> None:
-        data = spool.read()
+    def write(data: bytes) -> None:
         try:
             syntax, offset, meta = split_part10(data)
             sop_class, sop_uid = meta.get(0x0002, ""), meta.get(0x0003, "")
@@ -474,17 +491,41 @@ def _fetch(session: WebSession, url: str, archive: Archive, stop: threading.Even
             return
         post(on_instance, True)
 
-    with session.stream("GET", url, "WADO-RS retrieve", headers={"Accept": ACCEPT}) as response:
-        reader = MultipartReader(response.headers.get("content-type", ""), on_part, spool_dir=archive.root)
-        try:
-            for chunk in response.iter_bytes(CHUNK):
-                if stop.is_set():
-                    raise _Stopped()
-                reader.feed(chunk)
-                post(on_bytes, len(chunk))
-            reader.finish()
-        finally:
-            reader.close()
+    def writer() -> None:
+        while True:
+            data = pending.get()
+            if data is None:
+                return
+            if failure:
+                continue  # drain: the reader stops at its next part
+            try:
+                write(data)
+            except BaseException as exc:  # noqa: BLE001 - raised by the reading thread
+                failure.append(exc)
+
+    def on_part(headers: dict[str, str], spool: IO[bytes]) -> None:
+        if failure:
+            raise failure[0]
+        pending.put(spool.read())
+
+    thread = start_detached(writer, name="wado-write")
+    try:
+        with session.stream("GET", url, "WADO-RS retrieve", headers={"Accept": ACCEPT}) as response:
+            reader = MultipartReader(response.headers.get("content-type", ""), on_part, spool_dir=archive.root)
+            try:
+                for chunk in response.iter_bytes(CHUNK):
+                    if stop.is_set():
+                        raise _Stopped()
+                    reader.feed(chunk)
+                    post(on_bytes, len(chunk))
+                reader.finish()
+            finally:
+                reader.close()
+    finally:
+        pending.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 __all__ = ["NO_C_MOVE", "WebRetrieveJob", "WebRetrieveService"]
