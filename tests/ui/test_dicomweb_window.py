@@ -16,6 +16,7 @@ from pacsbrowser.core.config import ProfileStore
 from pacsbrowser.core.records import RetrieveMethod, WebAuth
 from pacsbrowser.ui.main_window import MainWindow
 from pacsbrowser.ui.models.holdings import Held
+from pacsbrowser.ui.models.results import Kind, LoadState
 from pacsbrowser.ui.models.transfers import SERVER, State
 from tests.web.conftest import (  # noqa: F401 - fixtures: Orthanc with DICOMweb
     PASSWORD,
@@ -24,6 +25,7 @@ from tests.web.conftest import (  # noqa: F401 - fixtures: Orthanc with DICOMweb
     web_big_orthanc,
     web_big_study,
     web_orthanc,
+    web_orthanc_mtls,
     web_orthanc_secure,
 )
 
@@ -119,6 +121,13 @@ def test_searched_page_by_page_then_a_double_click_retrieves_by_wado_rs_and_the_
     study = next(s for s in lab_data.studies if s.series_count == 2 and s.instance_count > 8)
     node = next(n for n in window.results_model.root.children if n.result.study_instance_uid == study.uid)
     run_until(qloop, lambda: held(window, study.uid) is Held.NONE)
+    view = window.results
+    view.tree.expand(view.proxy.mapFromSource(window.results_model.index_of(node)))  # its series, by QIDO-RS
+    run_until(qloop, lambda: node.state is LoadState.LOADED, timeout=30)
+    assert [c.kind for c in node.children] == [Kind.SERIES, Kind.SERIES]
+    assert sorted(c.result.series_instance_uid for c in node.children) == \
+        sorted(s.uid for s in lab_data.series_of(study.uid))
+    view.tree.collapse(view.proxy.mapFromSource(window.results_model.index_of(node)))
     double_click(qtbot, window, node)
     (transfer,) = window.transfers.model.transfers
     run_until(qloop, lambda: finished(transfer), timeout=90)
@@ -217,6 +226,10 @@ def test_https_with_basic_auth_a_wrong_password_and_an_unknown_ca_say_what_is_wr
     ok(dialog).click()
     message = search_fails(qloop, window, patient_id="LAB*")
     assert "HTTP 404" in message and "check the DICOMweb root" in message, message
+    steps = test_steps(window, qloop, "Secure DICOMweb")
+    failed = [(step, text) for mark, step, text in steps if mark == "✘"]
+    assert failed and "HTTP 404" in failed[0][1] and "check the DICOMweb root" in failed[0][1], steps
+    assert window.test_dialog.problem.text() == f"{failed[0][0]}: {failed[0][1]}"
 
 
 def test_a_folder_dropped_on_a_dicomweb_server_is_sent_by_stow_rs(window, qloop, lab_data, workdir,
@@ -278,3 +291,27 @@ def test_a_wado_rs_retrieve_shows_its_progress_is_cancelled_from_the_panel_then_
     with capsys.disabled():
         print(f"\n[dicomweb window] WADO-RS cancel from the panel after {kept}/{total} images "
               f"({seen['progress']}): stopped {stopped * 1000:.0f} ms after the click; {transfer.message}")
+
+
+def test_a_client_certificate_given_in_the_dialog_passes_and_its_absence_is_said(
+        window, qloop, certs, web_orthanc_mtls):  # noqa: F811 - the imported fixture
+    dialog = window.add_profile()
+    fill_web(dialog, name="Client certificate", url=web_orthanc_mtls.url)
+    dialog.tls.setChecked(True)
+    dialog.tls_ca.edit.setText(str(certs.ca_cert))
+    dialog.tls_cert.edit.setText(str(certs.client_cert))
+    assert dialog.problem.text() == "A client certificate needs its key, and a key its certificate."
+    dialog.tls_key.edit.setText(str(certs.client_key))
+    ok(dialog).click()
+    marks = {step: mark for mark, step, _ in test_steps(window, qloop, "Client certificate")}
+    assert marks == {"Name resolution": "✔", "TCP connection": "✔", "TLS handshake": "✔", "HTTP": "✔",
+                     "QIDO-RS": "✔"}, marks
+    window.test_dialog.close()
+
+    dialog = window.edit_profile(window.profiles.current_profile())
+    dialog.tls_cert.edit.setText("")
+    dialog.tls_key.edit.setText("")
+    ok(dialog).click()
+    steps = test_steps(window, qloop, "Client certificate")
+    failed = [(step, text) for mark, step, text in steps if mark == "✘"]
+    assert failed and "client certificate" in failed[0][1], steps
