@@ -117,6 +117,7 @@ def test_dicomweb_fields_are_checked_as_typed(window, tmp_path):
     assert "does not exist" in dialog.problem.text()
     dialog.web.url.setText("http://pacs.example.org/dicom-web")  # TLS settings do not apply to http://
     assert not dialog.tls.isEnabled() and ok(dialog).isEnabled()
+    assert dialog.web.secret_note.text().startswith("http:// sends the password and the images readable")
     profile = dialog.profile()
     assert profile.tls is None and profile.web.wado_prefix == "wado-rs" and profile.web.secret == PASSWORD
     assert profile.is_web and profile.web.username == "alice" and profile.port == 80

@@ -101,6 +101,7 @@ class WebFields(QObject):
 
         for edit in (self.url, self.user, self.secret, *self.prefixes.values()):
             edit.textChanged.connect(self.changed)
+        self.url.textChanged.connect(self._update_note)
         self.token_file.changed.connect(self.changed)
         self.auth.currentIndexChanged.connect(self._auth_changed)
         self.advanced.toggled.connect(self._advanced_toggled)
@@ -172,10 +173,15 @@ class WebFields(QObject):
             self.secret.setPlaceholderText(f"saved: leave empty to keep it, or type a new {kind}")
         else:
             self.secret.setPlaceholderText(f"the {kind} (or a token file below)")
-        self.secret_note.setText(f"Kept in {where}, never in profiles.toml.")
+        text = f"Kept in {where}, never in profiles.toml."
+        plain = self.url.text().strip().lower().startswith("http://")
+        if plain:  # said, not refused: a server on this computer or a trusted network may be plain HTTP
+            text = f"http:// sends the {kind} and the images readable on the network: use https:// if the " \
+                   f"server offers it. {text}"
+        self.secret_note.setText(text)
         self.secret_note.setToolTip(f"A {kind} typed here is saved in {where} when you press OK; "
                                     "profiles.toml holds only the user name and the token file's path.")
-        self.secret_note.setStyleSheet(_FALLBACK_STYLE if self._fallback else _NOTE_STYLE)
+        self.secret_note.setStyleSheet(_FALLBACK_STYLE if self._fallback or plain else _NOTE_STYLE)
 
     # -- values ------------------------------------------------------------------------------------------------
     def set_endpoint(self, web: DICOMwebEndpoint, *, saved_secret: bool = False) -> None:
