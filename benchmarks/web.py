@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     # as benchmarks/lab.py: C-FIND (and QIDO) answered from Orthanc's index, not by reading every file
     peer = WebOrthancPeer(aet="BENCHWEB", workdir=root / "orthanc", extra_config={"StorageAccessOnFind": "Never"})
     rows: dict[str, dict[str, list[float]]] = {}
+    load_before = os.getloadavg()[0]
     try:
         started = time.perf_counter()
         study = data.big_study(root / "data", args.count)
@@ -74,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         peer.stop()
         shutil.rmtree(root, ignore_errors=True)
 
+    load_after = os.getloadavg()[0]
+
     def med(case: str, what: str) -> float:
         return statistics.median(rows[case][what])
 
@@ -95,7 +98,12 @@ def main(argv: list[str] | None = None) -> int:
           for case, label in (("wado", "WADO-RS (WebRetrieveService.get_study)"),
                               ("cget", "C-GET (RetrieveService.get_study)"))),
         "",
-        f"WADO-RS / C-GET: {wado / cget:.2f}x (lower is better for WADO-RS).",
+        f"WADO-RS / C-GET: {wado / cget:.2f}x in time (lower is better for WADO-RS), "
+        f"{med('wado', 'cpu') / med('cget', 'cpu'):.2f}x in CPU seconds of our process.",
+        "",
+        f"Load average of the machine (2 cores) at the start and the end of the run: {load_before:.1f} and "
+        f"{load_after:.1f}. Every repetition (s): WADO-RS {', '.join(f'{x:.2f}' for x in rows['wado']['seconds'])}; "
+        f"C-GET {', '.join(f'{x:.2f}' for x in rows['cget']['seconds'])}.",
         "",
     ]
     print("\n" + "\n".join(lines))

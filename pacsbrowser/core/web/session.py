@@ -8,6 +8,7 @@ session owns a pool of keep-alive connections; close it when done (`with` or `cl
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -56,6 +57,7 @@ class WebSession:
         self.web = profile.web
         self._secret = secret if secret is not None else resolve_secret(profile)
         self._client: httpx.Client | None = None
+        self._lock = threading.Lock()  # worker threads share a session (STOW-RS batches in parallel)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -74,23 +76,28 @@ class WebSession:
 
     @property
     def client(self) -> httpx.Client:
-        if self._client is None:
-            p = self.profile
-            verify: Any = True
-            if self.web.https:
-                verify = client_ssl_context(p.tls or TLSConfiguration(), p.host, p.port)
-            t = p.timeouts
-            self._client = httpx.Client(
-                verify=verify, auth=self._auth(), follow_redirects=True, trust_env=False,
-                timeout=httpx.Timeout(connect=t.connect, read=t.dimse, write=t.dimse, pool=t.connect),
-                headers={"User-Agent": f"pacsbrowser/{__version__}"},
-                limits=httpx.Limits(max_connections=8, max_keepalive_connections=8))
-        return self._client
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> httpx.Client:
+        p = self.profile
+        verify: Any = True
+        if self.web.https:
+            verify = client_ssl_context(p.tls or TLSConfiguration(), p.host, p.port)
+        t = p.timeouts
+        return httpx.Client(
+            verify=verify, auth=self._auth(), follow_redirects=True, trust_env=False,
+            timeout=httpx.Timeout(connect=t.connect, read=t.dimse, write=t.dimse, pool=t.connect),
+            headers={"User-Agent": f"pacsbrowser/{__version__}"},
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8))
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     def __enter__(self) -> "WebSession":
         return self
