@@ -13,6 +13,16 @@ HTTPS is not Orthanc's own: Debian 12's Orthanc 1.10.1 crashes on the first HTTP
 SslEnabled (its civetweb 1.15 calls an OpenSSL 1.1 function that OpenSSL 3 lacks: SIGSEGV at a NULL
 function pointer, seen in gdb). A TLS front (tls_proxy.py, a lab process like the peers) listens on
 `https_port` and forwards to Orthanc's plain HTTP port; `url` names the front.
+
+What else its DICOMweb plugin 1.7 does, as found (the client copes; see core/web):
+- QIDO-RS query values are not percent-decoded: `PatientName=DOE%2A` matches nothing, `DOE*` works,
+  and non-ASCII values (which must be percent-encoded) never match. The wildcard `?` matches
+  nothing either. core/web/qido.py sends a widened `*` variant and matches the answers itself.
+- Several ModalitiesInStudy values are separated by commas (a backslash matches nothing).
+- STOW-RS: an instance a Lua ReceivedInstanceFilter refuses ("FilteredOut") is reported as stored;
+  a part Orthanc cannot index (no Series Instance UID) comes back in FailedSOPSequence (0xC000) in
+  an HTTP 400 answer whose body is DICOM JSON without a Content-Type.
+- `transfer-syntax=*` in WADO-RS's Accept gives each instance in the syntax it is stored in.
 """
 
 from __future__ import annotations

@@ -123,3 +123,21 @@ def test_https_with_a_client_certificate(web_orthanc_mtls, certs):
     with pytest.raises(TLSError) as caught:
         run(verify(stranger))
     assert caught.value.cause is TLSCause.CLIENT_CERT_REFUSED
+
+
+def test_send_and_retrieve_over_https_with_basic_auth(web_orthanc_secure, certs, lab_data, archive):
+    """STOW-RS then WADO-RS through TLS and basic authentication, the study then removed again."""
+    from pacsbrowser.core.services import retrieve_service, store_service
+
+    profile = _secure(web_orthanc_secure, certs)
+    study = lab_data.studies_of("LAB0004")[0]
+    files = [i.path for i in lab_data.instances_of_study(study.uid)]
+    try:
+        sent = run(store_service(profile).store(files))
+        assert sent.complete and len(sent.stored) == len(files)
+        got = run(retrieve_service(profile, archive).get_study(study.uid).wait())
+        assert got.complete and got.received == len(files)
+        assert {row.sop_instance_uid for row in archive.instances(study_uid=study.uid)} == {
+            i.sop_instance_uid for i in lab_data.instances_of_study(study.uid)}
+    finally:
+        web_orthanc_secure.delete_uid(study.uid)
