@@ -14,9 +14,10 @@ from .resources import app_icon
 
 # Distribution names whose versions the dialog lists (read from their metadata: no import needed).
 COMPONENTS = ("pydicom", "pynetdicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle",
-              "numpy", "qasync")
+              "numpy", "qasync", "httpx", "keyring")
 STANDARDS = ("DICOM PS3.4 services: Verification, Storage, Query/Retrieve (C-FIND, C-GET, C-MOVE)",
-             "DICOM PS3.7/PS3.8 DIMSE over TCP, PS3.15 TLS: the protocol DCMTK and Orthanc speak")
+             "DICOM PS3.7/PS3.8 DIMSE over TCP, PS3.15 TLS: the protocol DCMTK and Orthanc speak",
+             "DICOM PS3.18 DICOMweb over HTTP(S): QIDO-RS search, WADO-RS retrieve, STOW-RS send")
 
 
 def component_versions() -> dict[str, str]:

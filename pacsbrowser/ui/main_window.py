@@ -13,6 +13,7 @@ from ..core.archive import Archive, default_archive_dir
 from ..core.config import ProfileStore
 from ..core.diagnostics import Outcome, Step
 from ..core.records import FindSummary, QueryKeys, RetrieveMethod, ServerProfile
+from . import profile_words
 from .about import show_about
 from .controllers.demo import DemoController
 from .controllers.echo import EchoController
@@ -165,7 +166,9 @@ class MainWindow(QMainWindow):
 
     # -- profiles ----------------------------------------------------------------------------------
     def _open_profile_dialog(self, profile: ServerProfile | None, taken: set[str], on_ok) -> ProfileDialog:
-        dialog = ProfileDialog(profile, taken_names=taken, parent=self)
+        where, fallback = self.profile_controller.secrets_where()
+        dialog = ProfileDialog(profile, taken_names=taken, parent=self, secrets_where=where, secrets_fallback=fallback,
+                               secret_saved=self.profile_controller.has_saved_secret(profile))
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.finished.connect(lambda result: on_ok(dialog.profile()) if result == QDialog.DialogCode.Accepted else None)
         self.profile_dialog = dialog
@@ -189,7 +192,8 @@ class MainWindow(QMainWindow):
         return self._open_profile_dialog(profile, self.profile_controller.names() - {profile.name}, saved)
 
     def duplicate_profile(self, profile: ServerProfile) -> ProfileDialog:
-        copy = replace(profile, name=self.profile_controller.duplicate_name(profile.name))
+        copy = self.profile_controller.with_saved_secret(
+            replace(profile, name=self.profile_controller.duplicate_name(profile.name)), profile.name)
 
         def saved(new: ServerProfile | None) -> None:
             if new and self.profile_controller.add(new):
@@ -212,7 +216,7 @@ class MainWindow(QMainWindow):
         return box
 
     def test_profile(self, profile: ServerProfile) -> ConnectionTestDialog:
-        dialog = ConnectionTestDialog(profile.name, self)
+        dialog = ConnectionTestDialog(profile.name, self, web=profile.is_web)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.cancel_requested.connect(self.profile_controller.cancel_test)
         self.test_dialog = dialog
@@ -265,7 +269,7 @@ class MainWindow(QMainWindow):
         box.open()
 
     def _query_started(self, name: str, query_text: str) -> None:
-        self.log.add("info", f"C-FIND to {name}", query_text)
+        self.log.add("info", f"{profile_words.query_service(self.query.profile)} to {name}", query_text)
         self.statusBar().showMessage(f"Searching {name}…")
 
     def _query_batch(self, results: list) -> None:
@@ -276,7 +280,8 @@ class MainWindow(QMainWindow):
         self.query_form.set_running(False)
         self.results.show_outcome(outcome)
         level = "ok" if outcome.complete else "warn"
-        self.log.add(level, f"C-FIND finished: {outcome.summary} in {outcome.elapsed:.2f} s",
+        self.log.add(level, f"{profile_words.query_service(self.query.profile)} finished: {outcome.summary} "
+                            f"in {outcome.elapsed:.2f} s",
                      "; ".join(outcome.reasons + outcome.notes))
         self.statusBar().showMessage(outcome.summary, 15000)
 
@@ -293,10 +298,11 @@ class MainWindow(QMainWindow):
     # -- echo ----------------------------------------------------------------------------------------
     def _echo_started(self, name: str) -> None:
         self.profiles.set_status(f"Echo to {name}…")
-        self.log.add("info", f"C-ECHO to {name}")
+        self.log.add("info", f"{profile_words.echo_service(self.echo.profile)} to {name}")
 
     def _echo_succeeded(self, name: str, seconds: float) -> None:
-        text = f"{name} answered the C-ECHO in {seconds * 1000:.1f} ms"
+        what = profile_words.echo_service(self.echo.profile)
+        text = f"{name} answered {'the ' if what == 'C-ECHO' else ''}{what} in {seconds * 1000:.1f} ms"
         self.profiles.set_status(text, ok=True)
         self.log.add("ok", text)
         self.statusBar().showMessage(text, 10000)
@@ -401,6 +407,7 @@ class MainWindow(QMainWindow):
         self.demo = DemoController(self.profile_controller.store, parent=self)
         self.demo_offer = DemoOffer()
         self.demo_offer.setVisible(not self.profile_controller.profiles)
+        self.profile_controller.profiles_changed.connect(lambda profiles: self.demo_offer.hide() if profiles else None)
         self.splitter.widget(1).insertWidget(0, self.demo_offer)
         self.demo_offer.accepted.connect(self.demo.start)
         self.demo.started.connect(lambda: (self.demo_offer.set_busy(True),

@@ -1,4 +1,5 @@
-"""Runs C-ECHO for the window; the widgets see only its signals."""
+"""Checks that a server answers, for the window: C-ECHO for a DIMSE profile, a tiny QIDO-RS request
+for a DICOMweb one (core.services.verify picks); the widgets see only its signals."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 
 from PySide6.QtCore import QObject, Signal
 
-from ...core.client import DICOMClient, VerificationService
+from ...core import services
 from ...core.errors import DICOMNetworkError
 from ...core.records import ServerProfile
 
@@ -19,6 +20,7 @@ class EchoController(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._task: asyncio.Task | None = None
+        self.profile: ServerProfile | None = None  # the server of the latest echo
 
     @property
     def busy(self) -> bool:
@@ -27,14 +29,14 @@ class EchoController(QObject):
     def echo(self, profile: ServerProfile) -> asyncio.Task:
         if self.busy:
             self._task.cancel()
+        self.profile = profile
         self._task = asyncio.ensure_future(self._echo(profile))
         return self._task
 
     async def _echo(self, profile: ServerProfile) -> None:
         self.started.emit(profile.name)
         try:
-            async with DICOMClient.from_profile(profile) as client:
-                rtt = await VerificationService(client).verify()
+            rtt = await services.verify(profile)
         except DICOMNetworkError as exc:
             self.failed.emit(profile.name, str(exc), exc.detail)
         else:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
 
 from ...core.config import ConfigError, ProfileStore
 from ...core.diagnostics import ConnectionTest, Outcome, Step
-from ...core.records import ServerProfile
+from ...core.records import ServerProfile, WebAuth
+
+log = logging.getLogger(__name__)
 
 
 class ProfileController(QObject):
@@ -59,6 +63,8 @@ class ProfileController(QObject):
         return self._save([*self._profiles, profile])
 
     def replace(self, old_name: str, profile: ServerProfile) -> bool:
+        if profile.name != old_name:  # renamed: the saved password or token follows it
+            profile = self.with_saved_secret(profile, old_name)
         return self._save([profile if p.name == old_name else p for p in self._profiles])
 
     def remove(self, name: str) -> bool:
@@ -70,6 +76,32 @@ class ProfileController(QObject):
         while candidate in taken:
             candidate, n = f"{name} (copy {n})", n + 1
         return candidate
+
+    # -- DICOMweb passwords and tokens (kept by the store: desktop keyring, or a file of the user's) -------
+    def secrets_where(self) -> tuple[str, bool]:
+        """Where a typed password or token is kept, in words, and whether that is a plain file
+        (no desktop keyring here)."""
+        secrets = self.store.secrets
+        return secrets.where, secrets.fallback
+
+    def has_saved_secret(self, profile: ServerProfile | None) -> bool:
+        return self._saved_secret(profile.name) is not None if profile is not None and profile.is_web else False
+
+    def _saved_secret(self, name: str) -> str | None:
+        try:
+            return self.store.secrets.get(name)
+        except Exception as exc:  # noqa: BLE001 - a broken keyring: the dialog asks for the secret again
+            log.warning("the saved password or token of a profile cannot be read: %s", exc)
+            return None
+
+    def with_saved_secret(self, profile: ServerProfile, saved_under: str) -> ServerProfile:
+        """`profile` carrying the secret saved under another name (a copy or a rename keeps it),
+        unless it has one of its own in memory."""
+        web = profile.web
+        if web is None or web.secret or web.auth is WebAuth.NONE:
+            return profile
+        secret = self._saved_secret(saved_under)
+        return replace(profile, web=replace(web, secret=secret)) if secret else profile
 
     # -- connection test -------------------------------------------------------------------------
     @property

@@ -1,6 +1,7 @@
 """Runs queries for the window: one search in flight at a time, children of expanded rows on demand.
 
-Results reach the widgets in batches through signals; nothing here blocks the GUI thread.
+Results reach the widgets in batches through signals; nothing here blocks the GUI thread. The
+service comes from core.services: C-FIND for a DIMSE profile, QIDO-RS (paged) for a DICOMweb one.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from ...core.client import DICOMClient
+from ...core import services
 from ...core.errors import DICOMNetworkError
-from ...core.query import FindJob, QueryService
+from ...core.query import FindJob
 from ...core.records import FindSummary, QueryKeys, ServerProfile
 from ..models.results import Kind, Node
 
@@ -51,12 +52,12 @@ class QueryController(QObject):
         return self._search
 
     def cancel(self) -> None:
-        """Stop the running search: C-CANCEL, drain, and keep what came."""
+        """Stop the running search (C-CANCEL, or no further QIDO-RS page), and keep what came."""
         if self._stream is not None and self.running:
             self._stream.cancel()
 
     async def _run(self, profile: ServerProfile, keys: QueryKeys) -> None:
-        service = QueryService(DICOMClient.from_profile(profile), profile)
+        service = services.query_service(profile)
         try:
             stream = service.find(keys, limit=self.limit)  # prepares the query: ValueError for bad keys
         except ValueError as exc:
@@ -94,7 +95,7 @@ class QueryController(QObject):
 
     async def _load(self, profile: ServerProfile, node: Node) -> None:
         result = node.result
-        service = QueryService(DICOMClient.from_profile(profile), profile)
+        service = services.query_service(profile)
         started = time.perf_counter()
         stream: FindJob[Any]
         try:

@@ -1,5 +1,6 @@
-"""Runs the window's transfers: retrieves (C-GET or C-MOVE into the local archive) and sends
-(C-STORE of files and folders), at most `PER_PROFILE` at once per server, the rest queued.
+"""Runs the window's transfers: retrieves (C-GET, C-MOVE or WADO-RS into the local archive) and sends
+(C-STORE or STOW-RS of files and folders), at most `PER_PROFILE` at once per server, the rest queued.
+core.services picks the DIMSE or the DICOMweb service from the profile; the jobs look the same.
 
 Each transfer is a `Transfer` row of `model`; it can be cancelled and retried. Everything runs as
 asyncio tasks on the GUI loop over the core's services; the core does the blocking work on its
@@ -12,9 +13,11 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from ...core import services
 from ...core.archive import Archive
 from ...core.errors import ArchiveError, DICOMNetworkError, MoveDestinationUnknown
 from ...core.executor import run_blocking
@@ -30,9 +33,8 @@ from ...core.records import (
     StoreProgress,
     StudyResult,
 )
-from ...core.retrieve import RetrieveService
 from ...core.server import ArchiveServer
-from ...core.store import StoreService, StoreSummary
+from ...core.store import StoreSummary
 from ..models.holdings import Held
 from ..models.transfers import Direction, State, Transfer, TransfersModel, size_text
 from .holdings import HoldingsController
@@ -65,7 +67,9 @@ class TransfersController(QObject):
         self.cancel_timeout = cancel_timeout
         self.model = TransfersModel(self)
         self._server: ArchiveServer | None = None
-        self._services: dict[ServerProfile, RetrieveService] = {}
+        # RetrieveService or WebRetrieveService, by profile and the password or token it was given
+        # (a DICOMweb profile's secret takes no part in its equality: a new one needs a new service)
+        self._services: dict[tuple[ServerProfile, str | None], Any] = {}
         self._tasks: dict[int, asyncio.Task] = {}
         self._jobs: dict[int, object] = {}  # transfer id -> RetrieveJob
         self._cancelled: set[int] = set()  # transfer ids the user stopped
@@ -138,7 +142,7 @@ class TransfersController(QObject):
         self.model.changed(transfer)
         job = self._jobs.get(transfer.id)
         if job is not None:
-            job.cancel()  # C-CANCEL, then abort if the PACS does not stop in time
+            job.cancel()  # C-CANCEL (or the WADO-RS stream closed), then abort if the PACS does not stop in time
         else:
             task = self._tasks.get(transfer.id)
             if task is not None:
@@ -224,14 +228,16 @@ class TransfersController(QObject):
         self._pump()
 
     # -- retrieve ---------------------------------------------------------------------------------
-    def _service(self, profile: ServerProfile) -> RetrieveService:
-        service = self._services.get(profile)
+    def _service(self, profile: ServerProfile) -> Any:
+        key = (profile, profile.web.secret if profile.web is not None else None)
+        service = self._services.get(key)
         if service is None:
             scp = self._server if self._server is not None and self._server.archive is self.archive else None
             options = {} if self.cancel_timeout is None else {"cancel_timeout": self.cancel_timeout}
-            service = RetrieveService(profile, self.archive, scp=scp, listener_host=self.listener_host,
-                                      listener_allowed=self.listener_allowed, **options)
-            self._services[profile] = service
+            service = services.retrieve_service(profile, self.archive, scp=scp, listener_host=self.listener_host,
+                                                 listener_allowed=self.listener_allowed,
+                                                **options)
+            self._services[key] = service
         return service
 
     async def _run_retrieve(self, transfer: Transfer) -> None:
@@ -343,7 +349,7 @@ class TransfersController(QObject):
 
     # -- send -------------------------------------------------------------------------------------
     async def _run_send(self, transfer: Transfer) -> None:
-        service = StoreService(transfer.profile)
+        service = services.store_service(transfer.profile)
 
         def progress(p: StoreProgress) -> None:
             transfer.total, transfer.done = p.total, p.done
@@ -406,6 +412,8 @@ def _summary_detail(s: RetrieveSummary) -> str:
              + f": {s.summary}"]
     if s.status is not None:
         lines.append(f"last status 0x{s.status:04X}; {s.associations} associations, {s.requests} requests")
+    elif s.method is RetrieveMethod.WADO:
+        lines.append(f"{s.requests} WADO-RS request{'' if s.requests == 1 else 's'}")
     lines += list(s.reasons) + list(s.notes)
     return "\n".join(lines)
 

@@ -19,6 +19,7 @@ from PySide6.QtGui import QBrush, QColor
 
 from ...core import logs
 from ...core.records import RetrieveMethod, ServerProfile, StoreOutcome, StoreResult
+from .. import profile_words
 
 COLUMNS = ["Direction", "Server", "Item", "Progress", "Rate", "Elapsed", "Left", "", "State"]
 DIRECTION, SERVER, ITEM, PROGRESS, RATE, ELAPSED, LEFT, ACTIONS, STATE = range(len(COLUMNS))
@@ -268,8 +269,9 @@ class TransfersModel(QAbstractTableModel):
     def _tooltip(self, t: Transfer, column: int) -> str:
         p = t.profile
         if column == SERVER:
-            how = f", {p.retrieve_method.value}" if t.direction is Direction.RETRIEVE else ""
-            return f"{p.called_ae} at {p.host}:{p.port}{how}"
+            how = f", {profile_words.retrieve_method(p)}" if t.direction is Direction.RETRIEVE else \
+                f", {profile_words.send_service(p)}"
+            return f"{profile_words.address(p)}{how}"
         if column == STATE:
             return "\n\n".join(x for x in (t.message, t.detail) if x) or t.state_text()
         if column == ITEM:

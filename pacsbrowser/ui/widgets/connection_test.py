@@ -14,14 +14,15 @@ _COLOUR = {Outcome.OK: "#1b7f3b", Outcome.FAILED: "#b3261e", Outcome.WARNING: "#
 _FACT_NAMES = {"protocol": "Protocol", "cipher": "Cipher", "subject": "Certificate subject", "issuer": "Issued by",
                "valid_from": "Valid from", "valid_until": "Valid until", "sha256": "SHA-256 fingerprint",
                "subject_alt_names": "Names", "local_address": "Our address", "ae": "AE title", "host": "Host",
-               "port": "Port"}
+               "port": "Port", "status": "HTTP status", "server": "Server software", "url": "URL"}
 
 
 class ConnectionTestDialog(QDialog):
     cancel_requested = Signal()
 
-    def __init__(self, profile_name: str, parent=None) -> None:
+    def __init__(self, profile_name: str, parent=None, *, web: bool = False) -> None:
         super().__init__(parent)
+        self.detail_name = "HTTP detail" if web else "DICOM detail"  # a DICOMweb profile's test speaks HTTP
         self.setWindowTitle(f"Connection test: {profile_name}")
         self.resize(760, 420)
         self.heading = QLabel(f"Testing <b>{profile_name}</b>…")
@@ -35,11 +36,18 @@ class ConnectionTestDialog(QDialog):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        self.problem = QLabel("")  # the failed step's words in full (the tree cuts long ones)
+        self.problem.setObjectName("testProblem")
+        self.problem.setWordWrap(True)
+        self.problem.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.problem.setStyleSheet(f"color: {_COLOUR[Outcome.FAILED]};")
+        self.problem.hide()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.buttons.rejected.connect(self._cancel_or_close)
         layout = QVBoxLayout(self)
         layout.addWidget(self.heading)
         layout.addWidget(self.steps, 1)
+        layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
         self._running = True
 
@@ -53,10 +61,13 @@ class ConnectionTestDialog(QDialog):
             if value:
                 QTreeWidgetItem(item, ["", _FACT_NAMES.get(key, key), value])
         if step.detail:
-            QTreeWidgetItem(item, ["", "DICOM detail", step.detail])
+            QTreeWidgetItem(item, ["", self.detail_name, step.detail])
         self.steps.addTopLevelItem(item)
         if step.outcome is Outcome.FAILED or step.name == "TLS handshake":
             item.setExpanded(True)
+        if step.outcome is Outcome.FAILED and self.problem.isHidden():
+            self.problem.setText(f"{step.name}: {step.summary}")
+            self.problem.show()
 
     def finish(self, passed: bool) -> None:
         self._running = False

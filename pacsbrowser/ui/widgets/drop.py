@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from ...core.filescan import FileScan
 from ...core.records import ServerProfile
+from .. import profile_words
 
 
 def dropped_paths(event: Any) -> list[Path]:
@@ -70,7 +71,7 @@ def count_text(n: int, one: str, many: str | None = None) -> str:
 
 def target_name(target: Any) -> str:
     if isinstance(target, ServerProfile):
-        return f"{target.name} ({target.called_ae} at {target.host}:{target.port})"
+        return f"{target.name} ({profile_words.address(target)})"
     return "this computer's archive"
 
 

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
 
 from ...core.config import ListenerSettings
 from ...core.records import TLSConfiguration
-from .profile_dialog import FileField, ok_cancel, problem_label
+from .file_field import FileField
+from .profile_dialog import ok_cancel, problem_label
 
 _AE_INPUT = QRegularExpression(r"^[\x20-\x5b\x5d-\x7e]{0,16}$")
 

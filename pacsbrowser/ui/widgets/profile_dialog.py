@@ -1,10 +1,12 @@
-"""Add or edit a server profile; every field checked as it is typed."""
+"""Add or edit a server profile, DIMSE or DICOMweb; every field checked as it is typed.
+
+The protocol chooses the rows: host, port, AE titles, retrieve method, listener and character sets
+for a DICOM network (DIMSE) profile; URL, authentication and service paths for a DICOMweb one
+(widgets/web_fields.py adds those rows to the same form, so every label lines up)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from PySide6.QtCore import QRegularExpression, Signal
+from PySide6.QtCore import QRegularExpression, QTimer
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -12,13 +14,10 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from ...core import validation
 from ...core.records import (
+    ProfileKind,
     QueryModel,
     RetrieveMethod,
     RetryPolicy,
@@ -34,6 +34,10 @@ from ...core.records import (
     TLSConfiguration,
     validate_ae_title,
 )
+from .file_field import FileField
+from .web_fields import WebFields
+
+__all__ = ["CHARSETS", "FileField", "ProfileDialog", "ok_cancel", "problem_label"]
 
 CHARSETS = ["ISO_IR 192", "ISO_IR 100", "ISO_IR 101", "ISO_IR 144", "ISO_IR 126", "ISO 2022 IR 87",
             "ISO 2022 IR 149", "GB18030", "GBK", "ISO_IR 6"]
@@ -57,46 +61,25 @@ def ok_cancel(dialog: QDialog) -> QDialogButtonBox:
     return buttons
 
 
-class FileField(QWidget):
-    """A path with a Browse… button."""
-
-    changed = Signal()
-
-    def __init__(self, caption: str, parent=None) -> None:
-        super().__init__(parent)
-        self.caption = caption
-        self.edit = QLineEdit()
-        self.edit.setPlaceholderText("PEM file")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.edit, 1)
-        layout.addWidget(browse)
-        self.edit.textChanged.connect(self.changed)
-
-    def _browse(self) -> None:
-        dialog = QFileDialog(self, self.caption, str(Path(self.edit.text()).parent) if self.edit.text() else "")
-        dialog.setNameFilters(["PEM files (*.pem *.crt *.cer *.key)", "All files (*)"])
-        dialog.fileSelected.connect(self.edit.setText)
-        dialog.open()
-
-    def path(self) -> Path | None:
-        text = self.edit.text().strip()
-        return Path(text) if text else None
-
-    def set_path(self, path: Path | None) -> None:
-        self.edit.setText(str(path) if path else "")
-
-
 class ProfileDialog(QDialog):
-    """`profile()` is the ServerProfile the form describes, or None while something is invalid."""
+    """`profile()` is the ServerProfile the form describes, or None while something is invalid.
 
-    def __init__(self, profile: ServerProfile | None = None, taken_names: set[str] | None = None, parent=None) -> None:
+    `secrets_where` says in words where a typed password or token is kept (the store's
+    `secrets.where`), `secrets_fallback` that it is a file rather than a desktop keyring;
+    `secret_saved` that the profile being edited has one saved (the field may stay empty)."""
+
+    def __init__(self, profile: ServerProfile | None = None, taken_names: set[str] | None = None, parent=None, *,
+                 secrets_where: str = "", secrets_fallback: bool = False, secret_saved: bool = False) -> None:
         super().__init__(parent)
         self.setWindowTitle("Server profile")
+        self.setMinimumWidth(560)
         self.taken_names = taken_names or set()
         self.name = QLineEdit()
+        self.kind = QComboBox()
+        self.kind.setObjectName("profileKind")
+        self.kind.addItem("DICOM network (DIMSE: C-FIND, C-GET, C-MOVE)", ProfileKind.DIMSE)
+        self.kind.addItem("DICOMweb over HTTP(S) (QIDO-RS, WADO-RS, STOW-RS)", ProfileKind.DICOMWEB)
+        self.web = WebFields(self, secrets_where=secrets_where, fallback=secrets_fallback)
         self.host = QLineEdit()
         self.port = QSpinBox()
         self.port.setRange(1, 65535)
@@ -139,15 +122,16 @@ class ProfileDialog(QDialog):
         self.tls_verify.setChecked(True)
         self.tls_server_name = QLineEdit()
         self.tls_server_name.setPlaceholderText("the host name above")
-        tls_form = QFormLayout(self.tls)
-        tls_form.addRow("Trusted CA:", self.tls_ca)
-        tls_form.addRow("Our certificate:", self.tls_cert)
-        tls_form.addRow("Our key:", self.tls_key)
-        tls_form.addRow("Server name:", self.tls_server_name)
-        tls_form.addRow("", self.tls_verify)
+        self.tls_form = QFormLayout(self.tls)
+        self.tls_form.addRow("Trusted CA:", self.tls_ca)
+        self.tls_form.addRow("Our certificate:", self.tls_cert)
+        self.tls_form.addRow("Our key:", self.tls_key)
+        self.tls_form.addRow("Server name:", self.tls_server_name)
+        self.tls_form.addRow("", self.tls_verify)
 
-        form = QFormLayout()
+        self.form = form = QFormLayout()
         form.addRow("Name:", self.name)
+        form.addRow("Protocol:", self.kind)
         form.addRow("Host:", self.host)
         form.addRow("Port:", self.port)
         form.addRow("Called AE (the PACS):", self.called_ae)
@@ -158,6 +142,7 @@ class ProfileDialog(QDialog):
         form.addRow("Query model:", self.query_model)
         form.addRow("Query character set:", self.charset)
         form.addRow("Fallback character set:", self.fallback_charset)
+        self.web.add_rows(form)
         form.addRow("Timeout:", self.timeout)
         form.addRow("Retries:", self.retries)
 
@@ -179,9 +164,12 @@ class ProfileDialog(QDialog):
         self.tls.toggled.connect(self.validate)
         self.tls_verify.toggled.connect(self.validate)
         self.retrieve.currentIndexChanged.connect(self.validate)
+        self.web.changed.connect(self._web_changed)
+        self.web.rows_changed.connect(self._fit)
+        self.kind.currentIndexChanged.connect(self._kind_changed)
         if profile is not None:
-            self.set_profile(profile)
-        self.validate()
+            self.set_profile(profile, secret_saved=secret_saved)
+        self._kind_changed()
 
     def _ae_edit(self) -> QLineEdit:
         edit = QLineEdit()
@@ -189,18 +177,65 @@ class ProfileDialog(QDialog):
         edit.setValidator(QRegularExpressionValidator(_AE_INPUT, edit))
         return edit
 
-    def set_profile(self, p: ServerProfile) -> None:
+    # -- DIMSE or DICOMweb ----------------------------------------------------------------------------
+    def is_web(self) -> bool:
+        return ProfileKind(self.kind.currentData()) is ProfileKind.DICOMWEB
+
+    def dimse_rows(self) -> list[QWidget]:
+        """The fields a DICOMweb profile has no use for (hidden for it)."""
+        return [self.host, self.port, self.called_ae, self.calling_ae, self.retrieve, self.move_destination,
+                self.listener_port, self.query_model, self.charset, self.fallback_charset]
+
+    def _kind_changed(self) -> None:
+        web = self.is_web()
+        for widget in self.dimse_rows():
+            self.form.setRowVisible(widget, not web)
+        self.web.show_in(web)
+        self.tls_form.setRowVisible(self.tls_server_name, not web)
+        self.tls.setTitle("Own CA or client certificate (HTTPS)" if web else "Use TLS")
+        self.tls.setToolTip("Unchecked: the server's certificate is checked against the system's trusted CAs"
+                            if web else "DICOM TLS: the connection is encrypted and the server's certificate checked")
+        self._web_changed()
+        self._fit()
+
+    def _web_changed(self) -> None:
+        # TLS settings apply to an https:// URL only: greyed out for http://
+        self.tls.setEnabled(not self.is_web() or self.web.https())
+        self.validate()
+
+    def _fit(self) -> None:
+        """Rows were shown or hidden: the dialog takes the height they need (the wrapped note under
+        the password included: adjustSize alone leaves it a line short)."""
+        if not self.isVisible():
+            return
+        layout = self.layout()
+        layout.activate()
+        self.adjustSize()
+        if layout.hasHeightForWidth():
+            self.resize(self.width(), max(self.minimumSizeHint().height(), layout.totalHeightForWidth(self.width())))
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self._fit()
+        QTimer.singleShot(0, self._fit)  # again once the wrapped note knows its width
+
+    # -- values -----------------------------------------------------------------------------------------
+    def set_profile(self, p: ServerProfile, *, secret_saved: bool = False) -> None:
         self.name.setText(p.name)
-        self.host.setText(p.host)
-        self.port.setValue(p.port)
-        self.called_ae.setText(p.called_ae)
-        self.calling_ae.setText(p.calling_ae)
-        self.retrieve.setCurrentIndex(self.retrieve.findData(p.retrieve_method))
-        self.move_destination.setText(p.move_destination or "")
-        self.listener_port.setValue(p.listener_port)
-        self.query_model.setCurrentIndex(self.query_model.findData(p.query_model))
-        self.charset.setCurrentText(p.query_charset)
-        self.fallback_charset.setCurrentText(p.fallback_charset)
+        self.kind.setCurrentIndex(self.kind.findData(p.kind))
+        if p.web is not None:
+            self.web.set_endpoint(p.web, saved_secret=secret_saved)
+        else:
+            self.host.setText(p.host)
+            self.port.setValue(p.port)
+            self.called_ae.setText(p.called_ae)
+            self.calling_ae.setText(p.calling_ae)
+            self.retrieve.setCurrentIndex(self.retrieve.findData(p.retrieve_method))
+            self.move_destination.setText(p.move_destination or "")
+            self.listener_port.setValue(p.listener_port)
+            self.query_model.setCurrentIndex(self.query_model.findData(p.query_model))
+            self.charset.setCurrentText(p.query_charset)
+            self.fallback_charset.setCurrentText(p.fallback_charset)
         self.timeout.setValue(p.timeouts.acse)
         self.retries.setValue(p.retry.max_retries)
         self.tls.setChecked(p.tls is not None)
@@ -211,6 +246,9 @@ class ProfileDialog(QDialog):
             self.tls_verify.setChecked(p.tls.verify_peer)
             self.tls_server_name.setText(p.tls.server_name or "")
 
+    def _uses_tls(self) -> bool:
+        return self.tls.isChecked() and (not self.is_web() or self.web.https())
+
     def problems(self) -> list[tuple[QWidget, str]]:
         found: list[tuple[QWidget, str]] = []
         name = self.name.text().strip()
@@ -218,6 +256,31 @@ class ProfileDialog(QDialog):
             found.append((self.name, "Give the profile a name."))
         elif name in self.taken_names:
             found.append((self.name, f"A profile named “{name}” exists already."))
+        if self.is_web():
+            found += self.web.problems()
+        else:
+            found += self._dimse_problems()
+        if self._uses_tls():
+            for field, what in ((self.tls_ca, "CA certificate"), (self.tls_cert, "client certificate"),
+                                (self.tls_key, "client key")):
+                path = field.path()
+                if path is not None:
+                    try:
+                        validation.readable_file(path, f"The {what} file")
+                    except validation.InvalidInput as exc:
+                        found.append((field.edit, f"{exc}."))
+            if (self.tls_cert.path() is None) != (self.tls_key.path() is None):
+                found.append((self.tls_key.edit, "A client certificate needs its key, and a key its certificate."))
+        if not found:
+            try:  # what only the whole record checks (the fields' own checks passed)
+                self._build()
+            except ValueError as exc:
+                text = str(exc)
+                found.append((self.web.url if self.is_web() else self.host, text[:1].upper() + text[1:] + "."))
+        return found
+
+    def _dimse_problems(self) -> list[tuple[QWidget, str]]:
+        found: list[tuple[QWidget, str]] = []
         if not self.host.text().strip():
             found.append((self.host, "Give the PACS host name or address."))
         else:
@@ -237,24 +300,13 @@ class ProfileDialog(QDialog):
                 validate_ae_title(text, what)
             except ValueError as exc:
                 found.append((edit, f"{exc}."))
-        if self.tls.isChecked():
-            for field, what in ((self.tls_ca, "CA certificate"), (self.tls_cert, "client certificate"),
-                                (self.tls_key, "client key")):
-                path = field.path()
-                if path is not None:
-                    try:
-                        validation.readable_file(path, f"The {what} file")
-                    except validation.InvalidInput as exc:
-                        found.append((field.edit, f"{exc}."))
-            if (self.tls_cert.path() is None) != (self.tls_key.path() is None):
-                found.append((self.tls_key.edit, "A client certificate needs its key, and a key its certificate."))
         return found
 
     def validate(self) -> bool:
         problems = self.problems()
         bad = {id(widget) for widget, _ in problems}
         for widget in (self.name, self.host, self.called_ae, self.calling_ae, self.move_destination,
-                       self.tls_ca.edit, self.tls_cert.edit, self.tls_key.edit):
+                       self.tls_ca.edit, self.tls_cert.edit, self.tls_key.edit, *self.web.checked_widgets()):
             widget.setStyleSheet(_INVALID_STYLE if id(widget) in bad else "")
         self.problem.setText(problems[0][1] if problems else "")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(not problems)
@@ -263,12 +315,21 @@ class ProfileDialog(QDialog):
     def profile(self) -> ServerProfile | None:
         if self.problems():
             return None
+        return self._build()
+
+    def _build(self) -> ServerProfile:
         tls = None
-        if self.tls.isChecked():
+        if self._uses_tls():
             tls = TLSConfiguration(
                 certificate=self.tls_cert.path(), key=self.tls_key.path(), ca_certificate=self.tls_ca.path(),
-                verify_peer=self.tls_verify.isChecked(), server_name=self.tls_server_name.text().strip() or None,
+                verify_peer=self.tls_verify.isChecked(),
+                server_name=None if self.is_web() else self.tls_server_name.text().strip() or None,
             )
+        retry = RetryPolicy(max_retries=self.retries.value())
+        timeouts = Timeouts.uniform(self.timeout.value())
+        if self.is_web():
+            return ServerProfile.dicomweb(self.name.text().strip(), self.web.endpoint(), tls=tls, retry=retry,
+                                          timeouts=timeouts)
         return ServerProfile(
             name=self.name.text().strip(),
             host=self.host.text().strip(),
@@ -276,8 +337,8 @@ class ProfileDialog(QDialog):
             called_ae=self.called_ae.text(),
             calling_ae=self.calling_ae.text(),
             tls=tls,
-            retry=RetryPolicy(max_retries=self.retries.value()),
-            timeouts=Timeouts.uniform(self.timeout.value()),
+            retry=retry,
+            timeouts=timeouts,
             retrieve_method=self.retrieve.currentData(),
             move_destination=self.move_destination.text().strip() or None,
             listener_port=self.listener_port.value(),
@@ -289,4 +350,3 @@ class ProfileDialog(QDialog):
     def accept(self) -> None:
         if self.validate():
             super().accept()
-

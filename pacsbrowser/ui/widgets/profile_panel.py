@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.records import RetrieveMethod, ServerProfile
+from ...core.records import ServerProfile
+from .. import profile_words
 
 
 class ProfilePanel(QWidget):
@@ -140,11 +141,12 @@ class ProfilePanel(QWidget):
         self.list.clear()
         row_to_select = 0
         for row, profile in enumerate(profiles):
-            scheme = "TLS" if profile.tls else "TCP"
-            method = "C-MOVE" if profile.retrieve_method is RetrieveMethod.MOVE else "C-GET"
-            item = QListWidgetItem(f"{profile.name}\n{profile.called_ae} @ {profile.host}:{profile.port}\n{scheme} · {method}")
+            where = profile.web.base_url if profile.web is not None else \
+                f"{profile.called_ae} @ {profile.host}:{profile.port}"
+            how = f"{profile_words.transport(profile)} · {profile_words.retrieve_method(profile)}"
+            item = QListWidgetItem(f"{profile.name}\n{where}\n{how}")
             item.setData(Qt.ItemDataRole.UserRole, profile)
-            item.setToolTip(f"{profile.called_ae} at {profile.host}:{profile.port}, we are {profile.calling_ae}")
+            item.setToolTip(profile_words.description(profile))
             self.list.addItem(item)
             if profile.name == previous:
                 row_to_select = row
@@ -169,7 +171,10 @@ class ProfilePanel(QWidget):
         self.current_changed.emit(self.current_profile())
 
     def _update_buttons(self) -> None:
-        has = self.current_profile() is not None
+        profile = self.current_profile()
+        has = profile is not None
+        self.test_button.setToolTip(profile_words.test_steps(profile))
+        self.echo_button.setToolTip(f"Check that the selected server answers ({profile_words.echo_service(profile)})")
         for button in (self.edit_button, self.duplicate_button, self.delete_button, self.test_button, self.echo_button):
             button.setEnabled(has)
 

@@ -237,6 +237,7 @@ class TransfersPanel(QWidget):
             self.get_button.hide()
             return
         self.get_button.setVisible(t.offer_get and t.state is State.FAILED)
+        self.detail_button.setText("HTTP detail" if t.profile.is_web else "DICOM detail")
         colour = {State.FAILED: "#b3261e", State.INCOMPLETE: "#9a6700", State.CANCELLED: "#9a6700"}.get(t.state)
         text = t.message or (f"{t.direction.value} from {t.profile.name}: {t.state_text().lower()}"
                              if t.state.active else t.state.value)
