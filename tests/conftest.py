@@ -52,6 +52,9 @@ from tests.lab.peers import (
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any QApplication (pytest-qt makes it in a fixture)
 
+# The DICOMweb peers: one of each kind per session, for tests/web and tests/ui alike.
+pytest_plugins = ["tests.lab.web_fixtures"]
+
 # Fixtures that start Orthanc or dcmqrscp, or run DCMTK to make their files. A test that uses one,
 # directly, through another fixture or by naming it in a parameter (request.getfixturevalue), is
 # marked `interop` at collection, so `-m "not interop"` needs no peer and no DCMTK. A test that runs

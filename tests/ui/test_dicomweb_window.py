@@ -18,16 +18,7 @@ from pacsbrowser.ui.main_window import MainWindow
 from pacsbrowser.ui.models.holdings import Held
 from pacsbrowser.ui.models.results import Kind, LoadState
 from pacsbrowser.ui.models.transfers import SERVER, State
-from tests.web.conftest import (  # noqa: F401 - fixtures: Orthanc with DICOMweb
-    PASSWORD,
-    USER,
-    fresh_web_orthanc,
-    web_big_orthanc,
-    web_big_study,
-    web_orthanc,
-    web_orthanc_mtls,
-    web_orthanc_secure,
-)
+from tests.lab.web_fixtures import PASSWORD, USER
 
 from .conftest import run_until
 from .test_dicomweb_dialog import fill_web, ok
@@ -86,7 +77,7 @@ def test_steps(window, qloop, name: str) -> list[tuple[str, str, str]]:
 test_steps.__test__ = False  # a helper, not a test
 
 
-def test_a_dicomweb_profile_is_created_in_the_dialog_then_tested_and_echoed(window, qloop, web_orthanc):  # noqa: F811 - the imported fixture
+def test_a_dicomweb_profile_is_created_in_the_dialog_then_tested_and_echoed(window, qloop, web_orthanc):
     profile = add_web_profile(window, "Lab DICOMweb", web_orthanc.url)
     assert profile.web.base_url == web_orthanc.url and profile.retrieve_method is RetrieveMethod.WADO
     row = window.profiles.list.currentItem().text()
@@ -106,7 +97,7 @@ def test_a_dicomweb_profile_is_created_in_the_dialog_then_tested_and_echoed(wind
 
 
 def test_searched_page_by_page_then_a_double_click_retrieves_by_wado_rs_and_the_images_appear(
-        window, qloop, qtbot, web_orthanc, lab_data, archive, capsys):  # noqa: F811 - the imported fixture
+        window, qloop, qtbot, web_orthanc, lab_data, archive, capsys):
     add_web_profile(window, "Lab DICOMweb", web_orthanc.url, page_size=3)
 
     # every lab study, 3 to a QIDO-RS page: the tree fills as the pages arrive
@@ -169,7 +160,7 @@ def search_fails(qloop, window, **fields) -> str:
 
 
 @pytest.fixture
-def secure_study(web_orthanc_secure, lab_data):  # noqa: F811 - the imported fixture
+def secure_study(web_orthanc_secure, lab_data):
     """The smallest lab study, in the HTTPS Orthanc for one test."""
     study = min(lab_data.studies, key=lambda s: s.instance_count)
     web_orthanc_secure.load([i.path for i in lab_data.instances_of_study(study.uid)])
@@ -294,7 +285,7 @@ def test_a_wado_rs_retrieve_shows_its_progress_is_cancelled_from_the_panel_then_
 
 
 def test_a_client_certificate_given_in_the_dialog_passes_and_its_absence_is_said(
-        window, qloop, certs, web_orthanc_mtls):  # noqa: F811 - the imported fixture
+        window, qloop, certs, web_orthanc_mtls):
     dialog = window.add_profile()
     fill_web(dialog, name="Client certificate", url=web_orthanc_mtls.url)
     dialog.tls.setChecked(True)
