@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import select
 import socket
 import ssl
+import struct
 import threading
 import time
 from copy import deepcopy
@@ -29,6 +31,8 @@ from typing import Any, cast
 from pydicom.uid import UID
 from pynetdicom import AllStoragePresentationContexts, StoragePresentationContexts, build_context, evt
 from pynetdicom.ae import ApplicationEntity
+from pynetdicom.fsm import InvalidEventError, StateMachine
+from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
@@ -49,6 +53,13 @@ log = logging.getLogger(__name__)
 STORAGE_TRANSFER_SYNTAXES: list[str | UID] = list(ACCEPTED_FOR_STORAGE)
 
 _RECV_CHUNK = 1 << 20
+_PDU_HEADER = 6
+_PDU_TYPES = frozenset(range(0x01, 0x08))
+_MAX_CONTROL_PDU = 1 << 20  # bytes: any PDU but P-DATA-TF
+_P_DATA_SLACK = 1024  # bytes over the announced maximum still read (a peer counting the header in)
+_READ_SLICE = 0.25  # seconds: how often a waiting read looks at the idle bound and at kill
+_MIN_WAITING_LIMIT = 16  # connections waiting for their A-ASSOCIATE-RQ (or twice max_associations)
+_DEFAULT_IDLE = 60.0  # seconds without a byte mid-PDU when the association has no timeouts
 
 
 def storage_contexts(query_retrieve: bool = False) -> list[PresentationContext]:
@@ -93,17 +104,161 @@ def server_ssl_context(tls: TLSConfiguration, host: str, port: int) -> ssl.SSLCo
 
 
 class _AcceptorSocket(AssociationSocket):
-    """Reads in large chunks (pynetdicom's own reads 4 KiB at a time)."""
+    """The socket of one accepted connection, hardened against what a peer may send or not send.
+
+    pynetdicom's DUL reads a PDU as recv(6) for the header, then recv(length) for the body, each
+    blocking until every byte is in; a peer may announce any length up to 4 GiB. Here:
+    - reads come in large chunks (pynetdicom's own read 4 KiB at a time);
+    - a PDU longer than we accept (`pdu_limit`) is refused after its header: A-ABORT (invalid PDU
+      parameter value), connection closed, nothing more read, so a peer cannot make us buffer
+      gigabytes;
+    - a read that gets no byte for the network timeout gives up (a dead link, or a peer that starts
+      a PDU and never finishes it), and so does a read while the association is being killed or the
+      connection was hung up (`hang_up`): pynetdicom's abort then always ends both threads;
+    What comes back short, pynetdicom treats as the connection closed (Evt17).
+    """
+
+    _reading_body = False  # the next recv() reads the body of the PDU whose header was just read
+    _refused = False  # a PDU was refused: nothing more is read
+    _hung_up = False
 
     def recv(self, nr_bytes: int) -> bytearray:
-        assert self.socket is not None
+        reading_body, self._reading_body = self._reading_body, False
+        if self._refused or self.socket is None:
+            return bytearray()
+        data = self._read(nr_bytes)
+        if len(data) == nr_bytes and not reading_body and nr_bytes == _PDU_HEADER:
+            pdu_type, _, length = struct.unpack(">BBL", data)
+            if pdu_type in _PDU_TYPES:  # pynetdicom reads no body for an unknown type
+                limit = self.pdu_limit(pdu_type)
+                if limit is not None and length > limit:
+                    self._refuse(pdu_type, length, limit)
+                else:
+                    self._reading_body = True
+        return data
+
+    def pdu_limit(self, pdu_type: int) -> int | None:
+        """The longest PDU body of `pdu_type` we read: for P-DATA-TF the maximum length we announced
+        (PS3.8 D.1: the variable field of a P-DATA-TF PDU; none when we announced 0, unlimited),
+        for the other PDUs `_MAX_CONTROL_PDU` (an A-ASSOCIATE-RQ with 128 contexts, roles and a user
+        identity is far below)."""
+        if pdu_type == 0x04:
+            announced = int(self.assoc.acceptor.maximum_length or 0)
+            return announced + _P_DATA_SLACK if announced else None
+        return _MAX_CONTROL_PDU
+
+    def hang_up(self) -> None:
+        """End the connection from another thread: what is being read comes back short."""
+        self._hung_up = True
+        sock = self.socket
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _stopping(self) -> bool:
+        assoc = self.assoc
+        return self._hung_up or bool(getattr(assoc, "_kill", False)) or bool(getattr(assoc.dul, "_kill_thread", False))
+
+    def _read(self, nr_bytes: int) -> bytearray:
+        sock = self.socket
+        assert sock is not None
         buffer = bytearray()
+        idle_limit = self.assoc.network_timeout or self.assoc.acse_timeout or _DEFAULT_IDLE
+        last_byte = time.monotonic()
         while len(buffer) < nr_bytes:
-            chunk = self.socket.recv(min(_RECV_CHUNK, nr_bytes - len(buffer)))
+            if self._stopping():
+                break
+            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                try:
+                    readable, _, _ = select.select([sock], [], [], _READ_SLICE)
+                except (OSError, ValueError):  # closed under us
+                    break
+                if not readable:
+                    if time.monotonic() - last_byte > idle_limit:
+                        log.warning("no data from %s for %g s in the middle of a PDU: connection closed",
+                                    self._peer(), idle_limit)
+                        break
+                    continue
+            try:
+                chunk = sock.recv(min(_RECV_CHUNK, nr_bytes - len(buffer)))
+            except (ssl.SSLWantReadError, InterruptedError):
+                continue
+            except OSError:
+                break
             if not chunk:
                 break
             buffer += chunk
+            last_byte = time.monotonic()
         return buffer
+
+    def _refuse(self, pdu_type: int, length: int, limit: int) -> None:
+        self._refused = True
+        log.warning("%s sent a PDU of type 0x%02X and %d bytes, more than the %d we accept: association aborted",
+                    self._peer(), pdu_type, length, limit)
+        abort = A_ABORT_RQ()
+        abort.source, abort.reason_diagnostic = 0x02, 0x06  # service provider, invalid PDU parameter value
+        sock = self.socket
+        if sock is not None:
+            try:
+                sock.sendall(abort.encode())
+            except OSError:
+                pass
+        self.hang_up()
+
+    def _peer(self) -> str:
+        return _peer_of(self.assoc.dul)
+
+
+class _GuardedStateMachine(StateMachine):
+    """The DUL state machine of an accepted connection, whose failures end the connection quietly
+    instead of killing the DUL thread with a traceback.
+
+    pynetdicom raises out of its DUL thread (1) when an action fails, e.g. P-DATA whose command
+    set cannot be decoded (DT-2), after asking the thread to stop, and (2) for an event its state
+    has no transition for, e.g. a response queued for sending after the peer has gone (Sta1). Here
+    (1) sends the peer an A-ABORT and (2) just stops the thread; either way the association thread
+    then sees the DUL gone and closes the connection.
+
+    A connection that ends before its A-ASSOCIATE-RQ came (idle state Sta1 again: closed, reset,
+    aborted, refused, ARTIM expired) wakes the association thread at once; it would otherwise wait
+    for a request until the ACSE timeout, holding its thread."""
+
+    _woken = False
+
+    def transition(self, state: str) -> None:
+        super().transition(state)
+        dul = self.dul
+        if (state == "Sta1" and not self._woken and dul.assoc.requestor.primitive is None
+                and dul.to_user_queue.empty()):
+            self._woken = True
+            dul.to_user_queue.put(cast(Any, None))  # pynetdicom reads it as the ACSE timeout
+
+    def do_action(self, event: str) -> None:
+        state = self.current_state
+        try:
+            super().do_action(event)
+        except InvalidEventError:
+            log.debug("DUL event %s in state %s from %s: the connection has ended", event, state, _peer_of(self.dul))
+            self.dul.kill_dul()
+        except Exception as exc:  # noqa: BLE001 - whatever a peer's bytes made pynetdicom raise
+            log.warning("%s sent what cannot be processed (%s in state %s: %s): association aborted",
+                        _peer_of(self.dul), event, state, exc.__class__.__name__)
+            self.dul.kill_dul()
+            abort = A_ABORT_RQ()
+            abort.source, abort.reason_diagnostic = 0x02, 0x00  # service provider, reason not specified
+            sock = self.dul.socket
+            if sock is not None and sock.socket is not None:
+                try:
+                    sock.socket.sendall(abort.encode())
+                except OSError:
+                    pass
+
+
+def _peer_of(dul: Any) -> str:
+    info = dul.assoc.requestor.address_info
+    return f"{info.address}:{info.port}" if info is not None else "a peer"
 
 
 class _RequestHandler(RequestHandler):
@@ -116,11 +271,15 @@ class _RequestHandler(RequestHandler):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+        # A send to a peer that stopped reading must not block forever (it would hold the DUL
+        # thread, and so the association slot, for good): no progress for the network timeout
+        # fails it, and pynetdicom then takes the connection as closed.
+        io_timeout = self.ae.network_timeout
         if isinstance(sock, ssl.SSLSocket):
             try:
                 sock.settimeout(self.ae.acse_timeout or 30)
                 sock.do_handshake()
-                sock.settimeout(None)
+                sock.settimeout(io_timeout)
             except (OSError, ssl.SSLError) as exc:
                 log.info("TLS handshake with %s failed: %s", self.client_address[0], exc)
                 try:
@@ -128,6 +287,8 @@ class _RequestHandler(RequestHandler):
                 except OSError:
                     pass
                 return
+        else:
+            sock.settimeout(io_timeout)
         super().handle()
 
     def _create_association(self) -> Any:
@@ -136,6 +297,7 @@ class _RequestHandler(RequestHandler):
         from pynetdicom.association import Association
 
         assoc = make_responsive(Association(self.ae, MODE_ACCEPTOR))
+        assoc.dul.state_machine.__class__ = _GuardedStateMachine
         assoc._server = self.server
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
         assoc.set_socket(_AcceptorSocket(assoc, client_socket=self.request))
@@ -146,6 +308,7 @@ class _RequestHandler(RequestHandler):
         assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
         assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
         assoc.requestor.address_info = self.remote
+        cast(_Server, self.server).track(assoc)
         for event in self.server._handlers:
             bound = self.server._handlers[event]
             if event.is_intervention and isinstance(bound, tuple) and bound:
@@ -157,7 +320,33 @@ class _RequestHandler(RequestHandler):
 
 
 class _Server(ThreadedAssociationServer):
+    """pynetdicom's threaded server that keeps at most `waiting_limit` connections waiting for their
+    A-ASSOCIATE-RQ: a flood of connections that never speak costs two threads each until the ACSE
+    timeout, so beyond the limit the oldest silent one is hung up. Association slots
+    (`maximum_associations`) count only connections that asked for an association
+    (serve_retrieve.ServingAE), so silent ones never lock real peers out."""
+
     daemon_threads = True
+    waiting_limit = 32
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._waiting: list[Any] = []
+        self._waiting_lock = threading.Lock()
+        self.hung_up = 0  # connections hung up for a newer one
+        super().__init__(*args, **kwargs)
+
+    def track(self, assoc: Any) -> None:
+        """A new connection's association (its thread not started yet)."""
+        with self._waiting_lock:
+            self._waiting = [a for a in self._waiting if a.requestor.primitive is None
+                             and not (a.ident is not None and not a.is_alive())]
+            while len(self._waiting) >= self.waiting_limit:
+                oldest = self._waiting.pop(0)
+                self.hung_up += 1
+                log.warning("%d connections are waiting to ask for an association: the oldest, from %s, is closed",
+                            self.waiting_limit + 1, oldest.requestor.address)
+                oldest.dul.socket.hang_up()
+            self._waiting.append(assoc)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         assert self.socket is not None
@@ -274,6 +463,7 @@ class DicomServer:
             ))
         except (OSError, OverflowError) as exc:
             raise _bind_error(self.host, self.port, exc) from exc
+        server.waiting_limit = max(_MIN_WAITING_LIMIT, 2 * self.max_associations)
         ae._servers.append(server)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                   name=f"pacsbrowser-scp-{server.server_address[1]}", daemon=True)
