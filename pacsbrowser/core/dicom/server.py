@@ -229,9 +229,12 @@ class _GuardedStateMachine(StateMachine):
 
     def transition(self, state: str) -> None:
         super().transition(state)
+        if state == "Sta1":
+            self._wake_waiting()
+
+    def _wake_waiting(self) -> None:
         dul = self.dul
-        if (state == "Sta1" and not self._woken and dul.assoc.requestor.primitive is None
-                and dul.to_user_queue.empty()):
+        if not self._woken and dul.assoc.requestor.primitive is None and dul.to_user_queue.empty():
             self._woken = True
             dul.to_user_queue.put(cast(Any, None))  # pynetdicom reads it as the ACSE timeout
 
@@ -242,10 +245,12 @@ class _GuardedStateMachine(StateMachine):
         except InvalidEventError:
             log.debug("DUL event %s in state %s from %s: the connection has ended", event, state, _peer_of(self.dul))
             self.dul.kill_dul()
+            self._wake_waiting()
         except Exception as exc:  # noqa: BLE001 - whatever a peer's bytes made pynetdicom raise
             log.warning("%s sent what cannot be processed (%s in state %s: %s): association aborted",
                         _peer_of(self.dul), event, state, exc.__class__.__name__)
             self.dul.kill_dul()
+            self._wake_waiting()
             abort = A_ABORT_RQ()
             abort.source, abort.reason_diagnostic = 0x02, 0x00  # service provider, reason not specified
             sock = self.dul.socket
@@ -335,11 +340,24 @@ class _Server(ThreadedAssociationServer):
         self.hung_up = 0  # connections hung up for a newer one
         super().__init__(*args, **kwargs)
 
+    def _prune_locked(self) -> None:
+        self._waiting = [a for a in self._waiting if a.requestor.primitive is None
+                         and not (a.ident is not None and not a.is_alive())]
+
+    def hang_up_waiting(self) -> int:
+        """Close every connection still waiting to ask for an association (the server stopping:
+        they have nothing to finish); how many."""
+        with self._waiting_lock:
+            self._prune_locked()
+            waiting, self._waiting = self._waiting, []
+        for assoc in waiting:
+            assoc.dul.socket.hang_up()
+        return len(waiting)
+
     def track(self, assoc: Any) -> None:
         """A new connection's association (its thread not started yet)."""
         with self._waiting_lock:
-            self._waiting = [a for a in self._waiting if a.requestor.primitive is None
-                             and not (a.ident is not None and not a.is_alive())]
+            self._prune_locked()
             while len(self._waiting) >= self.waiting_limit:
                 oldest = self._waiting.pop(0)
                 self.hung_up += 1
@@ -496,6 +514,7 @@ class DicomServer:
         server.shutdown()  # stops serve_forever, closes the listening socket
         if thread is not None:
             thread.join(join_timeout)
+        server.hang_up_waiting()  # connections that never asked for an association get no grace
         deadline = time.monotonic() + grace
         while server.active_associations and time.monotonic() < deadline:
             time.sleep(0.02)
