@@ -3,7 +3,7 @@ two C-MOVE destinations (one that aborts part-way), and the checks every hostile
 with: every thread and association slot freed, the archive whole (nothing half-written listed,
 nothing written outside it), and a well-behaved DCMTK storescu still served.
 
-Timeouts are short (ACSE 1.5 s, DIMSE and network 2 s) so that a peer that goes quiet costs the test
+Timeouts are short (ACSE 1.5 s, DIMSE 2 s, network 1 s) so that a peer that goes quiet costs the test
 seconds, not minutes; every wait is bounded.
 """
 
@@ -42,7 +42,7 @@ from tests.lab import rawpdu  # isort: skip
 SERVER_AE = "PBHOSTILE"
 GOOD_DESTINATION = "GOODDEST"
 ABORTING_DESTINATION = "ABORTDEST"
-TIMEOUTS = Timeouts(connect=2, acse=1.5, dimse=2, network=2)
+TIMEOUTS = Timeouts(connect=2, acse=1.5, dimse=2, network=1)
 MAX_ASSOCIATIONS = 4
 # The longest a connection may live after its peer went bad: the network timeout, then the
 # abort's own bounded steps (pynetdicom sleeps 0.1 s, the DUL closes), with room for a busy machine.

@@ -422,64 +422,6 @@ def test_a_stored_half_never_reaches_the_archive(hostile: HostileLab):
     assert not [p for p in hostile.archive.root.rglob("*") if uid in p.name]
 
 
-def _many_instances(archive, count: int) -> None:
-    """`count` small instances (no pixel data) in one series of a new study."""
-    from pydicom.dataset import Dataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    study, series = generate_uid(), generate_uid()
-    for number in range(1, count + 1):
-        ds = Dataset()
-        ds.SOPClassUID, ds.SOPInstanceUID = CT, f"2.25.{int(series.split('.')[-1]) % 10**20}{number:05d}"
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.PatientName, ds.PatientID, ds.Modality, ds.InstanceNumber = "MANY^ANSWERS", "MANY1", "CT", number
-        archive.store(rawpdu.encode_dataset(ds), ExplicitVRLittleEndian, sop_class_uid=CT,
-                      sop_instance_uid=ds.SOPInstanceUID)
-    archive.flush()
-
-
-def test_a_find_requester_that_stops_reading_frees_its_slot(lab: HostileLab, workdir):
-    """A C-FIND requester that stops reading while answers are queued (500 answers of ~10 KB: the
-    return keys ask for thousands of attributes, more than the socket buffers hold): the server
-    gives up within its timeouts instead of waiting forever for its send queue to drain."""
-    from pydicom.datadict import DicomDictionary
-
-    from pacsbrowser.core.archive import Archive
-    from pacsbrowser.core.dicom.server import DicomServer, ServerSettings
-
-    archive = Archive(workdir / "archive", durable=False)
-    server = DicomServer(ServerSettings(host="127.0.0.1", port=0, ae_title=SERVER_AE, query_retrieve=True,
-                                        timeouts=TIMEOUTS), archive)
-    try:
-        _many_instances(archive, 500)
-        server.start()
-        query = identifier("IMAGE", StudyInstanceUID="", SeriesInstanceUID="", SOPInstanceUID="")
-        for tag, (vr, _, _, retired, keyword) in DicomDictionary.items():
-            if vr in ("LO", "SH", "CS", "LT", "ST", "DA", "TM", "PN") and keyword and not retired \
-                    and tag >> 16 not in (0x0000, 0x0002) and keyword not in query:
-                setattr(query, keyword, "")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.settimeout(10)
-        sock.connect(server.address)
-        with rawpdu.RawPeer(sock) as peer:
-            peer.associate(SERVER_AE, [(3, FIND, SYNTAXES)], max_pdu=16384)
-            peer.send_message(rawpdu.c_find(FIND, query), 3)
-            first = peer.read_message()
-            assert first is not None and first.status == 0xFF00
-            print(f"\n{len(query)} keys asked, {len(first.data)} bytes an answer; then nothing read", end="")
-            lab.server, real = server, lab.server  # wait_freed looks at this server
-            try:
-                freed = lab.wait_freed(45)
-            finally:
-                lab.server = real
-            # the bound: the answers the socket buffers take (~2 MB, encoded in Python), then the timeouts
-            print(f"; freed after {freed:.2f} s", end="")
-    finally:
-        server.shutdown()
-        archive.close()
-
-
 # ------------------------------------------------------------------------------ property-based
 
 
@@ -514,7 +456,7 @@ def fuzzed(lab: HostileLab) -> Iterator[HostileLab]:
     lab.assert_recovered()
 
 
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
