@@ -137,7 +137,7 @@ def command_pdus(primitive, context_id: int, max_pdu: int = 16384) -> list[bytes
         message_class = C_STORE_RSP
     message = _message(primitive, message_class)
     out = []
-    for item in message.encode_msg(context_id, max_pdu):  # type: ignore[attr-defined]
+    for item in message.encode_msg(context_id, max_pdu):  # type: ignore[attr-defined] - _message returns a DIMSEMessage typed as object
         out.append(p_data(*(pdv(cid, value[1:], command=bool(value[0] & 1), last=bool(value[0] & 2))
                             for cid, value in item.presentation_data_value_list)))
     return out
