@@ -167,6 +167,28 @@ def test_an_oversized_pdu_is_refused_before_it_fills_memory(hostile: HostileLab,
     assert grown < 100, f"peak memory grew {grown:.0f} MB"
 
 
+def test_an_endless_command_set_is_refused(hostile: HostileLab):
+    """P-DATA PDUs of the allowed size whose command fragments never end (a command set is a few
+    hundred bytes): the server stops after a bounded amount instead of buffering all of it."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fragment = rawpdu.p_data(rawpdu.pdv(1, b"\x00" * 16000, command=True, last=False))
+    sent = 0
+    with hostile.connect() as peer:
+        peer.associate(SERVER_AE, [(1, CT, SYNTAXES)], max_pdu=16384)
+        try:
+            while sent < (300 << 20):
+                peer.send(fragment * 64)
+                sent += len(fragment) * 64
+        except OSError:
+            pass
+        closed = peer.closed_by_peer(5.0)
+    grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    print(f"\nendless command set: the server took {sent >> 20} MB; peak memory grew {grown:.0f} MB", end="")
+    assert sent < (64 << 20), f"the server read {sent >> 20} MB of one command set"
+    assert closed
+    assert grown < 100, f"peak memory grew {grown:.0f} MB"
+
+
 # ------------------------------------------------------------------------------ association steps
 
 

@@ -56,6 +56,7 @@ _RECV_CHUNK = 1 << 20
 _PDU_HEADER = 6
 _PDU_TYPES = frozenset(range(0x01, 0x08))
 _MAX_CONTROL_PDU = 1 << 20  # bytes: any PDU but P-DATA-TF
+_MAX_COMMAND_SET = 1 << 16  # bytes: a DIMSE command set is a few hundred
 _P_DATA_SLACK = 1024  # bytes over the announced maximum still read (a peer counting the header in)
 _READ_SLICE = 0.25  # seconds: how often a waiting read looks at the idle bound and at kill
 _MIN_WAITING_LIMIT = 16  # connections waiting for their A-ASSOCIATE-RQ (or twice max_associations)
@@ -111,7 +112,7 @@ class _AcceptorSocket(AssociationSocket):
     - reads come in large chunks (pynetdicom's own read 4 KiB at a time);
     - a PDU longer than we accept (`pdu_limit`) is refused after its header: A-ABORT (invalid PDU
       parameter value), connection closed, nothing more read, so a peer cannot make us buffer
-      gigabytes;
+      gigabytes; so is a DIMSE command set whose fragments go on past `_MAX_COMMAND_SET`;
     - a read that gets no byte for the network timeout gives up (a dead link, or a peer that starts
       a PDU and never finishes it), and so does a read while the association is being killed or the
       connection was hung up (`hang_up`): pynetdicom's abort then always ends both threads;
@@ -119,6 +120,8 @@ class _AcceptorSocket(AssociationSocket):
     """
 
     _reading_body = False  # the next recv() reads the body of the PDU whose header was just read
+    _body_type = 0
+    _command_bytes = 0  # command fragments received since the last one
     _refused = False  # a PDU was refused: nothing more is read
     _hung_up = False
 
@@ -127,15 +130,37 @@ class _AcceptorSocket(AssociationSocket):
         if self._refused or self.socket is None:
             return bytearray()
         data = self._read(nr_bytes)
-        if len(data) == nr_bytes and not reading_body and nr_bytes == _PDU_HEADER:
+        if len(data) < nr_bytes:
+            return data
+        if reading_body:
+            if self._body_type == 0x04 and not self._command_set_fits(data):
+                return data[:-1]  # pynetdicom takes a short PDU as the connection closed
+        elif nr_bytes == _PDU_HEADER:
             pdu_type, _, length = struct.unpack(">BBL", data)
             if pdu_type in _PDU_TYPES:  # pynetdicom reads no body for an unknown type
                 limit = self.pdu_limit(pdu_type)
                 if limit is not None and length > limit:
-                    self._refuse(pdu_type, length, limit)
+                    self._refuse(f"a PDU of type 0x{pdu_type:02X} and {length} bytes, more than the {limit} "
+                                 "we accept")
                 else:
-                    self._reading_body = True
+                    self._reading_body, self._body_type = True, pdu_type
         return data
+
+    def _command_set_fits(self, body: bytes | bytearray) -> bool:
+        """Count the command fragments of a P-DATA-TF body: a command set is a few hundred bytes,
+        but pynetdicom would buffer fragments without end until one says it is the last."""
+        offset = 0
+        while offset + 6 <= len(body):
+            length, _, control = struct.unpack_from(">LBB", body, offset)
+            if control & 0x01:
+                self._command_bytes += max(0, length - 2)
+                if self._command_bytes > _MAX_COMMAND_SET:
+                    self._refuse(f"a DIMSE command set of more than {_MAX_COMMAND_SET} bytes")
+                    return False
+                if control & 0x02:
+                    self._command_bytes = 0
+            offset += 4 + length
+        return True
 
     def pdu_limit(self, pdu_type: int) -> int | None:
         """The longest PDU body of `pdu_type` we read: for P-DATA-TF the maximum length we announced
@@ -193,10 +218,9 @@ class _AcceptorSocket(AssociationSocket):
             last_byte = time.monotonic()
         return buffer
 
-    def _refuse(self, pdu_type: int, length: int, limit: int) -> None:
+    def _refuse(self, what: str) -> None:
         self._refused = True
-        log.warning("%s sent a PDU of type 0x%02X and %d bytes, more than the %d we accept: association aborted",
-                    self._peer(), pdu_type, length, limit)
+        log.warning("%s sent %s: association aborted", self._peer(), what)
         abort = A_ABORT_RQ()
         abort.source, abort.reason_diagnostic = 0x02, 0x06  # service provider, invalid PDU parameter value
         sock = self.socket
