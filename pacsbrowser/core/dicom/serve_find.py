@@ -8,6 +8,7 @@ pynetdicom queues every response for sending without limit: a handler that yield
 index answers queues thousands of responses ahead of a slow reader, and a C-CANCEL then ends the
 operation only after all of them have crossed the wire. So the handler waits while more than
 `MAX_QUEUED` PDUs wait to be sent: a cancel is answered after at most that many more responses.
+It stops when the connection has ended meanwhile (that queue would never drain).
 """
 
 from __future__ import annotations
@@ -58,15 +59,27 @@ def calling_ae(event: Any) -> str:
     return str(event.assoc.requestor.ae_title or "").strip()
 
 
-def cancelled_while_sending(event: Any, limit: int = MAX_QUEUED) -> bool:
-    """Wait until at most `limit` PDUs are queued for sending (as long as the association lives);
-    True when a C-CANCEL came meanwhile (or had come: pynetdicom forgets it once asked)."""
-    queue = event.assoc.dul.to_provider_queue
+def connection_gone(assoc: Any) -> bool:
+    """The connection under `assoc` has ended (its DUL thread stopped, or back to idle or waiting
+    for the transport to close), while this handler's thread still sees the association established:
+    pynetdicom tells the association thread only once the handler returns."""
+    dul = assoc.dul
+    return not dul.is_alive() or dul.state_machine.current_state in ("Sta1", "Sta13")
+
+
+def wait_for_sending(event: Any, limit: int = MAX_QUEUED) -> str:
+    """Wait until at most `limit` PDUs are queued for sending: "ready"; "cancelled" when a C-CANCEL
+    came meanwhile (or had come: pynetdicom forgets it once asked); "gone" when the connection ended
+    (the queue would never drain: a peer that stopped reading and timed out, a reset)."""
+    assoc = event.assoc
+    queue = assoc.dul.to_provider_queue
     while True:
         if event.is_cancelled:
-            return True
-        if queue.qsize() <= limit or not event.assoc.is_established:
-            return False
+            return "cancelled"
+        if not assoc.is_established or connection_gone(assoc):
+            return "gone"
+        if queue.qsize() <= limit:
+            return "ready"
         time.sleep(0.002)
 
 
@@ -88,9 +101,13 @@ class FindHandler:
         count = 0
         try:
             for answer in self.query.find(identifier, model, retrieve_ae=self.ae_title):
-                if cancelled_while_sending(event):
+                state = wait_for_sending(event)
+                if state == "cancelled":
                     log.info("C-FIND from %s cancelled after %d answers", calling_ae(event), count)
                     yield CANCEL, None
+                    return
+                if state == "gone":
+                    log.warning("C-FIND from %s: the connection ended after %d answers", calling_ae(event), count)
                     return
                 count += 1
                 yield PENDING, answer
@@ -101,4 +118,5 @@ class FindHandler:
         log.info("C-FIND from %s (%s root): %d answers", calling_ae(event), model.lower(), count)
 
 
-__all__ = ["FIND_MODELS", "MODELS", "RETRIEVE_MODELS", "FindHandler", "calling_ae", "request_model"]
+__all__ = ["FIND_MODELS", "MODELS", "RETRIEVE_MODELS", "FindHandler", "calling_ae", "connection_gone", "request_model",
+           "wait_for_sending"]

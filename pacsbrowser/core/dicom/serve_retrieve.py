@@ -40,11 +40,19 @@ Destinations = Mapping[str, tuple[str, int]]
 class ServingAE(ApplicationEntity):
     """The server's AE: remembers, per thread, the association it last requested, so that the C-MOVE
     handler (which runs on the thread pynetdicom opens the destination association from) sees
-    which contexts the destination accepted."""
+    which contexts the destination accepted; counts only real associations against its limit."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._requested = threading.local()
+
+    @property
+    def active_associations(self) -> list[Any]:
+        """The associations that take one of `maximum_associations`: pynetdicom checks the limit
+        against this list, and would count every accepted connection, so connections that never
+        send an A-ASSOCIATE-RQ could fill every slot and lock real peers out. An acceptor counts
+        once its request came."""
+        return [a for a in super().active_associations if not (a.is_acceptor and a.requestor.primitive is None)]
 
     def associate(self, *args: Any, **kwargs: Any) -> Any:
         assoc = super().associate(*args, **kwargs)

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import select
 import socket
 import ssl
+import struct
 import threading
 import time
 from copy import deepcopy
@@ -34,6 +36,8 @@ from typing import Any, cast
 from pydicom.uid import UID
 from pynetdicom import AllStoragePresentationContexts, StoragePresentationContexts, build_context, evt
 from pynetdicom.ae import ApplicationEntity
+from pynetdicom.fsm import InvalidEventError, StateMachine
+from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
@@ -59,6 +63,14 @@ log = logging.getLogger(__name__)
 STORAGE_TRANSFER_SYNTAXES: list[str | UID] = list(ACCEPTED_FOR_STORAGE)
 
 _RECV_CHUNK = 1 << 20
+_PDU_HEADER = 6
+_PDU_TYPES = frozenset(range(0x01, 0x08))
+_MAX_CONTROL_PDU = 1 << 20  # bytes: any PDU but P-DATA-TF
+_MAX_COMMAND_SET = 1 << 16  # bytes: a DIMSE command set is a few hundred
+_P_DATA_SLACK = 1024  # bytes over the announced maximum still read (a peer counting the header in)
+_READ_SLICE = 0.25  # seconds: how often a waiting read looks at the idle bound and at kill
+_MIN_WAITING_LIMIT = 16  # connections waiting for their A-ASSOCIATE-RQ (or twice max_associations)
+_DEFAULT_IDLE = 60.0  # seconds without a byte mid-PDU when the association has no timeouts
 
 
 def storage_contexts(query_retrieve: bool = False) -> list[PresentationContext]:
@@ -108,29 +120,201 @@ def server_ssl_context(tls: TLSConfiguration, host: str, port: int) -> ssl.SSLCo
 
 
 class _AcceptorSocket(AssociationSocket):
-    """Reads in large chunks (pynetdicom's own reads 4 KiB at a time); counts the bytes it moves,
-    for the association and for the server."""
+    """The socket of one accepted connection, hardened against what a peer may send or not send.
+
+    pynetdicom's DUL reads a PDU as recv(6) for the header, then recv(length) for the body, each
+    blocking until every byte is in; a peer may announce any length up to 4 GiB. Here:
+    - reads come in large chunks (pynetdicom's own read 4 KiB at a time);
+    - a PDU longer than we accept (`pdu_limit`) is refused after its header: A-ABORT (invalid PDU
+      parameter value), connection closed, nothing more read, so a peer cannot make us buffer
+      gigabytes; so is a DIMSE command set whose fragments go on past `_MAX_COMMAND_SET`;
+    - a read that gets no byte for the network timeout gives up (a dead link, or a peer that starts
+      a PDU and never finishes it), and so does a read while the association is being killed or the
+      connection was hung up (`hang_up`): pynetdicom's abort then always ends both threads;
+    What comes back short, pynetdicom treats as the connection closed (Evt17).
+    """
+
+    _reading_body = False  # the next recv() reads the body of the PDU whose header was just read
+    _body_type = 0
+    _command_bytes = 0  # command fragments received since the last one
+    _refused = False  # a PDU was refused: nothing more is read
+    _hung_up = False
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        reading_body, self._reading_body = self._reading_body, False
+        if self._refused or self.socket is None:
+            return bytearray()
+        data = self._read(nr_bytes)
+        if len(data) < nr_bytes:
+            return data
+        if reading_body:
+            if self._body_type == 0x04 and not self._command_set_fits(data):
+                return data[:-1]  # pynetdicom takes a short PDU as the connection closed
+        elif nr_bytes == _PDU_HEADER:
+            pdu_type, _, length = struct.unpack(">BBL", data)
+            if pdu_type in _PDU_TYPES:  # pynetdicom reads no body for an unknown type
+                limit = self.pdu_limit(pdu_type)
+                if limit is not None and length > limit:
+                    self._refuse(f"a PDU of type 0x{pdu_type:02X} and {length} bytes, more than the {limit} "
+                                 "we accept")
+                else:
+                    self._reading_body, self._body_type = True, pdu_type
+        return data
+
+    def _command_set_fits(self, body: bytes | bytearray) -> bool:
+        """Count the command fragments of a P-DATA-TF body: a command set is a few hundred bytes,
+        but pynetdicom would buffer fragments without end until one says it is the last."""
+        offset = 0
+        while offset + 6 <= len(body):
+            length, _, control = struct.unpack_from(">LBB", body, offset)
+            if control & 0x01:
+                self._command_bytes += max(0, length - 2)
+                if self._command_bytes > _MAX_COMMAND_SET:
+                    self._refuse(f"a DIMSE command set of more than {_MAX_COMMAND_SET} bytes")
+                    return False
+                if control & 0x02:
+                    self._command_bytes = 0
+            offset += 4 + length
+        return True
+
+    def pdu_limit(self, pdu_type: int) -> int | None:
+        """The longest PDU body of `pdu_type` we read: for P-DATA-TF the maximum length we announced
+        (PS3.8 D.1: the variable field of a P-DATA-TF PDU; none when we announced 0, unlimited),
+        for the other PDUs `_MAX_CONTROL_PDU` (an A-ASSOCIATE-RQ with 128 contexts, roles and a user
+        identity is far below)."""
+        if pdu_type == 0x04:
+            announced = int(self.assoc.acceptor.maximum_length or 0)
+            return announced + _P_DATA_SLACK if announced else None
+        return _MAX_CONTROL_PDU
 
     def _activities(self) -> tuple[LinkActivity, LinkActivity | None]:
+        """Where the bytes this socket moves are counted: the association's and the server's."""
         assoc = self.assoc
         return activity_of(assoc), getattr(getattr(assoc, "_server", None), "link_activity", None)
 
-    def recv(self, nr_bytes: int) -> bytearray:
-        assert self.socket is not None
+    def send(self, bytestream: bytes) -> None:
+        counted_send(self, bytestream, *self._activities())
+
+    def hang_up(self) -> None:
+        """End the connection from another thread: what is being read comes back short."""
+        self._hung_up = True
+        sock = self.socket
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _stopping(self) -> bool:
+        assoc = self.assoc
+        return self._hung_up or bool(getattr(assoc, "_kill", False)) or bool(getattr(assoc.dul, "_kill_thread", False))
+
+    def _read(self, nr_bytes: int) -> bytearray:
+        sock = self.socket
+        assert sock is not None
         mine, server = self._activities()
         buffer = bytearray()
+        idle_limit = self.assoc.network_timeout or self.assoc.acse_timeout or _DEFAULT_IDLE
+        last_byte = time.monotonic()
         while len(buffer) < nr_bytes:
-            chunk = self.socket.recv(min(_RECV_CHUNK, nr_bytes - len(buffer)))
+            if self._stopping():
+                break
+            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                try:
+                    readable, _, _ = select.select([sock], [], [], _READ_SLICE)
+                except (OSError, ValueError):  # closed under us
+                    break
+                if not readable:
+                    if time.monotonic() - last_byte > idle_limit:
+                        log.warning("no data from %s for %g s in the middle of a PDU: connection closed",
+                                    self._peer(), idle_limit)
+                        break
+                    continue
+            try:
+                chunk = sock.recv(min(_RECV_CHUNK, nr_bytes - len(buffer)))
+            except (ssl.SSLWantReadError, InterruptedError):
+                continue
+            except OSError:
+                break
             if not chunk:
                 break
             buffer += chunk
+            last_byte = time.monotonic()
             mine.received(len(chunk))
             if server is not None:
                 server.received(len(chunk))
         return buffer
 
-    def send(self, bytestream: bytes) -> None:
-        counted_send(self, bytestream, *self._activities())
+    def _refuse(self, what: str) -> None:
+        self._refused = True
+        log.warning("%s sent %s: association aborted", self._peer(), what)
+        abort = A_ABORT_RQ()
+        abort.source, abort.reason_diagnostic = 0x02, 0x06  # service provider, invalid PDU parameter value
+        sock = self.socket
+        if sock is not None:
+            try:
+                sock.sendall(abort.encode())
+            except OSError:
+                pass
+        self.hang_up()
+
+    def _peer(self) -> str:
+        return _peer_of(self.assoc.dul)
+
+
+class _GuardedStateMachine(StateMachine):
+    """The DUL state machine of an accepted connection, whose failures end the connection quietly
+    instead of killing the DUL thread with a traceback.
+
+    pynetdicom raises out of its DUL thread (1) when an action fails, e.g. P-DATA whose command
+    set cannot be decoded (DT-2), after asking the thread to stop, and (2) for an event its state
+    has no transition for, e.g. a response queued for sending after the peer has gone (Sta1). Here
+    (1) sends the peer an A-ABORT and (2) just stops the thread; either way the association thread
+    then sees the DUL gone and closes the connection.
+
+    A connection that ends before its A-ASSOCIATE-RQ came (idle state Sta1 again: closed, reset,
+    aborted, refused, ARTIM expired) wakes the association thread at once; it would otherwise wait
+    for a request until the ACSE timeout, holding its thread."""
+
+    _woken = False
+
+    def transition(self, state: str) -> None:
+        super().transition(state)
+        if state == "Sta1":
+            self._wake_waiting()
+
+    def _wake_waiting(self) -> None:
+        dul = self.dul
+        if not self._woken and dul.assoc.requestor.primitive is None and dul.to_user_queue.empty():
+            self._woken = True
+            dul.to_user_queue.put(cast(Any, None))  # pynetdicom reads it as the ACSE timeout
+
+    def do_action(self, event: str) -> None:
+        state = self.current_state
+        try:
+            super().do_action(event)
+        except InvalidEventError:
+            log.debug("DUL event %s in state %s from %s: the connection has ended", event, state, _peer_of(self.dul))
+            self.dul.kill_dul()
+            self._wake_waiting()
+        except Exception as exc:  # noqa: BLE001 - whatever a peer's bytes made pynetdicom raise
+            log.warning("%s sent what cannot be processed (%s in state %s: %s): association aborted",
+                        _peer_of(self.dul), event, state, exc.__class__.__name__)
+            self.dul.kill_dul()
+            self._wake_waiting()
+            abort = A_ABORT_RQ()
+            abort.source, abort.reason_diagnostic = 0x02, 0x00  # service provider, reason not specified
+            sock = self.dul.socket
+            if sock is not None and sock.socket is not None:
+                try:
+                    sock.socket.sendall(abort.encode())
+                except OSError:
+                    pass
+
+
+def _peer_of(dul: Any) -> str:
+    info = dul.assoc.requestor.address_info
+    return f"{info.address}:{info.port}" if info is not None else "a peer"
 
 
 class _RequestHandler(RequestHandler):
@@ -165,6 +349,7 @@ class _RequestHandler(RequestHandler):
         from pynetdicom.association import Association
 
         assoc = make_responsive(Association(self.ae, MODE_ACCEPTOR))
+        assoc.dul.state_machine.__class__ = _GuardedStateMachine
         assoc._server = self.server
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
         assoc.set_socket(_AcceptorSocket(assoc, client_socket=self.request))
@@ -177,6 +362,7 @@ class _RequestHandler(RequestHandler):
         # private and newer storage classes too, with the roles our storage contexts allow
         accept_any_storage(assoc, STORAGE_TRANSFER_SYNTAXES, roles=any(cx.scp_role for cx in self.server.contexts))
         assoc.requestor.address_info = self.remote
+        cast(_Server, self.server).track(assoc)
         for event in self.server._handlers:
             bound = self.server._handlers[event]
             if event.is_intervention and isinstance(bound, tuple) and bound:
@@ -188,8 +374,47 @@ class _RequestHandler(RequestHandler):
 
 
 class _Server(ThreadedAssociationServer):
+    """pynetdicom's threaded server that keeps at most `waiting_limit` connections waiting for their
+    A-ASSOCIATE-RQ: a flood of connections that never speak costs two threads each until the ACSE
+    timeout, so beyond the limit the oldest silent one is hung up. Association slots
+    (`maximum_associations`) count only connections that asked for an association
+    (serve_retrieve.ServingAE), so silent ones never lock real peers out."""
+
     daemon_threads = True
     link_activity: LinkActivity  # every byte any of its associations moved (set by DicomServer.start)
+    waiting_limit = 32
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._waiting: list[Any] = []
+        self._waiting_lock = threading.Lock()
+        self.hung_up = 0  # connections hung up for a newer one
+        super().__init__(*args, **kwargs)
+
+    def _prune_locked(self) -> None:
+        self._waiting = [a for a in self._waiting if a.requestor.primitive is None
+                         and not (a.ident is not None and not a.is_alive())]
+
+    def hang_up_waiting(self) -> int:
+        """Close every connection still waiting to ask for an association (the server stopping:
+        they have nothing to finish); how many."""
+        with self._waiting_lock:
+            self._prune_locked()
+            waiting, self._waiting = self._waiting, []
+        for assoc in waiting:
+            assoc.dul.socket.hang_up()
+        return len(waiting)
+
+    def track(self, assoc: Any) -> None:
+        """A new connection's association (its thread not started yet)."""
+        with self._waiting_lock:
+            self._prune_locked()
+            while len(self._waiting) >= self.waiting_limit:
+                oldest = self._waiting.pop(0)
+                self.hung_up += 1
+                log.warning("%d connections are waiting to ask for an association: the oldest, from %s, is closed",
+                            self.waiting_limit + 1, oldest.requestor.address)
+                oldest.dul.socket.hang_up()
+            self._waiting.append(assoc)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         assert self.socket is not None
@@ -310,6 +535,7 @@ class DicomServer:
         except (OSError, OverflowError) as exc:
             raise _bind_error(self.host, self.port, exc) from exc
         server.link_activity = self.link_activity
+        server.waiting_limit = max(_MIN_WAITING_LIMIT, 2 * self.max_associations)
         ae._servers.append(server)
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                   name=f"pacsbrowser-scp-{server.server_address[1]}", daemon=True)
@@ -342,6 +568,7 @@ class DicomServer:
         server.shutdown()  # stops serve_forever, closes the listening socket
         if thread is not None:
             thread.join(join_timeout)
+        server.hang_up_waiting()  # connections that never asked for an association get no grace
         deadline = time.monotonic() + grace
         while server.active_associations and time.monotonic() < deadline:
             time.sleep(0.02)
