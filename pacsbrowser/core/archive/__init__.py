@@ -33,6 +33,7 @@ SQLite index and its SQL), writer (the write path), indexer (the indexing thread
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -59,7 +60,7 @@ from .paths import (
     safe_name,
 )
 from .removal import DeleteReport, delete_rows_and_files
-from .writer import FileWriter, PendingPaths, WriteGate
+from .writer import FileWriter, PendingPaths, StreamingWrite, WriteGate
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,33 @@ class Archive:
             self._indexer.submit(stored, on_indexed)
             return stored
 
+    def open_stream(
+        self,
+        head: bytes | bytearray,
+        header_end: int,
+        transfer_syntax: str,
+        *,
+        sop_class_uid: str = "",
+        sop_instance_uid: str = "",
+        source_ae: str = "",
+        received_at: float | None = None,
+        on_indexed: IndexedCallback | None = None,
+    ) -> "ArchiveStream":
+        """Start storing an encoded data set whose bytes are still arriving (core.dicom.bulkreceive):
+        `head` is its start, holding at least everything before its pixel data (`head[:header_end]`,
+        what the header is read from). Then `write` the rest and `commit`, or `abandon`. The file,
+        its File Meta and its indexing are those `store` gives the same bytes.
+
+        Raises what `store` raises (MalformedDataset, OSError, ArchiveError); nothing is left behind."""
+        stream = ArchiveStream(self, on_indexed)
+        try:
+            stream.begin(head, header_end, transfer_syntax, sop_class_uid=sop_class_uid,
+                         sop_instance_uid=sop_instance_uid, source_ae=source_ae, received_at=received_at)
+        except BaseException:
+            stream.abandon()
+            raise
+        return stream
+
     def write_instance(self, data: bytes, transfer_syntax: str, **origin: Any) -> StoredInstance:
         """Like `store` (the same keywords but `on_indexed`), without indexing: the caller hands
         the result to `submit` or `add`."""
@@ -337,9 +365,56 @@ class Archive:
         return row.path if row else None
 
 
+class ArchiveStream:
+    """One instance being stored as it arrives (`Archive.open_stream`): a write section of the
+    archive (closing waits for it) around a `StreamingWrite`, then the indexing `store` queues."""
+
+    def __init__(self, archive: Archive, on_indexed: IndexedCallback | None) -> None:
+        self._archive, self._on_indexed = archive, on_indexed
+        self._section = contextlib.ExitStack()
+        self._write: StreamingWrite | None = None
+
+    def begin(self, head: bytes | bytearray, header_end: int, transfer_syntax: str, **origin: Any) -> None:
+        self._section.enter_context(self._archive._gate.section())
+        self._write = StreamingWrite(self._archive._writer, head, header_end, transfer_syntax, **origin)
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far, File Meta included."""
+        return self._write.size if self._write is not None else 0
+
+    def write(self, chunks: list[memoryview]) -> None:
+        """Append `chunks` (written before this returns). Raises OSError."""
+        if self._write is None:
+            raise ValueError("the stream is closed")
+        self._write.write(chunks)
+
+    def commit(self) -> StoredInstance:
+        """Put the file in place and queue its indexing; raises OSError (nothing left behind)."""
+        write, self._write = self._write, None
+        if write is None:
+            raise ValueError("the stream is closed")
+        try:
+            stored = write.commit()
+            self._archive._indexer.submit(stored, self._on_indexed)
+            return stored
+        finally:
+            self._section.close()
+
+    def abandon(self) -> None:
+        """Drop what was written. Idempotent."""
+        write, self._write = self._write, None
+        try:
+            if write is not None:
+                write.abandon()
+        finally:
+            self._section.close()
+
+
 __all__ = [
     "DEFAULT_MIN_FREE_BYTES",
     "Archive",
+    "ArchiveStream",
     "DeleteReport",
     "InstanceInfo",
     "InstanceRow",

@@ -37,6 +37,7 @@ from ..errors import (
     TLSError,
 )
 from ..records import Timeouts, TLSConfiguration
+from . import bulkreceive
 from .responsive import is_responsive, make_responsive
 
 log = logging.getLogger(__name__)
@@ -113,13 +114,14 @@ class ObservedSocket(AssociationSocket):
 
 class PacsAE(ApplicationEntity):
     """An AE whose requestor sockets are ObservedSockets and whose associations wait for events
-    instead of polling (responsive.make_responsive: called here, before their threads start)."""
+    instead of polling (responsive.make_responsive: called here, before their threads start) and
+    receive C-STOREs on the lean path (bulkreceive.enable: a C-GET's sub-operations)."""
 
     responsive = True  # set per association request by open_association
 
     def _create_socket(self, assoc, address, tls_args):
         if self.responsive:
-            make_responsive(assoc)
+            bulkreceive.enable(make_responsive(assoc))
         sock = ObservedSocket(assoc, address=address)
         sock.tls_args = tls_args
         return sock

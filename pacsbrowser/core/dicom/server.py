@@ -10,7 +10,8 @@ What pynetdicom does not do, done here:
 - TCP_NODELAY on accepted sockets (FIELD-NOTES: Nagle adds ~40 ms per message in two parts);
 - the TLS handshake on the connection's own thread with the ACSE timeout, not in the accept loop
   (pynetdicom's `get_request` handshakes there, so one silent client would stall every other);
-- socket reads in large chunks (pynetdicom reads 4 KiB at a time).
+- socket reads in large chunks (pynetdicom reads 4 KiB at a time), and C-STOREs received on the
+  lean path (core.dicom.bulkreceive) once the association is established.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..archive import Archive
 from ..errors import ListenerError
 from ..records import DEFAULT_MAX_PDU, Timeouts, TLSConfiguration
 from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
+from . import bulkreceive
 from .receive import IndexedHandler, ReceiveHandler, StoreStats
 from .responsive import make_responsive
 from .serve_find import FIND_MODELS, RETRIEVE_MODELS, FindHandler
@@ -135,7 +137,7 @@ class _RequestHandler(RequestHandler):
         from pynetdicom._globals import MODE_ACCEPTOR
         from pynetdicom.association import Association
 
-        assoc = make_responsive(Association(self.ae, MODE_ACCEPTOR))
+        assoc = bulkreceive.enable(make_responsive(Association(self.ae, MODE_ACCEPTOR)))
         assoc._server = self.server
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
         assoc.set_socket(_AcceptorSocket(assoc, client_socket=self.request))
