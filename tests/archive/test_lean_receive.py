@@ -9,6 +9,7 @@ included) with what the same SCP writes with the lean path off.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import struct
 import time
@@ -31,7 +32,7 @@ from pynetdicom.dimse_messages import C_STORE_RQ, C_STORE_RSP
 from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 from pynetdicom.pdu import P_DATA_TF
 
-from pacsbrowser.core.archive import Archive, parse_dataset
+from pacsbrowser.core.archive import Archive, InstanceInfo, RawHeader, parse_dataset
 from pacsbrowser.core.dicom import bulkreceive
 from pacsbrowser.core.dicom.receive import ReceiveHandler
 from pacsbrowser.core.server import ArchiveServer
@@ -157,6 +158,21 @@ def _files(archive: Archive) -> dict[str, bytes]:
     return {str(p.relative_to(archive.root)): p.read_bytes() for p in our_files(archive.root)}
 
 
+def _index(archive: Archive) -> list[dict]:
+    """Every row the index lists, without what depends on when or where it was written."""
+    def plain(row) -> dict:
+        return {k: v for k, v in dataclasses.asdict(row).items()
+                if not any(word in k for word in ("received", "path", "mtime", "updated", "added"))}
+
+    rows = [plain(p) for p in archive.patients()]
+    for study in archive.studies():
+        rows.append(plain(study))
+        for series in archive.series(study.study_uid):
+            rows.append(plain(series))
+            rows += [plain(i) for i in archive.instances(series.series_uid)]
+    return rows
+
+
 @pytest.mark.parametrize("max_pdu", [16384, 4096, 0])
 def test_the_lean_path_writes_the_files_pynetdicom_writes(workdir: Path, handler_calls, monkeypatch, max_pdu):
     shapes = _shapes()
@@ -166,7 +182,7 @@ def test_the_lean_path_writes_the_files_pynetdicom_writes(workdir: Path, handler
         assert _receive(lean, datasets, max_pdu) == [0] * len(datasets)
         # all taken by the lean path (deflated and no pixel data are kept whole in memory, as before)
         assert handler_calls == []
-        got = _files(lean)
+        got, got_index = _files(lean), _index(lean)
     finally:
         lean.close()
     monkeypatch.setattr(bulkreceive, "ENABLED", False)
@@ -174,13 +190,14 @@ def test_the_lean_path_writes_the_files_pynetdicom_writes(workdir: Path, handler
     try:
         assert _receive(plain, datasets, max_pdu) == [0] * len(datasets)
         assert len(handler_calls) == len(datasets)
-        want = _files(plain)
+        want, want_index = _files(plain), _index(plain)
     finally:
         plain.close()
     assert len(want) == len(datasets)
     assert got.keys() == want.keys()
     for rel, data in want.items():
         assert got[rel] == data, f"{rel} differs"
+    assert got_index == want_index and len(want_index) > len(datasets)
 
 
 def test_the_header_walk_stops_where_pydicom_stops():
@@ -195,10 +212,13 @@ def test_the_header_walk_stops_where_pydicom_stops():
         fp.is_little_endian, fp.is_implicit_VR = True, syntax.is_implicit_VR
         write_dataset(fp, ds)
         data = fp.getvalue()
-        end, _ = bulkreceive.header_end(data, 0, syntax.is_implicit_VR)
+        values: dict[int, bytes] = {}
+        end, _ = bulkreceive.header_end(data, 0, syntax.is_implicit_VR, values)
         if "PixelData" in ds:
             assert end is not None and data[end:end + 4] == b"\xe0\x7f\x10\x00", name
-            assert parse_dataset(data[:end], syntax).SOPInstanceUID == ds.SOPInstanceUID
+            parsed = parse_dataset(data[:end], syntax)
+            assert parsed.SOPInstanceUID == ds.SOPInstanceUID
+            assert InstanceInfo.from_dataset(RawHeader(values)) == InstanceInfo.from_dataset(parsed), name
             for cut in range(0, end, max(1, end // 40)):  # any shorter start: more bytes needed
                 assert bulkreceive.header_end(data[:cut], 0, syntax.is_implicit_VR)[0] is None, (name, cut)
         else:

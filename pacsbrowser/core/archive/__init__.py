@@ -49,7 +49,7 @@ from .index import IndexReader, InstanceRow, PatientRow, RepairReport, SeriesRow
 from .indexer import IndexedCallback, Indexer
 from .lock import DirLock
 from .maintenance import Maintenance, has_data_folders, move_index_aside
-from .part10 import InstanceInfo, MalformedDataset, StoredInstance, parse_dataset, split_part10
+from .part10 import HEADER_TAGS, InstanceInfo, MalformedDataset, RawHeader, StoredInstance, parse_dataset, split_part10
 from .paths import (
     DEFAULT_MIN_FREE_BYTES,
     INDEX_NAME,
@@ -240,17 +240,20 @@ class Archive:
         source_ae: str = "",
         received_at: float | None = None,
         on_indexed: IndexedCallback | None = None,
+        header: RawHeader | None = None,
     ) -> "ArchiveStream":
         """Start storing an encoded data set whose bytes are still arriving (core.dicom.bulkreceive):
         `head` is its start, holding at least everything before its pixel data (`head[:header_end]`,
-        what the header is read from). Then `write` the rest and `commit`, or `abandon`. The file,
-        its File Meta and its indexing are those `store` gives the same bytes.
+        what the header is read from, unless `header` holds its elements already). Then `write` the
+        rest and `commit`, or `abandon`. The file, its File Meta and its indexing are those `store`
+        gives the same bytes.
 
         Raises what `store` raises (MalformedDataset, OSError, ArchiveError); nothing is left behind."""
         stream = ArchiveStream(self, on_indexed)
         try:
             stream.begin(head, header_end, transfer_syntax, sop_class_uid=sop_class_uid,
-                         sop_instance_uid=sop_instance_uid, source_ae=source_ae, received_at=received_at)
+                         sop_instance_uid=sop_instance_uid, source_ae=source_ae, received_at=received_at,
+                         header=header)
         except BaseException:
             stream.abandon()
             raise
@@ -413,6 +416,7 @@ class ArchiveStream:
 
 __all__ = [
     "DEFAULT_MIN_FREE_BYTES",
+    "HEADER_TAGS",
     "Archive",
     "ArchiveStream",
     "DeleteReport",
@@ -420,6 +424,7 @@ __all__ = [
     "InstanceRow",
     "MalformedDataset",
     "PatientRow",
+    "RawHeader",
     "RepairReport",
     "SeriesRow",
     "StoredInstance",

@@ -19,6 +19,7 @@ from ..errors import ArchiveError
 from .part10 import (
     InstanceInfo,
     MalformedDataset,
+    RawHeader,
     StoredInstance,
     _file_meta_bytes,
     parse_dataset,
@@ -197,10 +198,12 @@ class StreamingWrite:
     C-STORE go to the disk as they come, the data set is never whole in memory).
 
     Opened with the start of the data set, up to its pixel data at least (`head`): that is what
-    the header is read from, exactly as `FileWriter.write_encoded` reads it, and it decides the
+    the header is read from, exactly as `FileWriter.write_encoded` reads it (or `header`, its
+    elements already found by the caller's walk, part10.RawHeader), and it decides the
     File Meta (the same bytes: our Implementation Class UID and version, the sender's AE) and the
     file's place. The temporary file is made in the destination folder, as `FileWriter` does;
-    `write` appends the rest; `commit` checks the reserve, fsyncs (when durable), renames and
+    `write` appends the rest; `commit` checks the reserve (`min_free_bytes`, once the size is
+    known), fsyncs (when durable), renames and
     fsyncs the folder; `abandon` removes the temporary file. The path stays in `pending` until
     its indexing releases it (or `abandon` does).
 
@@ -211,8 +214,8 @@ class StreamingWrite:
 
     def __init__(self, writer: FileWriter, head: bytes | bytearray, header_end: int, transfer_syntax: str, *,
                  sop_class_uid: str = "", sop_instance_uid: str = "", source_ae: str = "",
-                 received_at: float | None = None) -> None:
-        parsed = parse_dataset(bytes(head[:header_end]), transfer_syntax)
+                 received_at: float | None = None, header: RawHeader | None = None) -> None:
+        parsed = header if header is not None else parse_dataset(bytes(head[:header_end]), transfer_syntax)
         info = InstanceInfo.from_dataset(parsed, sop_class_uid, sop_instance_uid)
         if not info.sop_class_uid:
             raise MalformedDataset("the data set has no SOP Class UID")
@@ -232,9 +235,11 @@ class StreamingWrite:
         self._tmp: str | None = None
         writer.pending.add(self.rel)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._check_reserve(folder, len(meta) + len(head))
-            self._fd, self._tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
+            try:
+                self._fd, self._tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
+            except FileNotFoundError:  # a new series: its folder first
+                folder.mkdir(parents=True, exist_ok=True)
+                self._fd, self._tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
             _write_chunks(self._fd, [meta, bytes(head)])
             self.size = len(meta) + len(head)
         except BaseException:

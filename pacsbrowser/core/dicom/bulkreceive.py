@@ -72,10 +72,10 @@ from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 
-from ..archive import ArchiveStream, is_valid_uid
+from ..archive import HEADER_TAGS, ArchiveStream, RawHeader, is_valid_uid
 from .activity import activity_of
 from .receive import ReceiveHandler, sender_of
-from .responsive import ResponsiveDUL
+from .responsive import IDLE, ResponsiveDUL
 
 log = logging.getLogger(__name__)
 
@@ -204,20 +204,32 @@ class Unwalkable(ValueError):
     """The data set's elements cannot be walked (not DICOM as far as a walk can tell)."""
 
 
-def header_end(data: bytes | bytearray, start: int, implicit: bool) -> tuple[int | None, int]:
+def header_end(data: bytes | bytearray, start: int, implicit: bool,
+               values: dict[int, bytes] | None = None) -> tuple[int | None, int]:
     """Walk the top-level elements of an encoded data set (little endian) from `start`, an
     element boundary: (offset of the first pixel data element, or None when the bytes so far end
-    before one; the boundary to resume from). Raises Unwalkable."""
+    before one; the boundary to resume from). The values of the header elements the index keeps
+    (archive.HEADER_TAGS) go into `values`, raw, as `parse_dataset` reads them. Raises Unwalkable."""
     pos = start
     while True:
         if pos + 8 > len(data):
             return None, pos
         group, element = struct.unpack_from("<HH", data, pos)
-        if (group << 16 | element) in _PIXEL_TAGS:
+        tag = group << 16 | element
+        if tag in _PIXEL_TAGS:
             return pos, pos
         end = _skip_element(data, pos, implicit)
         if end is None:
             return None, pos
+        if values is not None and tag in HEADER_TAGS:
+            if implicit:
+                (length,) = struct.unpack_from("<L", data, pos + 4)
+            elif bytes(data[pos + 4:pos + 6]) in _LONG_VRS:
+                (length,) = struct.unpack_from("<L", data, pos + 8)
+            else:
+                (length,) = struct.unpack_from("<H", data, pos + 6)
+            if length != 0xFFFFFFFF:
+                values[tag] = bytes(data[end - length:end])
         pos = end
 
 
@@ -310,6 +322,7 @@ class _Message:
     nbytes: int = 0  # data set bytes received
     head: bytearray | None = field(default_factory=bytearray)  # until the stream opens
     scan: int = 0  # where the header walk resumes
+    values: dict[int, bytes] = field(default_factory=dict)  # the header elements the walk found
     walk: bool = True  # False: keep the whole data set in memory (deflated, big endian, unwalkable)
     stream: ArchiveStream | None = None
     error: BaseException | None = None  # storing failed: the rest is read and dropped, then refused
@@ -339,15 +352,37 @@ class BulkReader:
     # ---- reading
 
     def pump(self) -> None:
-        """Act on what is buffered; read what the socket has; act on it."""
-        if self._process() == DELIVERED:
-            return
-        got = self._recv()
-        if got < 0:
-            self._closed()
-            return
-        if got:
-            self._process()
+        """Act on what is buffered, read what the socket has, act on it; in the middle of a
+        C-STORE, go on reading here (a DUL loop turn per read costs more than the read) until it
+        is whole, the socket stays silent for IDLE, or the DUL has something else to do (a
+        primitive to send, such as an abort; its end)."""
+        dul = self.dul
+        while True:
+            if self._process() == DELIVERED:
+                return
+            got = self._recv()
+            if got < 0:
+                self._closed()
+                return
+            if got:
+                if self.message is not None:
+                    dul._idle_timer.restart()  # bytes came: the network timeout counts from here
+                continue
+            if self.message is None or dul._kill_thread or dul.to_provider_queue.queue or not self._wait():
+                return
+
+    def _wait(self) -> bool:
+        """Whether the socket became readable within IDLE."""
+        raw = getattr(self.dul.socket, "socket", None)
+        if raw is None:
+            return False
+        if isinstance(raw, ssl.SSLSocket) and raw.pending():
+            return True
+        try:
+            readable, _, _ = select.select([raw], [], [], IDLE)
+        except (OSError, ValueError):
+            return False
+        return bool(readable)
 
     def _recv(self) -> int:
         """Read what the socket holds without waiting for more: bytes read, 0 for none yet, -1
@@ -600,7 +635,7 @@ class BulkReader:
             return
         implicit = message.transfer_syntax == _IMPLICIT_LE
         try:
-            end, message.scan = header_end(head, message.scan, implicit)
+            end, message.scan = header_end(head, message.scan, implicit, message.values)
         except Unwalkable:
             message.walk = False  # kept whole: `store` reads it (or refuses it) as it does today
             return
@@ -611,7 +646,8 @@ class BulkReader:
                 head, end, message.transfer_syntax, sop_class_uid=message.request.sop_class_uid,
                 sop_instance_uid=message.request.sop_instance_uid, source_ae=message.sender_ae,
                 received_at=message.received_at,
-                on_indexed=message.handler.indexed_callback(message.sender_ae, message.peer))
+                on_indexed=message.handler.indexed_callback(message.sender_ae, message.peer),
+                header=RawHeader(message.values))
         except Exception as exc:  # noqa: BLE001 - refused once the data set is read (ReceiveHandler.refused)
             message.error = exc
         message.head = None
