@@ -335,7 +335,8 @@ class BulkReader:
         self.dul = dul
         self.assoc = dul.assoc
         self.active = False
-        self.buf = bytearray(BUFFER)
+        self.wanted = True
+        self.buf = bytearray()  # allocated on activation
         self.view = memoryview(self.buf)
         self.lo = self.hi = 0
         self.more = False  # a complete unit may wait in the buffer (no socket read needed)
@@ -348,6 +349,23 @@ class BulkReader:
         self.taken = 0  # C-STOREs taken (tests and benchmarks read it)
         self._contexts: dict[tuple[int, str], str | None] = {}
         self._activity = activity_of(self.assoc)
+
+    def activate(self) -> bool:
+        """Whether to take over the socket's reads, now that the association is established:
+        on our SCP's associations, and on those we requested that accept us as storage SCP (a
+        C-GET's). A C-STORE, C-FIND or C-MOVE association of ours receives no C-STORE: it keeps
+        pynetdicom's reads (a C-MOVE's images come on associations to our SCP)."""
+        if not self.wanted:
+            return False
+        assoc = self.assoc
+        if assoc.is_requestor and not any(cx.as_scp for cx in assoc.accepted_contexts):
+            self.wanted = False
+            return False
+        self.buf = bytearray(BUFFER)
+        self.view.release()
+        self.view = memoryview(self.buf)
+        self.active = True
+        return True
 
     # ---- reading
 
@@ -747,10 +765,9 @@ class BulkDUL(ResponsiveDUL):
     def _read_pdu_data(self) -> None:
         reader = self._bulk
         if not reader.active:
-            if self.state_machine.current_state != "Sta6":
+            if self.state_machine.current_state != "Sta6" or not reader.activate():
                 super()._read_pdu_data()
                 return
-            reader.active = True
         reader.pump()
 
     def _is_transport_event(self) -> bool:
@@ -791,7 +808,7 @@ def _time_dimse_from_last_byte(assoc: Any, reader: BulkReader) -> None:
 
     def get_msg(block: bool = False) -> Any:
         timeout = dimse.dimse_timeout
-        if not block or timeout is None:
+        if not block or timeout is None or not reader.active:
             return original(block)
         wait = timeout
         while True:
