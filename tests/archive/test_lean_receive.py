@@ -467,3 +467,47 @@ def test_other_messages_still_go_to_pynetdicom(archive: Archive, handler_calls):
     assert run(main()) == [0, 0, 0, 0]
     archive.flush()
     assert handler_calls == [] and archive.counts()["instances"] == 3
+
+
+def test_a_disk_that_fills_half_way_through_a_data_set_refuses_it_and_keeps_the_association(
+        archive: Archive, handler_calls, monkeypatch):
+    """ENOSPC while the fragments stream in: the rest is read and dropped, the reply is 0xA700 with
+    the words ReceiveHandler uses, nothing is left; the next instance on the association is stored."""
+    import errno
+
+    import pacsbrowser.core.archive.writer as archive_writer
+
+    real = archive_writer.os.writev
+    full = {"on": True}
+
+    def writev(fd, buffers):
+        if full["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, buffers)
+
+    monkeypatch.setattr(archive_writer.os, "writev", writev)
+    first, second = make_dataset(extra_bytes=300_000), make_dataset(extra_bytes=300_000)
+
+    def send(port: int):
+        ae = AE(ae_title="SENDER")
+        ae.add_requested_context(CT_IMAGE_STORAGE, ExplicitVRLittleEndian)
+        assoc = ae.associate(LOOPBACK, port, ae_title=AET)
+        try:
+            status = assoc.send_c_store(first)
+            out = [(int(status.Status), str(status.get("ErrorComment", "")))]
+            full["on"] = False
+            status = assoc.send_c_store(second)
+            return out + [(int(status.Status), str(status.get("ErrorComment", "")))]
+        finally:
+            assoc.release()
+
+    async def main():
+        async with ArchiveServer(0, AET, archive, host=LOOPBACK, max_pdu=16384) as scp:
+            return await asyncio.to_thread(send, scp.address[1]), scp.stats
+
+    statuses, stats = run(main())
+    archive.flush()
+    assert statuses == [(0xA700, "Out of resources: the archive disk is full"), (0x0000, "")]
+    assert handler_calls == [] and stats.failed == 1 and stats.stored == 1
+    assert not archive.has_instance(str(first.SOPInstanceUID)) and archive.has_instance(str(second.SOPInstanceUID))
+    assert len(our_files(archive.root)) == 1 and temp_files(archive.root) == []

@@ -375,14 +375,18 @@ class BulkReader:
         is whole, the socket stays silent for IDLE, or the DUL has something else to do (a
         primitive to send, such as an abort; its end)."""
         dul = self.dul
+        fresh = False  # bytes were read in this call (and acted on)
         while True:
             if self._process() == DELIVERED:
                 return
+            if fresh and (self.message is None or dul._kill_thread or dul.to_provider_queue.queue):
+                return  # the DUL loop's turn: it sends what is queued (a C-CANCEL, an abort) at once
             got = self._recv()
             if got < 0:
                 self._closed()
                 return
             if got:
+                fresh = True
                 if self.message is not None:
                     dul._idle_timer.restart()  # bytes came: the network timeout counts from here
                 continue
