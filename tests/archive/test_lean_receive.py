@@ -403,7 +403,7 @@ def test_a_transfer_split_into_tiny_pieces_is_stored_whole(archive: Archive, han
 
 
 @pytest.mark.parametrize("ending", ["A-ABORT", "A-RELEASE-RQ", "closed", "command fragment", "other context",
-                                    "fragment longer than its PDU", "unknown PDU type"])
+                                    "fragment longer than its PDU", "unknown PDU type", "PDU longer than announced"])
 def test_a_transfer_ended_half_way_leaves_nothing(archive: Archive, handler_calls, ending: str):
     ds = make_dataset(extra_bytes=200_000)
     pdus = _store_pdus(ds, 1)
@@ -415,6 +415,7 @@ def test_a_transfer_ended_half_way_leaves_nothing(archive: Archive, handler_call
         "other context": (_pdv_pdu(3, 0x00, b"\x00" * 8), 0x07),
         "fragment longer than its PDU": (struct.pack(">BxLLBB", 0x04, 10, 50, 1, 0) + b"\x00" * 4, 0x07),
         "unknown PDU type": (b"\x09\x00\x00\x00\x00\x02\x00\x00", 0x07),
+        "PDU longer than announced": (struct.pack(">BxL", 0x04, 1 << 30) + b"\x00" * 64, 0x07),
     }
     tail, answer = endings[ending]
 

@@ -101,6 +101,10 @@ _NO_DATA_SET = 0x0101
 
 NEED, DELIVERED = "need", "delivered"
 
+_P_DATA_SLACK = 1024  # bytes over the announced maximum still read (a peer counting the header in)
+_MAX_CONTROL_PDU = 1 << 20  # bytes: any PDU but P-DATA-TF
+_ABORT_INVALID_PARAMETER = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0x02, 0x06])  # A-ABORT: provider, invalid parameter
+
 
 # --------------------------------------------------------------------------------------------
 # Command sets
@@ -336,6 +340,9 @@ class BulkReader:
         self.assoc = dul.assoc
         self.active = False
         self.wanted = True
+        self.refused = False  # a PDU was refused: nothing more is read
+        self.acceptor = bool(self.assoc.is_acceptor)
+        self.announced = 0  # the maximum PDU length we announced (set on activation)
         self.buf = bytearray()  # allocated on activation
         self.view = memoryview(self.buf)
         self.lo = self.hi = 0
@@ -361,6 +368,9 @@ class BulkReader:
         if assoc.is_requestor and not any(cx.as_scp for cx in assoc.accepted_contexts):
             self.wanted = False
             return False
+        local = assoc.acceptor if assoc.is_acceptor else assoc.requestor
+        self.acceptor = bool(assoc.is_acceptor)
+        self.announced = int(local.maximum_length or 0)
         self.buf = bytearray(BUFFER)
         self.view.release()
         self.view = memoryview(self.buf)
@@ -411,7 +421,7 @@ class BulkReader:
         when the connection is closed."""
         sock = self.dul.socket
         raw = getattr(sock, "socket", None)
-        if raw is None:
+        if raw is None or self.refused:
             return -1
         if self.lo == self.hi:
             self.lo = self.hi = 0
@@ -513,6 +523,9 @@ class BulkReader:
                 if avail < 6:
                     return NEED
                 pdu_type, length = _PDU_HEADER.unpack_from(self.buf, self.lo)
+                limit = self._limit(pdu_type)
+                if limit is not None and length > limit:
+                    return self._refuse(pdu_type, length, limit, segments)
                 if pdu_type == 0x04 and message is not None:
                     self.lo += 6
                     self.pdu_left = length
@@ -538,6 +551,42 @@ class BulkReader:
             if self.message is not None:
                 self._flush(self.message, segments)
             segments.clear()
+
+    def _limit(self, pdu_type: int) -> int | None:
+        """On our SCP, the longest PDU body read (as core.dicom.server's acceptor socket reads
+        before the association is established): a P-DATA-TF up to the maximum length we announced
+        (PS3.8 D.1; none when we announced 0) plus slack for a peer counting the header in, any
+        other PDU up to 1 MiB. A peer cannot make us buffer gigabytes."""
+        if not self.acceptor:
+            return None
+        if pdu_type == 0x04:
+            announced = self.announced
+            return announced + _P_DATA_SLACK if announced else None
+        return _MAX_CONTROL_PDU
+
+    def _refuse(self, pdu_type: int, length: int, limit: int, segments: list[memoryview]) -> str:
+        """A PDU longer than we accept: A-ABORT (service provider, invalid PDU parameter value),
+        the connection hung up, nothing more read; pynetdicom sees the transport closed (Evt17)."""
+        message = self.message
+        if message is not None:
+            segments.clear()
+        self._drop("a PDU longer than accepted arrived")
+        log.warning("%s sent a PDU of type 0x%02X and %d bytes, more than the %d we accept: association aborted",
+                    self.assoc.requestor.address, pdu_type, length, limit)
+        raw = getattr(self.dul.socket, "socket", None)
+        if raw is not None:
+            try:
+                raw.sendall(_ABORT_INVALID_PARAMETER)
+            except OSError:
+                pass
+            try:
+                raw.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.refused = True
+        self.lo = self.hi = 0
+        self.dul.event_queue.put("Evt17")
+        return DELIVERED
 
     def _deliver(self, pdu: bytearray) -> None:
         """One complete PDU to pynetdicom, as its `_read_pdu_data` would have queued it."""
