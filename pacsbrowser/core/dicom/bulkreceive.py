@@ -98,6 +98,7 @@ _EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _STORE_RQ_ELEMENTS = {0x0000: 4, 0x0002: 0, 0x0100: 2, 0x0110: 2, 0x0700: 2, 0x0800: 2, 0x1000: 0,
                       0x1030: 0, 0x1031: 2}
 _NO_DATA_SET = 0x0101
+_HANDLER_FAILED = 0xC211  # pynetdicom's status when the EVT_C_STORE handler raises
 
 NEED, DELIVERED = "need", "delivered"
 
@@ -742,23 +743,30 @@ class BulkReader:
         self._flush(message, segments)
         self.message = None
         self.skip, self.pdu_left, self.pdv_left = self.pdu_left, 0, 0
-        handler = message.handler
-        status: int | Dataset
         stream, message.stream = message.stream, None
+        try:
+            status = self._store(message, stream)
+        except Exception:  # noqa: BLE001 - as pynetdicom answers a handler that raised: 0xC211
+            log.exception("error in the C-STORE handler of the lean path")
+            if stream is not None:
+                stream.abandon()
+            status = _HANDLER_FAILED
+        self._reply(message, status)
+
+    def _store(self, message: _Message, stream: ArchiveStream | None) -> int | Dataset:
+        """Commit what was streamed (or store what was kept whole); the status ReceiveHandler gives."""
+        handler = message.handler
         if message.error is not None:
-            status = handler.refused(message.error, message.sender_ae, message.request.sop_instance_uid)
-        elif stream is not None:
+            return handler.refused(message.error, message.sender_ae, message.request.sop_instance_uid)
+        if stream is not None:
             try:
                 stored = stream.commit()
             except Exception as exc:  # noqa: BLE001 - refused (ReceiveHandler.refused)
-                status = handler.refused(exc, message.sender_ae, message.request.sop_instance_uid)
-            else:
-                status = handler.accepted(stored, message.nbytes, message.sender_ae)
-        else:
-            assert message.head is not None
-            status = handler.store_bytes(self.assoc, bytes(message.head), message.transfer_syntax,
-                                         message.request.sop_class_uid, message.request.sop_instance_uid)
-        self._reply(message, status)
+                return handler.refused(exc, message.sender_ae, message.request.sop_instance_uid)
+            return handler.accepted(stored, message.nbytes, message.sender_ae)
+        assert message.head is not None
+        return handler.store_bytes(self.assoc, bytes(message.head), message.transfer_syntax,
+                                   message.request.sop_class_uid, message.request.sop_instance_uid)
 
     def _drop(self, why: str) -> None:
         message, self.message = self.message, None
