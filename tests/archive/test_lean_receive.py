@@ -512,3 +512,41 @@ def test_a_disk_that_fills_half_way_through_a_data_set_refuses_it_and_keeps_the_
     assert handler_calls == [] and stats.failed == 1 and stats.stored == 1
     assert not archive.has_instance(str(first.SOPInstanceUID)) and archive.has_instance(str(second.SOPInstanceUID))
     assert len(our_files(archive.root)) == 1 and temp_files(archive.root) == []
+
+
+def test_the_dimse_wait_of_a_c_get_counts_from_the_last_byte():
+    """pynetdicom waits `dimse_timeout` for the next message of a C-GET; C-STOREs taken by the lean
+    path never reach its queue, so while bytes keep coming the wait goes on, and it ends
+    `dimse_timeout` after the last one."""
+    import queue
+    import threading
+    from types import SimpleNamespace
+
+    messages: queue.Queue = queue.Queue()
+    dimse = SimpleNamespace(msg_queue=messages, dimse_timeout=0.3,
+                            get_msg=lambda block=False: (None, None))
+    reader = SimpleNamespace(active=True, last_data=time.monotonic())
+    bulkreceive._time_dimse_from_last_byte(SimpleNamespace(dimse=dimse), reader)
+    stop = threading.Event()
+
+    def bytes_arrive():
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and not stop.is_set():
+            reader.last_data = time.monotonic()
+            time.sleep(0.05)
+
+    feeder = threading.Thread(target=bytes_arrive)
+    started = time.monotonic()
+    feeder.start()
+    try:
+        assert dimse.get_msg(True) == (None, None)
+        waited = time.monotonic() - started
+    finally:
+        stop.set()
+        feeder.join(5)
+    print(f"\ngave up after {waited:.2f} s (bytes for 1 s, timeout 0.3 s)", end="")
+    assert 1.2 <= waited < 3.0
+    messages.put((1, "a message"))
+    assert dimse.get_msg(True) == (1, "a message")
+    reader.active = False  # not on the lean path: pynetdicom's own get_msg
+    assert dimse.get_msg(True) == (None, None)

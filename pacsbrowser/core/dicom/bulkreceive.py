@@ -32,7 +32,11 @@ malformed P-DATA-TF (a fragment longer than its PDU, a command fragment or anoth
 the middle of the data set) drops it and raises Evt19 (invalid PDU: pynetdicom's state machine
 sends A-ABORT); a closed connection raises Evt17. What pynetdicom itself ignores (fragments after
 the last one in the same PDU) is ignored here too. A disk that fills up half way refuses the
-instance, as `ReceiveHandler` does, once its last fragment has been read.
+instance, as `ReceiveHandler` does, once its last fragment has been read; a handler that raises
+is answered 0xC211, as pynetdicom answers it. On our SCP a PDU longer than we accept (a P-DATA-TF
+over the maximum we announced plus 1 KiB, any other PDU over 1 MiB) is refused with A-ABORT
+(invalid PDU parameter value) and the connection hung up, as core.dicom.server's acceptor socket
+refuses it before the association is established: nothing a peer announces is buffered ahead.
 
 Reads never block on a plain socket (MSG_DONTWAIT: the DUL loop's select() waits), so an abort
 queued by another thread, a killed DUL or a closed socket ends a transfer mid-PDU; a TLS socket
