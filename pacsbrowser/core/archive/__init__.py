@@ -38,6 +38,7 @@ SQLite index and its SQL), writer (the write path), indexer (the indexing thread
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -54,7 +55,7 @@ from .index import IndexReader, InstanceRow, PatientRow, RepairReport, SeriesRow
 from .indexer import IndexedCallback, Indexer
 from .lock import DirLock
 from .maintenance import Maintenance, has_data_folders, move_index_aside
-from .part10 import InstanceInfo, MalformedDataset, StoredInstance, parse_dataset, split_part10
+from .part10 import HEADER_TAGS, InstanceInfo, MalformedDataset, RawHeader, StoredInstance, parse_dataset, split_part10
 from .paths import (
     DEFAULT_MIN_FREE_BYTES,
     INDEX_NAME,
@@ -65,7 +66,7 @@ from .paths import (
     safe_name,
 )
 from .removal import DeleteReport, delete_rows_and_files
-from .writer import FileWriter, PendingPaths, WriteGate
+from .writer import FileWriter, PendingPaths, StreamingWrite, WriteGate
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,36 @@ class Archive:
             self._indexer.submit(stored, on_indexed)
             return stored
 
+    def open_stream(
+        self,
+        head: bytes | bytearray,
+        header_end: int,
+        transfer_syntax: str,
+        *,
+        sop_class_uid: str = "",
+        sop_instance_uid: str = "",
+        source_ae: str = "",
+        received_at: float | None = None,
+        on_indexed: IndexedCallback | None = None,
+        header: RawHeader | None = None,
+    ) -> "ArchiveStream":
+        """Start storing an encoded data set whose bytes are still arriving (core.dicom.bulkreceive):
+        `head` is its start, holding at least everything before its pixel data (`head[:header_end]`,
+        what the header is read from, unless `header` holds its elements already). Then `write` the
+        rest and `commit`, or `abandon`. The file, its File Meta and its indexing are those `store`
+        gives the same bytes.
+
+        Raises what `store` raises (MalformedDataset, OSError, ArchiveError); nothing is left behind."""
+        stream = ArchiveStream(self, on_indexed)
+        try:
+            stream.begin(head, header_end, transfer_syntax, sop_class_uid=sop_class_uid,
+                         sop_instance_uid=sop_instance_uid, source_ae=source_ae, received_at=received_at,
+                         header=header)
+        except BaseException:
+            stream.abandon()
+            raise
+        return stream
+
     def write_instance(self, data: bytes, transfer_syntax: str, **origin: Any) -> StoredInstance:
         """Like `store` (the same keywords but `on_indexed`), without indexing: the caller hands
         the result to `submit` or `add`."""
@@ -360,14 +391,69 @@ class Archive:
         return row.path if row else None
 
 
+class ArchiveStream:
+    """One instance being stored as it arrives (`Archive.open_stream`): a write section of the
+    archive (closing waits for it) around a `StreamingWrite`, then the indexing `store` queues."""
+
+    def __init__(self, archive: Archive, on_indexed: IndexedCallback | None) -> None:
+        self._archive, self._on_indexed = archive, on_indexed
+        self._section = contextlib.ExitStack()
+        self._write: StreamingWrite | None = None
+
+    def begin(self, head: bytes | bytearray, header_end: int, transfer_syntax: str, **origin: Any) -> None:
+        self._section.enter_context(self._archive._gate.section())
+        self._write = StreamingWrite(self._archive._writer, head, header_end, transfer_syntax, **origin)
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far, File Meta included."""
+        return self._write.size if self._write is not None else 0
+
+    def write(self, chunks: list[memoryview]) -> None:
+        """Append `chunks` (written before this returns). Raises OSError."""
+        if self._write is None:
+            raise ValueError("the stream is closed")
+        self._write.write(chunks)
+
+    def commit(self, batched: bool = False) -> StoredInstance:
+        """Put the file in place and queue its indexing; raises OSError (nothing left behind).
+        `batched`: as in `Archive.store`: the fsync, the rename and the indexing follow in groups
+        on the committer's thread (for a sender that still holds the data: a C-GET's PACS)."""
+        write, self._write = self._write, None
+        if write is None:
+            raise ValueError("the stream is closed")
+        try:
+            if batched:
+                stored, tmp = write.unfinished()
+                self._archive._committer.add(stored, tmp, self._on_indexed)
+                return stored
+            stored = write.commit()
+            self._archive._indexer.submit(stored, self._on_indexed)
+            return stored
+        finally:
+            self._section.close()
+
+    def abandon(self) -> None:
+        """Drop what was written. Idempotent."""
+        write, self._write = self._write, None
+        try:
+            if write is not None:
+                write.abandon()
+        finally:
+            self._section.close()
+
+
 __all__ = [
     "DEFAULT_MIN_FREE_BYTES",
+    "HEADER_TAGS",
     "Archive",
+    "ArchiveStream",
     "DeleteReport",
     "InstanceInfo",
     "InstanceRow",
     "MalformedDataset",
     "PatientRow",
+    "RawHeader",
     "RepairReport",
     "SeriesRow",
     "StoredInstance",

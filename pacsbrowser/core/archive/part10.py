@@ -54,6 +54,9 @@ _HEADER_TAGS = [
 ]
 
 
+HEADER_TAGS = frozenset(_HEADER_TAGS)
+
+
 class MalformedDataset(ValueError):
     """The bytes received are not a data set we can understand (or lack the UIDs we file by)."""
 
@@ -75,7 +78,7 @@ class _Header:
     refused.
     """
 
-    def __init__(self, ds: Dataset, little_endian: bool = True) -> None:
+    def __init__(self, ds: "Dataset | RawHeader", little_endian: bool = True) -> None:
         self.ds = ds
         self.little_endian = little_endian
         charset = self.ascii(0x00080005)
@@ -159,6 +162,28 @@ def parse_dataset(data: bytes | BinaryIO, transfer_syntax: str) -> Dataset:
     return ds
 
 
+class _RawValue:
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+
+class RawHeader:
+    """The header elements (HEADER_TAGS) as the raw bytes of their values, found by a walk of
+    the top-level elements up to the pixel data (core.dicom.bulkreceive walks them as they
+    arrive): read by `InstanceInfo.from_dataset` as it reads what `parse_dataset` returns, whose
+    elements are just as raw."""
+
+    def __init__(self, values: dict[int, bytes], little_endian: bool = True) -> None:
+        self._values = values
+        self._pb_little_endian = little_endian
+
+    def get_item(self, tag: int) -> _RawValue | None:
+        value = self._values.get(int(tag))
+        return None if value is None else _RawValue(value)
+
+
 @dataclass(frozen=True)
 class InstanceInfo:
     """What the index keeps of one instance (read from its header)."""
@@ -190,7 +215,7 @@ class InstanceInfo:
     charset: str = ""
 
     @classmethod
-    def from_dataset(cls, ds: Dataset, sop_class_uid: str = "", sop_instance_uid: str = "",
+    def from_dataset(cls, ds: "Dataset | RawHeader", sop_class_uid: str = "", sop_instance_uid: str = "",
                      little_endian: bool = True) -> "InstanceInfo":
         h = _Header(ds, getattr(ds, "_pb_little_endian", little_endian))
         sop_uid = h.ascii(0x00080018) or sop_instance_uid

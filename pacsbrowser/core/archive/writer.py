@@ -19,6 +19,7 @@ from ..errors import ArchiveError
 from .part10 import (
     InstanceInfo,
     MalformedDataset,
+    RawHeader,
     StoredInstance,
     _file_meta_bytes,
     parse_dataset,
@@ -34,6 +35,11 @@ def _write_chunks(fd: int, chunks: Iterable[bytes]) -> None:
         while view:
             written = os.write(fd, view)
             view = view[written:]
+
+
+def _write_rest(fd: int, chunk: memoryview) -> None:
+    while chunk:
+        chunk = chunk[os.write(fd, chunk):]
 
 
 def fsync_dir(path: Path) -> None:
@@ -215,3 +221,155 @@ class FileWriter:
             received_at=time.time() if received_at is None else received_at,
             source_ae=source_ae,
         ), unfinished
+
+
+class StreamingWrite:
+    """One instance written as its bytes arrive (core.dicom.bulkreceive: the P-DATA fragments of a
+    C-STORE go to the disk as they come, the data set is never whole in memory).
+
+    Opened with the start of the data set, up to its pixel data at least (`head`): that is what
+    the header is read from, exactly as `FileWriter.write_encoded` reads it (or `header`, its
+    elements already found by the caller's walk, part10.RawHeader), and it decides the
+    File Meta (the same bytes: our Implementation Class UID and version, the sender's AE) and the
+    file's place. The temporary file is made in the destination folder, as `FileWriter` does;
+    `write` appends the rest; `commit` checks the reserve (`min_free_bytes`, once the size is
+    known), fsyncs (when durable), renames and
+    fsyncs the folder; `abandon` removes the temporary file. The path stays in `pending` until
+    its indexing releases it (or `abandon` does).
+
+    The first write (File Meta and `head`) goes through `_write_chunks`, the write path's test
+    hook, so that a disk made to fill "half way" there refuses a streamed instance as it refuses a
+    whole one; the rest goes out with one `os.writev` per batch of fragments.
+    """
+
+    def __init__(self, writer: FileWriter, head: bytes | bytearray, header_end: int, transfer_syntax: str, *,
+                 sop_class_uid: str = "", sop_instance_uid: str = "", source_ae: str = "",
+                 received_at: float | None = None, header: RawHeader | None = None) -> None:
+        parsed = header if header is not None else parse_dataset(bytes(head[:header_end]), transfer_syntax)
+        info = InstanceInfo.from_dataset(parsed, sop_class_uid, sop_instance_uid)
+        if not info.sop_class_uid:
+            raise MalformedDataset("the data set has no SOP Class UID")
+        self.info, self.transfer_syntax = info, str(transfer_syntax)
+        self.source_ae, self.received_at = source_ae, received_at
+        self.durable = writer.durable
+        self._writer = writer
+        self.rel = relative_path(info.study_uid, info.series_uid, info.sop_instance_uid)
+        self.final = writer.root / self.rel
+        folder = self.final.parent
+        if folder.parent.parent != writer.root:
+            raise MalformedDataset("the UIDs do not make a path inside the archive")  # pragma: no cover
+        meta = _file_meta_bytes(info.sop_class_uid, info.sop_instance_uid, transfer_syntax, source_ae)
+        self.size = 0
+        self.rel_committed = ""
+        self._fd: int | None = None
+        self._tmp: str | None = None
+        writer.pending.add(self.rel)
+        try:
+            try:
+                self._fd, self._tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
+            except FileNotFoundError:  # a new series: its folder first
+                folder.mkdir(parents=True, exist_ok=True)
+                self._fd, self._tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
+            _write_chunks(self._fd, [meta, bytes(head)])
+            self.size = len(meta) + len(head)
+        except BaseException:
+            self.abandon()
+            raise
+
+    def _check_reserve(self, folder: Path, size: int) -> None:
+        minimum = self._writer.min_free_bytes
+        if minimum:
+            free = shutil.disk_usage(folder).free
+            if free - size < minimum:
+                raise OSError(errno.ENOSPC, f"{free // (1024 * 1024)} MB free, less than the archive's reserve "
+                                            f"of {minimum // (1024 * 1024)} MB after this file")
+
+    def write(self, chunks: list[memoryview]) -> None:
+        """Append `chunks` (views into a receive buffer: written before this returns). Raises
+        OSError (ENOSPC on a full disk); the caller then abandons the write."""
+        fd = self._fd
+        if fd is None:
+            raise ValueError("the streamed write is finished")
+        total = 0
+        for chunk in chunks:
+            total += len(chunk)
+        written = os.writev(fd, chunks)
+        if written < total:  # a short write: the rest, chunk by chunk
+            skip = written
+            for chunk in chunks:
+                if skip >= len(chunk):
+                    skip -= len(chunk)
+                    continue
+                _write_rest(fd, chunk[skip:])
+                skip = 0
+        self.size += total
+
+    def commit(self) -> StoredInstance:
+        """Check the reserve (the file is written: the space it takes is already gone), fsync when
+        durable, rename into place, fsync the folder when durable. Raises OSError (nothing left)."""
+        fd, tmp = self._fd, self._tmp
+        if fd is None or tmp is None:
+            raise ValueError("the streamed write is finished")
+        try:
+            self._check_reserve(self.final.parent, 0)
+            if self.durable:
+                os.fsync(fd)
+            self._fd = None
+            os.close(fd)
+            os.replace(tmp, self.final)
+            self._tmp = None
+            if self.durable:
+                self._writer.sync_folder(self.final.parent)
+            stat = self.final.stat()
+        except BaseException:
+            self.abandon()
+            raise
+        return self._stored(stat.st_size, stat.st_mtime_ns)
+
+    def unfinished(self) -> tuple[StoredInstance, Path]:
+        """Like `commit`, but the bytes stay in their temporary file, neither fsynced nor renamed:
+        (the instance as it will be stored, the temporary file), for core.archive.committer, which
+        finishes it in a group (or removes it and releases its path). Raises OSError (nothing left)."""
+        fd, tmp = self._fd, self._tmp
+        if fd is None or tmp is None:
+            raise ValueError("the streamed write is finished")
+        try:
+            self._check_reserve(self.final.parent, 0)
+            stat = os.fstat(fd)
+            self._fd = None
+            os.close(fd)
+        except BaseException:
+            self.abandon()
+            raise
+        self._tmp = None
+        return self._stored(stat.st_size, stat.st_mtime_ns), Path(tmp)
+
+    def _stored(self, size: int, mtime_ns: int) -> StoredInstance:
+        self.rel_committed, self.rel = self.rel, ""  # its indexing (or the committer) releases the path from here on
+        return StoredInstance(
+            info=self.info,
+            relative_path=self.rel_committed,
+            path=self.final,
+            size=size,
+            mtime_ns=mtime_ns,
+            transfer_syntax_uid=self.transfer_syntax,
+            received_at=time.time() if self.received_at is None else self.received_at,
+            source_ae=self.source_ae,
+        )
+
+    def abandon(self) -> None:
+        """Remove the temporary file and release the path. Idempotent; never raises OSError."""
+        fd, tmp, self._fd, self._tmp = self._fd, self._tmp, None, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        rel, self.rel = self.rel, ""
+        if rel:
+            self._writer.pending.release(rel)

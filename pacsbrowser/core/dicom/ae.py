@@ -43,6 +43,7 @@ from ..errors import (
 )
 from ..executor import start_detached
 from ..records import Timeouts, TLSConfiguration
+from . import bulkreceive
 from .activity import activity_of
 from .links import counted_send, end_association, link_failure, link_timed_out, link_timeout, tune_socket
 from .responsive import keep_responses_for_callers, make_responsive, settle_reactor
@@ -131,14 +132,15 @@ class ObservedSocket(AssociationSocket):
 
 class PacsAE(ApplicationEntity):
     """An AE whose requestor sockets are ObservedSockets and whose associations wait for events
-    instead of polling (responsive.make_responsive: called here, before their threads start)."""
+    instead of polling (responsive.make_responsive: called here, before their threads start) and
+    receive C-STOREs on the lean path (bulkreceive.enable: a C-GET's sub-operations)."""
 
     responsive = True  # set per association request by open_association
     on_association: Callable[[Association], None] | None = None  # told of each association it requests
 
     def _create_socket(self, assoc, address, tls_args):
         if self.responsive:
-            make_responsive(assoc)
+            bulkreceive.enable(make_responsive(assoc))
         if self.on_association is not None:
             self.on_association(assoc)
         sock = ObservedSocket(assoc, address=address)

@@ -87,6 +87,13 @@ def failure_status(exc: BaseException) -> tuple[int, str]:
     return PROCESSING_FAILURE, f"Processing failure: {exc.__class__.__name__}"
 
 
+def sender_of(assoc: Any) -> tuple[str, str]:
+    """(AE title, "host:port") of the side sending C-STOREs on `assoc`: the peer, whichever
+    side requested the association."""
+    sender = assoc.acceptor if assoc.is_requestor else assoc.requestor
+    return str(sender.ae_title or "").strip(), f"{sender.address}:{sender.port}"
+
+
 class ReceiveHandler:
     """EVT_C_STORE: write the data set into the archive as received, queue its indexing, answer.
 
@@ -107,39 +114,55 @@ class ReceiveHandler:
         self.last_activity = time.monotonic()
 
     def __call__(self, event: Any) -> Dataset | int:
-        self.last_activity = time.monotonic()
-        assoc = event.assoc
-        sender = assoc.acceptor if assoc.is_requestor else assoc.requestor
-        sender_ae = str(sender.ae_title or "").strip()
         request = event.request
         sop_instance = str(getattr(request, "AffectedSOPInstanceUID", "") or "")
         try:
             data = event.encoded_dataset(include_meta=False)
+        except Exception as exc:  # noqa: BLE001 - never let a handler exception reach pynetdicom
+            return self.refused(exc, sender_of(event.assoc)[0], sop_instance)
+        return self.store_bytes(event.assoc, data, str(event.context.transfer_syntax),
+                                str(getattr(request, "AffectedSOPClassUID", "") or ""), sop_instance)
+
+    def store_bytes(self, assoc: Any, data: bytes, transfer_syntax: str, sop_class: str,
+                    sop_instance: str) -> Dataset | int:
+        """Store one received data set (without File Meta) through `Archive.store`; the status.
+        Also the lean path's (core.dicom.bulkreceive) for what it keeps whole in memory."""
+        self.last_activity = time.monotonic()
+        sender_ae, peer = sender_of(assoc)
+        try:
             stored = self.archive.store(
                 data,
-                str(event.context.transfer_syntax),
-                sop_class_uid=str(getattr(request, "AffectedSOPClassUID", "") or ""),
+                transfer_syntax,
+                sop_class_uid=sop_class,
                 sop_instance_uid=sop_instance,
                 source_ae=sender_ae,
                 received_at=time.time(),
-                on_indexed=self._indexed_callback(sender_ae, f"{sender.address}:{sender.port}"),
+                on_indexed=self.indexed_callback(sender_ae, peer),
                 batched=self.batched,
             )
         except Exception as exc:  # noqa: BLE001 - never let a handler exception reach pynetdicom
-            if not isinstance(exc, (MalformedDataset, OSError, ArchiveError)):
-                log.exception("unexpected error storing an instance from %s", sender_ae)
-            code, comment = failure_status(exc)
-            return self._refuse(code, comment, sender_ae, sop_instance, exc)
+            return self.refused(exc, sender_ae, sop_instance)
+        return self.accepted(stored, len(data), sender_ae)
+
+    def accepted(self, stored: StoredInstance, nbytes: int, sender_ae: str) -> int:
+        """Count, log and report an instance stored (`nbytes`: its data set as received); the status."""
         uid = stored.info.sop_instance_uid
         self.stats.add(stored=1, bytes=stored.size)
         log.info("stored %s from %s (%d bytes)", uid, sender_ae, stored.size)
         sink = self.sink
         if sink is not None:
-            sink(("stored", uid, len(data)))
+            sink(("stored", uid, nbytes))
         self.last_activity = time.monotonic()
         return SUCCESS
 
-    def _indexed_callback(self, sender_ae: str, peer: str) -> Callable[[StoredInstance, bool], None] | None:
+    def refused(self, exc: BaseException, sender_ae: str, sop_instance: str) -> Dataset:
+        """The refusal for what storing raised (see `failure_status`), counted, logged and reported."""
+        if not isinstance(exc, (MalformedDataset, OSError, ArchiveError)):
+            log.error("unexpected error storing an instance from %s", sender_ae, exc_info=exc)
+        code, comment = failure_status(exc)
+        return self._refuse(code, comment, sender_ae, sop_instance, exc)
+
+    def indexed_callback(self, sender_ae: str, peer: str) -> Callable[[StoredInstance, bool], None] | None:
         on_indexed = self.on_indexed
         if on_indexed is None:
             return None
@@ -170,4 +193,5 @@ __all__ = [
     "StoreStats",
     "failure_status",
     "refusal",
+    "sender_of",
 ]

@@ -14,7 +14,8 @@ What pynetdicom does not do, done here:
   (core.dicom.activity: `DicomServer.link_activity` is what a C-MOVE's idle watch reads);
 - the TLS handshake on the connection's own thread with the ACSE timeout, not in the accept loop
   (pynetdicom's `get_request` handshakes there, so one silent client would stall every other);
-- socket reads in large chunks (pynetdicom reads 4 KiB at a time);
+- socket reads in large chunks (pynetdicom reads 4 KiB at a time), and C-STOREs received on the
+  lean path (core.dicom.bulkreceive) once the association is established.
 - private and newer storage SOP classes accepted and stored like the known ones (core.dicom.anyclass).
 """
 
@@ -48,6 +49,7 @@ from ..archive.paths import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION
 from ..errors import ListenerError
 from ..records import DEFAULT_MAX_PDU, Timeouts, TLSConfiguration
 from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it prints identifiers)
+from . import bulkreceive
 from .activity import LinkActivity, activity_of
 from .anyclass import accept_any_storage
 from .links import counted_send, end_association, link_timeout, tune_socket
@@ -348,7 +350,7 @@ class _RequestHandler(RequestHandler):
         from pynetdicom._globals import MODE_ACCEPTOR
         from pynetdicom.association import Association
 
-        assoc = make_responsive(Association(self.ae, MODE_ACCEPTOR))
+        assoc = bulkreceive.enable(make_responsive(Association(self.ae, MODE_ACCEPTOR)))
         assoc.dul.state_machine.__class__ = _GuardedStateMachine
         assoc._server = self.server
         assoc.name = f"AcceptorThread@{datetime.now():%Y%m%d%H%M%S}"
