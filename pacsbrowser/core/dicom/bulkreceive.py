@@ -78,6 +78,7 @@ from pynetdicom.sop_class import uid_to_service_class
 
 from ..archive import HEADER_TAGS, ArchiveStream, RawHeader, is_valid_uid
 from .activity import activity_of
+from .limits import ABORT_INVALID_PARAMETER, MAX_COMMAND_SET, CommandSetBound, pdu_limit
 from .receive import ReceiveHandler, sender_of
 from .responsive import IDLE, ResponsiveDUL
 
@@ -106,9 +107,6 @@ _HANDLER_FAILED = 0xC211  # pynetdicom's status when the EVT_C_STORE handler rai
 
 NEED, DELIVERED = "need", "delivered"
 
-_P_DATA_SLACK = 1024  # bytes over the announced maximum still read (a peer counting the header in)
-_MAX_CONTROL_PDU = 1 << 20  # bytes: any PDU but P-DATA-TF
-_ABORT_INVALID_PARAMETER = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0x02, 0x06])  # A-ABORT: provider, invalid parameter
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,6 +346,7 @@ class BulkReader:
         self.refused = False  # a PDU was refused: nothing more is read
         self.acceptor = bool(self.assoc.is_acceptor)
         self.announced = 0  # the maximum PDU length we announced (set on activation)
+        self.commands = CommandSetBound()  # command fragments handed to pynetdicom (our SCP: bounded)
         self.buf = bytearray()  # allocated on activation
         self.view = memoryview(self.buf)
         self.lo = self.hi = 0
@@ -548,6 +547,8 @@ class BulkReader:
                 if pdu_type == 0x04 and self._take(self.lo, 6 + length):
                     continue
                 pdu = self.buf[self.lo:self.lo + 6 + length]
+                if pdu_type == 0x04 and self.acceptor and not self.commands.fits(memoryview(pdu)[6:]):
+                    return self._refuse_command_set(segments)
                 self.lo += 6 + length
                 self._deliver(pdu)
                 self.more = self.hi > self.lo
@@ -564,24 +565,25 @@ class BulkReader:
         other PDU up to 1 MiB. A peer cannot make us buffer gigabytes."""
         if not self.acceptor:
             return None
-        if pdu_type == 0x04:
-            announced = self.announced
-            return announced + _P_DATA_SLACK if announced else None
-        return _MAX_CONTROL_PDU
+        return pdu_limit(pdu_type, self.announced)
 
-    def _refuse(self, pdu_type: int, length: int, limit: int, segments: list[memoryview]) -> str:
-        """A PDU longer than we accept: A-ABORT (service provider, invalid PDU parameter value),
-        the connection hung up, nothing more read; pynetdicom sees the transport closed (Evt17)."""
+    def _refuse(self, pdu_type: int, length: int, limit: int, segments: list[memoryview], what: str = "") -> str:
+        """A PDU longer than we accept (or `what` else): A-ABORT (service provider, invalid PDU
+        parameter value), the connection hung up, nothing more read; pynetdicom sees the transport
+        closed (Evt17)."""
         message = self.message
         if message is not None:
             segments.clear()
         self._drop("a PDU longer than accepted arrived")
-        log.warning("%s sent a PDU of type 0x%02X and %d bytes, more than the %d we accept: association aborted",
-                    self.assoc.requestor.address, pdu_type, length, limit)
+        if what:
+            log.warning("%s sent %s: association aborted", self.assoc.requestor.address, what)
+        else:
+            log.warning("%s sent a PDU of type 0x%02X and %d bytes, more than the %d we accept: association aborted",
+                        self.assoc.requestor.address, pdu_type, length, limit)
         raw = getattr(self.dul.socket, "socket", None)
         if raw is not None:
             try:
-                raw.sendall(_ABORT_INVALID_PARAMETER)
+                raw.sendall(ABORT_INVALID_PARAMETER)
             except OSError:
                 pass
             try:
@@ -592,6 +594,12 @@ class BulkReader:
         self.lo = self.hi = 0
         self.dul.event_queue.put("Evt17")
         return DELIVERED
+
+    def _refuse_command_set(self, segments: list[memoryview]) -> str:
+        """A command set going on past limits.MAX_COMMAND_SET (pynetdicom would buffer it without
+        end): refused as a PDU longer than we accept is."""
+        return self._refuse(0x04, self.commands.pending, MAX_COMMAND_SET, segments,
+                            what=f"a DIMSE command set of more than {MAX_COMMAND_SET} bytes")
 
     def _deliver(self, pdu: bytearray) -> None:
         """One complete PDU to pynetdicom, as its `_read_pdu_data` would have queued it."""

@@ -52,6 +52,7 @@ from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it
 from . import bulkreceive
 from .activity import LinkActivity, activity_of
 from .anyclass import accept_any_storage
+from .limits import MAX_COMMAND_SET, CommandSetBound, pdu_limit
 from .links import counted_send, end_association, link_timeout, tune_socket
 from .receive import IndexedHandler, ReceiveHandler, StoreStats
 from .responsive import make_responsive
@@ -67,9 +68,6 @@ STORAGE_TRANSFER_SYNTAXES: list[str | UID] = list(ACCEPTED_FOR_STORAGE)
 _RECV_CHUNK = 1 << 20
 _PDU_HEADER = 6
 _PDU_TYPES = frozenset(range(0x01, 0x08))
-_MAX_CONTROL_PDU = 1 << 20  # bytes: any PDU but P-DATA-TF
-_MAX_COMMAND_SET = 1 << 16  # bytes: a DIMSE command set is a few hundred
-_P_DATA_SLACK = 1024  # bytes over the announced maximum still read (a peer counting the header in)
 _READ_SLICE = 0.25  # seconds: how often a waiting read looks at the idle bound and at kill
 _MIN_WAITING_LIMIT = 16  # connections waiting for their A-ASSOCIATE-RQ (or twice max_associations)
 _DEFAULT_IDLE = 60.0  # seconds without a byte mid-PDU when the association has no timeouts
@@ -129,7 +127,7 @@ class _AcceptorSocket(AssociationSocket):
     - reads come in large chunks (pynetdicom's own read 4 KiB at a time);
     - a PDU longer than we accept (`pdu_limit`) is refused after its header: A-ABORT (invalid PDU
       parameter value), connection closed, nothing more read, so a peer cannot make us buffer
-      gigabytes; so is a DIMSE command set whose fragments go on past `_MAX_COMMAND_SET`;
+      gigabytes; so is a DIMSE command set whose fragments go on past `limits.MAX_COMMAND_SET`;
     - a read that gets no byte for the network timeout gives up (a dead link, or a peer that starts
       a PDU and never finishes it), and so does a read while the association is being killed or the
       connection was hung up (`hang_up`): pynetdicom's abort then always ends both threads;
@@ -138,7 +136,7 @@ class _AcceptorSocket(AssociationSocket):
 
     _reading_body = False  # the next recv() reads the body of the PDU whose header was just read
     _body_type = 0
-    _command_bytes = 0  # command fragments received since the last one
+    _command_bound: CommandSetBound | None = None  # the command fragments seen (limits.CommandSetBound)
     _refused = False  # a PDU was refused: nothing more is read
     _hung_up = False
 
@@ -164,30 +162,19 @@ class _AcceptorSocket(AssociationSocket):
         return data
 
     def _command_set_fits(self, body: bytes | bytearray) -> bool:
-        """Count the command fragments of a P-DATA-TF body: a command set is a few hundred bytes,
-        but pynetdicom would buffer fragments without end until one says it is the last."""
-        offset = 0
-        while offset + 6 <= len(body):
-            length, _, control = struct.unpack_from(">LBB", body, offset)
-            if control & 0x01:
-                self._command_bytes += max(0, length - 2)
-                if self._command_bytes > _MAX_COMMAND_SET:
-                    self._refuse(f"a DIMSE command set of more than {_MAX_COMMAND_SET} bytes")
-                    return False
-                if control & 0x02:
-                    self._command_bytes = 0
-            offset += 4 + length
-        return True
+        """Whether the command fragments of this P-DATA-TF body keep the command set within
+        `limits.MAX_COMMAND_SET`; refused (A-ABORT) when not."""
+        bound = self._command_bound
+        if bound is None:
+            bound = self._command_bound = CommandSetBound()
+        if bound.fits(body):
+            return True
+        self._refuse(f"a DIMSE command set of more than {MAX_COMMAND_SET} bytes")
+        return False
 
     def pdu_limit(self, pdu_type: int) -> int | None:
-        """The longest PDU body of `pdu_type` we read: for P-DATA-TF the maximum length we announced
-        (PS3.8 D.1: the variable field of a P-DATA-TF PDU; none when we announced 0, unlimited),
-        for the other PDUs `_MAX_CONTROL_PDU` (an A-ASSOCIATE-RQ with 128 contexts, roles and a user
-        identity is far below)."""
-        if pdu_type == 0x04:
-            announced = int(self.assoc.acceptor.maximum_length or 0)
-            return announced + _P_DATA_SLACK if announced else None
-        return _MAX_CONTROL_PDU
+        """The longest PDU body of `pdu_type` we read (core.dicom.limits)."""
+        return pdu_limit(pdu_type, int(self.assoc.acceptor.maximum_length or 0))
 
     def _activities(self) -> tuple[LinkActivity, LinkActivity | None]:
         """Where the bytes this socket moves are counted: the association's and the server's."""
