@@ -38,6 +38,14 @@ UPSTREAM: dict[str, tuple[str, str]] = {
     "pynetdicom.transport:RequestHandler.handle": ("034823fb4df3a874", "server._RequestHandler.handle"),
     "pynetdicom.transport:RequestHandler._create_association": ("05c8d12b79863cdb", "server._RequestHandler._create_association (a copy)"),
     "pynetdicom.transport:AssociationServer.get_request": ("925a4f3a3042f6e4", "server._Server.get_request (a copy)"),
+    "pynetdicom.dul:DULServiceProvider._read_pdu_data": ("19f2d4e38c13c835", "bulkreceive.BulkDUL (reads PDUs as it does)"),
+    "pynetdicom.dul:DULServiceProvider._decode_pdu": ("fc71dd1bf853e1ce", "bulkreceive (hands it whole PDUs)"),
+    "pynetdicom.dimse:DIMSEServiceProvider.receive_primitive": ("5f99c86b14a15cef", "bulkreceive (when a message is under way)"),
+    "pynetdicom.dimse:DIMSEServiceProvider.send_msg": ("a839cf2fb46976d9", "bulkreceive (its C-STORE-RSP, encoded alike)"),
+    "pynetdicom.fsm:StateMachine.do_action": ("9a883f44c7f31641", "server._GuardedStateMachine.do_action (wrapped)"),
+    "pynetdicom.fsm:StateMachine.transition": ("ea885ad668e50403", "server._GuardedStateMachine.transition (wrapped)"),
+    "pynetdicom.association:Association.kill": ("8f9713666a7f4cff", "links.end_association (what it cannot do)"),
+    "pynetdicom.association:Association.abort": ("de1cee39dfe396b0", "links.end_association"),
 }
 
 
