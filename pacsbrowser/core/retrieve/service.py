@@ -123,9 +123,11 @@ class RetrieveService:
                 if self._own_scp is None:
                     # grace: a PACS has answered its last sub-operation by the time the job ends;
                     # an association it still holds open then is not worth waiting for long.
+                    # batched: what reaches the listener a job starts for itself is what the PACS holds
+                    # (a crash loses at most files it can send again), as for a C-GET
                     self._own_scp = ArchiveServer(self.profile.listener_port, self.profile.calling_ae, self.archive,
                                                   host=self.listener_host, timeouts=self.profile.timeouts,
-                                                  max_pdu=self.profile.max_pdu, grace=2.0)
+                                                  max_pdu=self.profile.max_pdu, grace=2.0, batched=True)
                 scp = self._own_scp
             if not scp.is_running:
                 await scp.start()
