@@ -81,7 +81,9 @@ class ArchiveServer:
     port, see `address`). `allowed_calling_aes`: when given, other calling AE titles are rejected
     at association (calling AE title not recognised). `on_image_received`: a first subscriber.
     `query_retrieve`: also answer C-FIND, C-GET and C-MOVE from the archive; `destinations`: the
-    C-MOVE destinations (AE title -> (host, port)); any other is refused (0xA801)."""
+    C-MOVE destinations (AE title -> (host, port)); any other is refused (0xA801). `batched`: the
+    durability of a C-GET (reply before fsync and rename, core.archive.committer), for a listener
+    whose senders keep what they send (the one a C-MOVE job starts for itself), never a modality's."""
 
     def __init__(
         self,
@@ -101,6 +103,7 @@ class ArchiveServer:
         destinations: Mapping[str, tuple[str, int]] | None = None,
         grace: float = 5.0,
         buffer: int = 10_000,
+        batched: bool = False,
     ) -> None:
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be a whole number from 0 to 65535, not {port!r}")
@@ -114,7 +117,7 @@ class ArchiveServer:
             tls=validation.server_tls(tls),
             allowed_calling_aes=allowed, max_associations=max_associations, timeouts=timeouts or Timeouts(),
             max_pdu=max_pdu, require_called_ae=require_called_ae, query_retrieve=query_retrieve,
-            destinations=moves)
+            destinations=moves, batched=batched)
         self.archive = archive
         self.grace = grace
         self.dropped = 0

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from pydicom.charset import CODES_TO_ENCODINGS, ESC, handled_encodings, python_encoding
+from pydicom.charset import CODES_TO_ENCODINGS, ESC, convert_encodings, handled_encodings, python_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
@@ -258,6 +258,7 @@ def _decode_dataset(ds: Dataset, decoder: TextDecoder, depth: int = 0,
     time per response. The values also go to `texts` (tag -> text; other VRs as their ASCII text),
     for the result records."""
     replaced = False
+    last_raw: RawDataElement | None = None
     raw_items = ds._dict
     for tag in list(raw_items):
         element = raw_items[tag]
@@ -268,7 +269,7 @@ def _decode_dataset(ds: Dataset, decoder: TextDecoder, depth: int = 0,
                 if vr in TEXT_VRS:
                     text = _decode_value(decoder, value, vr)
                     raw = _as_utf8(text)
-                    raw_items[tag] = element._replace(VR=vr, value=raw, length=len(raw))  # read lazily
+                    raw_items[tag] = last_raw = element._replace(VR=vr, value=raw, length=len(raw))  # read lazily
                     replaced = True
                 elif texts is not None and vr not in _BINARY_VRS and " or " not in vr:
                     text = value.decode("latin_1").rstrip("\x00").strip()
@@ -303,8 +304,14 @@ def _decode_dataset(ds: Dataset, decoder: TextDecoder, depth: int = 0,
         charset = raw_items.get(_CHARSET_TAG)
         if isinstance(charset, RawDataElement):  # as raw as the rest (a DataElement costs)
             raw_items[_CHARSET_TAG] = charset._replace(VR="CS", value=b"ISO_IR 192", length=10)
+        elif charset is None and isinstance(last_raw, RawDataElement):  # none sent: a raw one like the others
+            raw_items[_CHARSET_TAG] = last_raw._replace(tag=_CHARSET_TAG, VR="CS", value=b"ISO_IR 192", length=10,
+                                                        value_tell=0)
         else:
             ds.SpecificCharacterSet = UTF8
+    if replaced:  # pydicom converts a raw element with the character set it was read in: now UTF-8
+        implicit, little = ds.original_encoding
+        ds.set_original_encoding(implicit, little, convert_encodings([UTF8]))
 
 
 _CHARSET_TAG = Tag(0x00080005)

@@ -438,7 +438,9 @@ class ServerSettings:
     """Where and how our SCP listens (core.server.ArchiveServer builds one, checked).
     `allowed_calling_aes`: when not empty, other calling AE titles are rejected. `query_retrieve`:
     serve the archive (C-FIND, C-GET, C-MOVE) besides storing into it; `destinations`: the C-MOVE
-    destinations, (AE title, host, port)."""
+    destinations, (AE title, host, port). `batched`: reply once the bytes are written, fsync and
+    rename in groups after (core.archive.committer): only for a listener whose senders keep the
+    data (the one a C-MOVE job starts for itself)."""
 
     host: str
     port: int
@@ -451,6 +453,7 @@ class ServerSettings:
     require_called_ae: bool = False
     query_retrieve: bool = False
     destinations: tuple[tuple[str, str, int], ...] = ()
+    batched: bool = False
 
 
 class DicomServer:
@@ -468,7 +471,7 @@ class DicomServer:
         self.max_pdu = settings.max_pdu
         self.require_called_ae = settings.require_called_ae
         self.stats = StoreStats()
-        self.handler = ReceiveHandler(archive, on_indexed=on_indexed, stats=self.stats)
+        self.handler = ReceiveHandler(archive, on_indexed=on_indexed, stats=self.stats, batched=settings.batched)
         self._ae: ApplicationEntity | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None

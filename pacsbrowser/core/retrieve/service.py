@@ -159,8 +159,10 @@ class RetrieveService:
         allowed = tuple(dict.fromkeys((p.called_ae, *self.listener_allowed)))
         # grace: a PACS has answered its last sub-operation by the time the job ends;
         # an association it still holds open then is not worth waiting for long.
+        # batched: what reaches the listener a job starts for itself is what the PACS holds
+        # (a crash loses at most files it can send again), as for a C-GET
         return ArchiveServer(p.listener_port, p.calling_ae, self.archive, tls=tls, allowed_calling_aes=allowed,
-                             host=host, timeouts=p.timeouts, max_pdu=p.max_pdu, grace=2.0)
+                             host=host, timeouts=p.timeouts, max_pdu=p.max_pdu, grace=2.0, batched=True)
 
     async def _release_listener(self) -> None:
         assert self._listener_lock is not None
