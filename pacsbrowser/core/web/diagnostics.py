@@ -29,7 +29,8 @@ from ..dicom.ae import classify_tls_error
 from ..errors import DICOMNetworkError, TLSError
 from ..executor import run_blocking
 from ..records import RetryPolicy, ServerProfile, TLSConfiguration
-from .errors import UnexpectedAnswer, status_error, transport_error
+from .errors import UnexpectedAnswer
+from .failures import status_error, transport_error
 from .session import DICOM_JSON, WebSession, query_string
 
 

@@ -21,7 +21,8 @@ from ..config import ConfigError, ProfileStore
 from ..dicom.ae import client_ssl_context
 from ..errors import DICOMNetworkError
 from ..records import ServerProfile, TLSConfiguration, WebAuth
-from .errors import UnexpectedAnswer, status_error, transport_error
+from .errors import UnexpectedAnswer
+from .failures import status_error, transport_error
 
 log = logging.getLogger(__name__)
 

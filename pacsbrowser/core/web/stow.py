@@ -198,7 +198,7 @@ def _send_batch(session: WebSession, batch: list[StoreItem]) -> tuple[list[Store
 def _post(session: WebSession, headers: dict[str, str], content: Iterator[bytes]) -> httpx.Response:
     """The POST. An error status with a DICOM JSON body (409 when every instance failed, or 400 as
     Orthanc answers when some did) still carries the per-instance answer: it is read as one."""
-    from .errors import status_error, transport_error
+    from .failures import status_error, transport_error
 
     url = session.url("stow", "studies")
     try:
