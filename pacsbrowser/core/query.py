@@ -24,7 +24,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -43,6 +43,7 @@ from .dicom.operation import DEFAULT_CANCEL_TIMEOUT
 from .errors import ServiceNotSupported
 from .executor import run_blocking, start_detached, stream_blocking
 from .find_summary import find_summary, raise_for_failure
+from .jobs import ResultStream
 from .logs import phi
 from .matching import (
     DatePreset,
@@ -181,7 +182,7 @@ def _keys(keys: QueryKeys | None, level: QueryLevel, build: Callable[..., QueryK
     return keys
 
 
-class FindJob(Generic[R]):
+class FindJob(ResultStream[R]):
     """One C-FIND in progress: an async iterator of results (or of batches, `batches()`).
 
     Read it once. `cancel()` (from the loop, e.g. a Cancel button) sends C-CANCEL; the iteration
@@ -213,37 +214,8 @@ class FindJob(Generic[R]):
         self._checked_modalities = 0
         self._unchecked = 0  # studies whose modalities could not be checked
         self._first_result_at: float | None = None
-        self._batches: AsyncGenerator[list[R], None] | None = None
-        self._items: AsyncGenerator[R, None] | None = None
 
-    # -- reading ----------------------------------------------------------------------------
-
-    def batches(self) -> AsyncGenerator[list[R], None]:
-        """Results in batches as they arrive (the first at once, then at most every 50 ms)."""
-        if self._batches is not None:
-            raise RuntimeError("a find is read once")
-        self._batches = self._run()
-        return self._batches
-
-    def __aiter__(self) -> AsyncIterator[R]:
-        if self._items is None:
-            self._items = self._flatten()
-        return self._items
-
-    async def _flatten(self) -> AsyncGenerator[R, None]:
-        async with contextlib.aclosing(self.batches()) as batches:
-            async for batch in batches:
-                for item in batch:
-                    yield item
-
-    async def collect(self) -> list[R]:
-        """Every result (until the end, the limit or a cancel)."""
-        async with self:
-            return [item async for item in self]
-
-    @property
-    def running(self) -> bool:
-        return self._batches is not None and self.outcome is None
+    # -- reading: core.jobs.ResultStream (batches(), async for, collect(), aclose()) ----------
 
     # -- stopping ---------------------------------------------------------------------------
 
@@ -263,17 +235,8 @@ class FindJob(Generic[R]):
             task.add_done_callback(self._cancel_tasks.discard)
 
     async def aclose(self) -> None:
-        if self._items is not None:
-            await self._items.aclose()
-        if self._batches is not None:
-            await self._batches.aclose()
+        await super().aclose()
         await self._settle_cancel_tasks()
-
-    async def __aenter__(self) -> "FindJob[R]":
-        return self
-
-    async def __aexit__(self, exc_type, exc, tb) -> None:
-        await self.aclose()
 
     async def _settle_cancel_tasks(self) -> None:
         if self._cancel_tasks:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ArchiveError, DICOMNetworkError, RetrieveInterrupted
+from ..jobs import ProgressHandle
 from ..records import QueryLevel, RetrieveMethod, RetrievePhase, RetrieveProgress, RetrieveSummary
 from .counting import RetrieveCounts
 from .planning import Target
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class RetrieveJob:
+class RetrieveJob(ProgressHandle[RetrieveProgress, RetrieveSummary]):
     """One retrieve: iterate it for progress, await it for the summary, cancel it any time.
 
     Starts when first iterated or awaited (or `start()`), on the running loop. `progress` is the
@@ -39,9 +39,6 @@ class RetrieveJob:
         to_us = method is RetrieveMethod.MOVE and destination == service.own_ae
         self._counts = RetrieveCounts(method, target, destination, to_us=to_us)
         self._run = RetrieveRun(service, self._counts, resume, self._publish)
-        self._task: asyncio.Task | None = None
-        self._next: asyncio.Future | None = None
-        self._done = False
 
     def __repr__(self) -> str:
         t = self.target
@@ -54,22 +51,13 @@ class RetrieveJob:
         """How it ended (None until then)."""
         return self._counts.summary
 
-    # -- control ---------------------------------------------------------------------------
+    # -- control (the rest of the handle: core.jobs.ProgressHandle) ----------------------------
 
-    @property
-    def done(self) -> bool:
-        return self._done
+    def _task_name(self) -> str:
+        return f"retrieve-{self.target.study_uid[-12:]}"
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._done
-
-    def start(self) -> asyncio.Task:
-        if self._task is None:
-            loop = asyncio.get_running_loop()
-            self._next = loop.create_future()
-            self._task = loop.create_task(self._main(), name=f"retrieve-{self.target.study_uid[-12:]}")
-        return self._task
+    def _stop_bound(self) -> float:
+        return 3 * self.service.cancel_timeout + 5
 
     def cancel(self) -> None:
         """Stop: C-CANCEL now, abort if the PACS does not stop within the bound. Returns at once;
@@ -83,71 +71,11 @@ class RetrieveJob:
     def cancel_requested(self) -> bool:
         return self._run.cancel_requested
 
-    async def wait(self) -> RetrieveSummary:
-        """Run to the end; the summary (or the error). Cancelling the awaiting task cancels the job
-        (C-CANCEL, bounded) before the CancelledError goes on."""
-        task = self.start()
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.done():
-                self.cancel()
-                await asyncio.wait({task}, timeout=3 * self.service.cancel_timeout + 5)
-            raise
-        if self.error is not None:
-            raise self.error
-        assert self.summary is not None
-        return self.summary
-
-    def __await__(self) -> Generator[Any, None, RetrieveSummary]:
-        return self.wait().__await__()
-
-    def __aiter__(self) -> AsyncIterator[RetrieveProgress]:
-        return self.updates()
-
-    async def updates(self) -> AsyncIterator[RetrieveProgress]:
-        """Progress records as they change; the last one has phase DONE. Raises the job's error."""
-        self.start()
-        last = None
-        while True:
-            waiter = self._next
-            current = self.progress
-            if current is not last:
-                last = current
-                yield current
-            if self._done:
-                break
-            assert waiter is not None
-            await asyncio.wait({waiter})
-        if self.error is not None:
-            raise self.error
-
-    async def aclose(self) -> None:
-        """Cancel when still running and wait (bounded) until it has ended. Never raises its error."""
-        if self._task is None:
-            self._done = True
-            return
-        if not self._task.done():
-            self.cancel()
-            await asyncio.wait({self._task}, timeout=3 * self.service.cancel_timeout + 5)
-
-    async def __aenter__(self) -> RetrieveJob:
-        self.start()
-        return self
-
-    async def __aexit__(self, exc_type, exc, tb) -> None:
-        await self.aclose()
-
     # -- progress --------------------------------------------------------------------------
 
     def _publish(self) -> None:
         self.progress = self._counts.snapshot(cancelling=self._run.cancel_requested)
-        waiter = self._next
-        if waiter is None:
-            return
-        self._next = asyncio.get_running_loop().create_future()
-        if not waiter.done():
-            waiter.set_result(None)
+        self._wake()
 
     def _end(self) -> None:
         self._done = True

@@ -24,19 +24,19 @@ plugin matches it against nothing.)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from pydicom.dataset import Dataset
 
 from ..dicom.identifiers import build_identifier, identifier_keys, identifier_text, parse_result
 from ..executor import run_blocking
+from ..jobs import ResultStream
 from ..logs import phi
 from ..matching import shape_keys
 from ..records import (
@@ -241,7 +241,7 @@ class WebQueryService:
         return self.find(keys, limit=limit)
 
 
-class WebFindJob(Generic[R]):
+class WebFindJob(ResultStream[R]):
     """One QIDO search in progress: the reading side of core.query.FindJob (batches(), async for,
     collect(), cancel(), outcome, count, queries, prepared.describe()).
 
@@ -259,49 +259,12 @@ class WebFindJob(Generic[R]):
         self.count = 0
         self.outcome: FindSummary | None = None
         self._cancel_requested = False
-        self._batches: AsyncGenerator[list[R], None] | None = None
-        self._items: AsyncGenerator[R, None] | None = None
         self._filtered = 0
 
-    def batches(self) -> AsyncGenerator[list[R], None]:
-        if self._batches is not None:
-            raise RuntimeError("a find is read once")
-        self._batches = self._run()
-        return self._batches
-
-    def __aiter__(self) -> AsyncIterator[R]:
-        if self._items is None:
-            self._items = self._flatten()
-        return self._items
-
-    async def _flatten(self) -> AsyncGenerator[R, None]:
-        async with contextlib.aclosing(self.batches()) as batches:
-            async for batch in batches:
-                for item in batch:
-                    yield item
-
-    async def collect(self) -> list[R]:
-        async with self:
-            return [item async for item in self]
-
-    @property
-    def running(self) -> bool:
-        return self._batches is not None and self.outcome is None
 
     def cancel(self) -> None:
         self._cancel_requested = True
 
-    async def aclose(self) -> None:
-        if self._items is not None:
-            await self._items.aclose()
-        if self._batches is not None:
-            await self._batches.aclose()
-
-    async def __aenter__(self) -> "WebFindJob[R]":
-        return self
-
-    async def __aexit__(self, exc_type, exc, tb) -> None:
-        await self.aclose()
 
     # -- the work ---------------------------------------------------------------------------
 

@@ -27,13 +27,14 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..archive import Archive
 from ..errors import ArchiveError, DICOMNetworkError, RetrieveInterrupted, ServiceNotSupported
 from ..executor import run_blocking
+from ..jobs import ProgressHandle
 from ..records import (
     QueryKeys,
     QueryLevel,
@@ -119,7 +120,7 @@ class WebRetrieveService:
         return WebRetrieveJob(self, target, resume)
 
 
-class WebRetrieveJob:
+class WebRetrieveJob(ProgressHandle[RetrieveProgress, RetrieveSummary]):
     """One WADO-RS retrieve: iterate it for RetrieveProgress, await it for the RetrieveSummary,
     cancel it any time (the interface of core.retrieve.RetrieveJob)."""
 
@@ -128,12 +129,9 @@ class WebRetrieveJob:
         self.method = RetrieveMethod.WADO
         self.target, self.resume, self.destination_ae = target, resume, ""
         self.progress = RetrieveProgress(self.method, RetrievePhase.PLANNING)
-        self.summary: RetrieveSummary | None = None
+        self._summary: RetrieveSummary | None = None
         self.error: BaseException | None = None
         self._stop = threading.Event()
-        self._task: asyncio.Task | None = None
-        self._next: asyncio.Future | None = None
-        self._done = False
         # counts (loop thread only)
         self._phase = RetrievePhase.PLANNING
         self._listed: dict[str, str] = {}  # SOP Instance UID -> series, what the server listed
@@ -156,83 +154,28 @@ class WebRetrieveJob:
         state = "done" if self._done else ("running" if self._task else "not started")
         return f"<WebRetrieveJob WADO-RS {t.sop_uid or t.series_uid or t.study_uid} {state}>"
 
-    # -- control (as RetrieveJob) ------------------------------------------------------------
-
     @property
-    def done(self) -> bool:
-        return self._done
+    def summary(self) -> RetrieveSummary | None:
+        """How it ended (None until then)."""
+        return self._summary
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._done
+    # -- control (the rest of the handle: core.jobs.ProgressHandle) ----------------------------
+
+    def _task_name(self) -> str:
+        return f"wado-{self.target.study_uid[-12:]}"
+
+    def _stop_bound(self) -> float:
+        return self.profile.timeouts.dimse + 5
 
     @property
     def cancel_requested(self) -> bool:
         return self._stop.is_set()
-
-    def start(self) -> asyncio.Task:
-        if self._task is None:
-            loop = asyncio.get_running_loop()
-            self._next = loop.create_future()
-            self._task = loop.create_task(self._main(), name=f"wado-{self.target.study_uid[-12:]}")
-        return self._task
 
     def cancel(self) -> None:
         if self._stop.is_set() or self._done:
             return
         self._stop.set()
         self._publish(force=True)
-
-    async def wait(self) -> RetrieveSummary:
-        task = self.start()
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.done():
-                self.cancel()
-                await asyncio.wait({task}, timeout=self.profile.timeouts.dimse + 5)
-            raise
-        if self.error is not None:
-            raise self.error
-        assert self.summary is not None
-        return self.summary
-
-    def __await__(self) -> Generator[Any, None, RetrieveSummary]:
-        return self.wait().__await__()
-
-    def __aiter__(self) -> AsyncIterator[RetrieveProgress]:
-        return self.updates()
-
-    async def updates(self) -> AsyncIterator[RetrieveProgress]:
-        self.start()
-        last = None
-        while True:
-            waiter = self._next
-            current = self.progress
-            if current is not last:
-                last = current
-                yield current
-            if self._done:
-                break
-            assert waiter is not None
-            await asyncio.wait({waiter})
-        if self.error is not None:
-            raise self.error
-
-    async def aclose(self) -> None:
-        if self._task is None:
-            self._done = True
-            return
-        if not self._task.done():
-            self.cancel()
-            await asyncio.wait({self._task}, timeout=self.profile.timeouts.dimse + 5)
-
-    async def __aenter__(self) -> "WebRetrieveJob":
-        self.start()
-        return self
-
-    async def __aexit__(self, exc_type, exc, tb) -> None:
-        await self.aclose()
 
     # -- progress ------------------------------------------------------------------------------
 
@@ -253,12 +196,7 @@ class WebRetrieveJob:
             return
         self._last_publish = now
         self.progress = self._snapshot()
-        waiter = self._next
-        if waiter is None:
-            return
-        self._next = asyncio.get_running_loop().create_future()
-        if not waiter.done():
-            waiter.set_result(None)
+        self._wake()
 
     def _on_bytes(self, count: int) -> None:
         self._bytes += count
@@ -315,8 +253,8 @@ class WebRetrieveJob:
             self.error.summary = self.summary
 
     def _finish(self) -> None:
-        if self.summary is None:
-            self.summary = self._summarise()
+        if self._summary is None:
+            self._summary = self._summarise()
         self._done = True
         self._phase = RetrievePhase.DONE
         self._publish(force=True)
