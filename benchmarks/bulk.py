@@ -114,7 +114,7 @@ def report(folder: Path, note: str = "") -> str:
         f"Written on {dt.datetime.now():%Y-%m-%d %H:%M}. Each pass is `python -m benchmarks --only {CASES}` "
         "(medians of its repetitions, DCMTK in the same pass); before = our side from the checkout before "
         "the change, after = this tree; passes alternate before, after, before, after, and every pass is "
-        f"shown (the machine was shared with other work). Target: within {TARGET}x of DCMTK. CPU per "
+        f"shown (the load average of each pass is given below). Target: within {TARGET}x of DCMTK. CPU per "
         "instance = user + system CPU of our worker process (DCMTK: its tool's processes, storescp's "
         "included when it receives) for one repetition, divided by the images (studies for find)."
         + (f" {note}" if note else ""),
