@@ -243,13 +243,21 @@ class Archive:
                 stored, tmp = self._writer.write_unfinished(
                     data, transfer_syntax, sop_class_uid=sop_class_uid, sop_instance_uid=sop_instance_uid,
                     source_ae=source_ae, received_at=received_at)
-                self._committer.add(stored, tmp, on_indexed)
-                return stored
+                return self._queue(stored, tmp, on_indexed)
             stored = self._writer.write_encoded(data, transfer_syntax, sop_class_uid=sop_class_uid,
                                                 sop_instance_uid=sop_instance_uid, source_ae=source_ae,
                                                 received_at=received_at)
+            return self._queue(stored, None, on_indexed)
+
+    def _queue(self, stored: StoredInstance, unfinished: Path | None,
+               on_indexed: IndexedCallback | None) -> StoredInstance:
+        """A written instance on its way into the index: straight to the indexer when it is in place,
+        through the committer (fsync and rename in groups) when still in its temporary file."""
+        if unfinished is not None:
+            self._committer.add(stored, unfinished, on_indexed)
+        else:
             self._indexer.submit(stored, on_indexed)
-            return stored
+        return stored
 
     def open_stream(
         self,
@@ -377,6 +385,10 @@ class Archive:
     def studies(self, patient_key: str | None = None) -> list[StudyRow]:
         return self._index.studies(patient_key)
 
+    def holds_any(self, study_uid: str, series_uid: str = "") -> bool:
+        """Whether the archive lists any instance of the study (of the series, with `series_uid`)."""
+        return self._index.holds_any(study_uid, series_uid)
+
     def series(self, study_uid: str) -> list[SeriesRow]:
         return self._index.series(study_uid)
 
@@ -425,11 +437,8 @@ class ArchiveStream:
         try:
             if batched:
                 stored, tmp = write.unfinished()
-                self._archive._committer.add(stored, tmp, self._on_indexed)
-                return stored
-            stored = write.commit()
-            self._archive._indexer.submit(stored, self._on_indexed)
-            return stored
+                return self._archive._queue(stored, tmp, self._on_indexed)
+            return self._archive._queue(write.commit(), None, self._on_indexed)
         finally:
             self._section.close()
 

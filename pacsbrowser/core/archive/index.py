@@ -397,6 +397,12 @@ class IndexReader:
             out.append(StudyRow(*values))
         return out
 
+    def holds_any(self, study_uid: str, series_uid: str = "") -> bool:
+        """Whether the index lists any instance of the study (of the series, with `series_uid`)."""
+        if series_uid:
+            return bool(self.query("SELECT 1 FROM instances WHERE series_uid = ? LIMIT 1", (series_uid,)))
+        return bool(self.query("SELECT 1 FROM series WHERE study_uid = ? LIMIT 1", (study_uid,)))
+
     def series(self, study_uid: str) -> list[SeriesRow]:
         rows = self.query(
             "SELECT s.series_uid, s.study_uid, s.modality, s.series_number, s.description, s.body_part, "

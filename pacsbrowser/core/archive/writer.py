@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..errors import ArchiveError
 from .part10 import (
@@ -40,6 +41,25 @@ def _write_chunks(fd: int, chunks: Iterable[bytes]) -> None:
 def _write_rest(fd: int, chunk: memoryview) -> None:
     while chunk:
         chunk = chunk[os.write(fd, chunk):]
+
+
+def check_reserve(folder: Path, size: int, minimum: int) -> None:
+    """ENOSPC when writing `size` more bytes in `folder` would leave less than `minimum` free."""
+    if minimum:
+        free = shutil.disk_usage(folder).free
+        if free - size < minimum:
+            raise OSError(errno.ENOSPC, f"{free // (1024 * 1024)} MB free, less than the archive's reserve "
+                                        f"of {minimum // (1024 * 1024)} MB after this file")
+
+
+def _describe(header: Any, transfer_syntax: str, sop_class_uid: str, sop_instance_uid: str,
+              source_ae: str) -> tuple[InstanceInfo, bytes]:
+    """What a data set's header says of it, and the File Meta bytes it is stored behind; the same for
+    a whole data set (`FileWriter`) and a streamed one (`StreamingWrite`)."""
+    info = InstanceInfo.from_dataset(header, sop_class_uid, sop_instance_uid)
+    if not info.sop_class_uid:
+        raise MalformedDataset("the data set has no SOP Class UID")
+    return info, _file_meta_bytes(info.sop_class_uid, info.sop_instance_uid, transfer_syntax, source_ae)
 
 
 def fsync_dir(path: Path) -> None:
@@ -151,11 +171,8 @@ class FileWriter:
     @staticmethod
     def _prepare(data: bytes, transfer_syntax: str, sop_class_uid: str, sop_instance_uid: str,
                  source_ae: str) -> tuple[InstanceInfo, list[bytes]]:
-        header = parse_dataset(data, transfer_syntax)
-        info = InstanceInfo.from_dataset(header, sop_class_uid, sop_instance_uid)
-        if not info.sop_class_uid:
-            raise MalformedDataset("the data set has no SOP Class UID")
-        meta = _file_meta_bytes(info.sop_class_uid, info.sop_instance_uid, transfer_syntax, source_ae)
+        info, meta = _describe(parse_dataset(data, transfer_syntax), transfer_syntax, sop_class_uid,
+                               sop_instance_uid, source_ae)
         return info, [meta, data]
 
     def write_part10(self, data: bytes, *, source_ae: str = "") -> StoredInstance:
@@ -177,11 +194,7 @@ class FileWriter:
         tmp: str | None = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            if self.min_free_bytes:
-                free = shutil.disk_usage(folder).free
-                if free - size < self.min_free_bytes:
-                    raise OSError(errno.ENOSPC, f"{free // (1024 * 1024)} MB free, less than the archive's reserve "
-                                                f"of {self.min_free_bytes // (1024 * 1024)} MB after this file")
+            check_reserve(folder, size, self.min_free_bytes)
             fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
             if not finish:  # the committer fsyncs and renames it
                 try:
@@ -246,9 +259,7 @@ class StreamingWrite:
                  sop_class_uid: str = "", sop_instance_uid: str = "", source_ae: str = "",
                  received_at: float | None = None, header: RawHeader | None = None) -> None:
         parsed = header if header is not None else parse_dataset(bytes(head[:header_end]), transfer_syntax)
-        info = InstanceInfo.from_dataset(parsed, sop_class_uid, sop_instance_uid)
-        if not info.sop_class_uid:
-            raise MalformedDataset("the data set has no SOP Class UID")
+        info, meta = _describe(parsed, transfer_syntax, sop_class_uid, sop_instance_uid, source_ae)
         self.info, self.transfer_syntax = info, str(transfer_syntax)
         self.source_ae, self.received_at = source_ae, received_at
         self.durable = writer.durable
@@ -258,7 +269,6 @@ class StreamingWrite:
         folder = self.final.parent
         if folder.parent.parent != writer.root:
             raise MalformedDataset("the UIDs do not make a path inside the archive")  # pragma: no cover
-        meta = _file_meta_bytes(info.sop_class_uid, info.sop_instance_uid, transfer_syntax, source_ae)
         self.size = 0
         self.rel_committed = ""
         self._fd: int | None = None
@@ -275,14 +285,6 @@ class StreamingWrite:
         except BaseException:
             self.abandon()
             raise
-
-    def _check_reserve(self, folder: Path, size: int) -> None:
-        minimum = self._writer.min_free_bytes
-        if minimum:
-            free = shutil.disk_usage(folder).free
-            if free - size < minimum:
-                raise OSError(errno.ENOSPC, f"{free // (1024 * 1024)} MB free, less than the archive's reserve "
-                                            f"of {minimum // (1024 * 1024)} MB after this file")
 
     def write(self, chunks: list[memoryview]) -> None:
         """Append `chunks` (views into a receive buffer: written before this returns). Raises
@@ -311,7 +313,7 @@ class StreamingWrite:
         if fd is None or tmp is None:
             raise ValueError("the streamed write is finished")
         try:
-            self._check_reserve(self.final.parent, 0)
+            check_reserve(self.final.parent, 0, self._writer.min_free_bytes)
             if self.durable:
                 os.fsync(fd)
             self._fd = None
@@ -334,7 +336,7 @@ class StreamingWrite:
         if fd is None or tmp is None:
             raise ValueError("the streamed write is finished")
         try:
-            self._check_reserve(self.final.parent, 0)
+            check_reserve(self.final.parent, 0, self._writer.min_free_bytes)
             stat = os.fstat(fd)
             self._fd = None
             os.close(fd)

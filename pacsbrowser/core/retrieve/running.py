@@ -353,11 +353,12 @@ class RetrieveRun:
                 planned = c.plan.expected - c.arrived - c.finished[1]
         return max(0, said, planned)
 
-    @staticmethod
-    def _listener_quiet(scp: ArchiveServer | None) -> float:
-        """Seconds since our listener last received a byte (infinite when none is running)."""
-        quiet = scp.link_idle_for() if scp is not None else None
-        return float("inf") if quiet is None else quiet
+    def _quiet_for(self, scp: ArchiveServer | None) -> float:
+        """Seconds since the last response or instance of this job, or the last byte our listener
+        (`scp`, when one runs) received: what the idle watches compare with their bound."""
+        quiet = time.monotonic() - self.counts.last_activity
+        listener = scp.link_idle_for() if scp is not None else None
+        return quiet if listener is None else min(quiet, listener)
 
     async def _await_stragglers(self, idle: float, scp: ArchiveServer | None = None) -> None:
         """A PACS may send its final C-MOVE response before its sub-operations (an asynchronous
@@ -375,8 +376,7 @@ class RetrieveRun:
                 try:
                     await asyncio.wait_for(self._arrival.wait(), min(idle, 1.0))
                 except TimeoutError:
-                    quiet = min(time.monotonic() - c.last_activity, self._listener_quiet(scp))
-                    if quiet < idle:
+                    if self._quiet_for(scp) < idle:
                         continue  # bytes are still coming in: a big object arriving slowly is not silence
                     c.reasons.append(f"nothing more arrived at our listener for {idle:g} s after the PACS answered "
                                      f"the C-MOVE ({c.arrived} instances arrived)")
@@ -466,10 +466,7 @@ class RetrieveRun:
         def check() -> None:
             if control.finished:
                 return
-            quiet = min(time.monotonic() - self.counts.last_activity, link.idle_for())
-            listener = scp.link_idle_for() if scp is not None else None
-            if listener is not None:
-                quiet = min(quiet, listener)
+            quiet = min(self._quiet_for(scp), link.idle_for())
             if quiet >= idle:
                 why = f"nothing came from the PACS for {idle:g} s"
                 self._in_background(run_blocking(lambda: control.abort(why, timed_out=True), name="retrieve-abort"))

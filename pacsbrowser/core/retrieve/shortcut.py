@@ -28,10 +28,7 @@ def archive_holds_any(archive: Archive, target: Target) -> bool:
     archive.flush()
     if target.sop_uid:
         return archive.has_instance(target.sop_uid)
-    if target.series_uid:
-        return bool(archive.index_reader.query("SELECT 1 FROM instances WHERE series_uid = ? LIMIT 1",
-                                               (target.series_uid,)))
-    return bool(archive.index_reader.query("SELECT 1 FROM series WHERE study_uid = ? LIMIT 1", (target.study_uid,)))
+    return archive.holds_any(target.study_uid, target.series_uid)
 
 
 async def quick_plan(profile: ServerProfile, archive: Archive, target: Target, counts: RetrieveCounts, *,
