@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRegularExpression
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -19,9 +18,7 @@ from PySide6.QtWidgets import (
 from ...core.config import ListenerSettings
 from ...core.records import TLSConfiguration
 from .file_field import FileField
-from .profile_dialog import ok_cancel, problem_label
-
-_AE_INPUT = QRegularExpression(r"^[\x20-\x5b\x5d-\x7e]{0,16}$")
+from .profile_dialog import AE_INPUT, ok_cancel, problem_label
 
 
 class ListenerSettingsDialog(QDialog):
@@ -32,7 +29,7 @@ class ListenerSettingsDialog(QDialog):
         self.setWindowTitle("Listener settings")
         self.setObjectName("listenerSettings")
         self.ae_title = QLineEdit(settings.ae_title)
-        self.ae_title.setValidator(QRegularExpressionValidator(_AE_INPUT, self))
+        self.ae_title.setValidator(QRegularExpressionValidator(AE_INPUT, self))
         self.ae_title.setToolTip("Our AE title: the name a PACS sends images to (C-MOVE destination)")
         self.port = QSpinBox()
         self.port.setRange(1, 65535)

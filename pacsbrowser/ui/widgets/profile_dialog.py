@@ -37,11 +37,12 @@ from ...core.records import (
 from .file_field import FileField
 from .web_fields import WebFields
 
-__all__ = ["CHARSETS", "FileField", "ProfileDialog", "ok_cancel", "problem_label"]
+__all__ = ["AE_INPUT", "CHARSETS", "FileField", "ProfileDialog", "ok_cancel", "problem_label"]
 
 CHARSETS = ["ISO_IR 192", "ISO_IR 100", "ISO_IR 101", "ISO_IR 144", "ISO_IR 126", "ISO 2022 IR 87",
             "ISO 2022 IR 149", "GB18030", "GBK", "ISO_IR 6"]
-_AE_INPUT = QRegularExpression(r"^[\x20-\x5b\x5d-\x7e]{0,16}$")
+# What an AE title field lets one type (core.validation.ae_title has the final word on save).
+AE_INPUT = QRegularExpression(r"^[\x20-\x5b\x5d-\x7e]{0,16}$")
 _INVALID_STYLE = "border: 1px solid #b3261e;"
 
 
@@ -174,7 +175,7 @@ class ProfileDialog(QDialog):
     def _ae_edit(self) -> QLineEdit:
         edit = QLineEdit()
         edit.setMaxLength(16)
-        edit.setValidator(QRegularExpressionValidator(_AE_INPUT, edit))
+        edit.setValidator(QRegularExpressionValidator(AE_INPUT, edit))
         return edit
 
     # -- DIMSE or DICOMweb ----------------------------------------------------------------------------
