@@ -144,17 +144,11 @@ class ConnectionTest:
             async for step in WebConnectionTest(p).run():
                 yield step
             return
-        started = time.perf_counter()
-        try:
-            addresses = await run_blocking(_resolve, p.host, p.port, name="resolve")
-        except OSError as exc:
-            yield Step("Name resolution", Outcome.FAILED, f"{p.host} cannot be resolved: {exc.strerror or exc}",
-                       detail=repr(exc))
+        step, address = await _resolution_step(p)
+        yield step
+        if address is None:
             yield _skipped("TCP connection", "TLS handshake", "Association", "C-ECHO", "C-FIND")
             return
-        address = addresses[0]
-        yield Step("Name resolution", Outcome.OK, f"{p.host} is {', '.join(addresses)}",
-                   seconds=time.perf_counter() - started)
 
         try:
             seconds = await run_blocking(_tcp_connect, address, p.port, p.timeouts.connect, name="tcp")
@@ -175,25 +169,11 @@ class ConnectionTest:
         if p.tls is None:
             yield Step("TLS handshake", Outcome.SKIPPED, "TLS is off for this profile")
         else:
-            step_started = time.perf_counter()
-            try:
-                facts, certificate, error = await run_blocking(_tls_handshake, p, address, name="tls")
-            except TLSError as exc:  # our own files are unusable
-                yield Step("TLS handshake", Outcome.FAILED, str(exc), detail=exc.detail)
+            step = await _tls_step(p, address)
+            yield step
+            if step.outcome is Outcome.FAILED:
                 yield _skipped("Association", "C-ECHO", "C-FIND")
                 return
-            cert_facts = _certificate_facts(certificate)
-            if error is not None:
-                tls_error = classify_tls_error(error, p.tls, p.host, p.port)
-                yield Step("TLS handshake", Outcome.FAILED, tls_error.cause.value, detail=tls_error.detail,
-                           facts=cert_facts)
-                yield _skipped("Association", "C-ECHO", "C-FIND")
-                return
-            yield Step("TLS handshake", Outcome.OK,
-                       f"{facts.get('protocol')}, {facts.get('cipher')}; certificate of "
-                       f"{_common_name(cert_facts.get('subject', '?'))} issued by "
-                       f"{_common_name(cert_facts.get('issuer', '?'))}, valid until {cert_facts.get('valid_until', '?')}",
-                       seconds=time.perf_counter() - step_started, facts={**facts, **cert_facts})
 
         client = DICOMClient.from_profile(p)
         step_started = time.perf_counter()
@@ -237,6 +217,38 @@ class ConnectionTest:
             return
         yield Step("C-FIND", Outcome.OK, f"a study-level query is answered (status 0x{status:04X})",
                    seconds=time.perf_counter() - started)
+
+
+async def _resolution_step(p: ServerProfile) -> tuple[Step, str | None]:
+    """The name resolution step, and the first address (None when the name does not resolve)."""
+    started = time.perf_counter()
+    try:
+        addresses = await run_blocking(_resolve, p.host, p.port, name="resolve")
+    except OSError as exc:
+        return Step("Name resolution", Outcome.FAILED, f"{p.host} cannot be resolved: {exc.strerror or exc}",
+                    detail=repr(exc)), None
+    return Step("Name resolution", Outcome.OK, f"{p.host} is {', '.join(addresses)}",
+                seconds=time.perf_counter() - started), addresses[0]
+
+
+async def _tls_step(p: ServerProfile, address: str) -> Step:
+    """The TLS handshake step with `p.tls` (not None): protocol, cipher and the server's certificate."""
+    assert p.tls is not None
+    started = time.perf_counter()
+    try:
+        facts, certificate, error = await run_blocking(_tls_handshake, p, address, name="tls")
+    except TLSError as exc:  # our own files are unusable
+        return Step("TLS handshake", Outcome.FAILED, str(exc), detail=exc.detail)
+    cert_facts = _certificate_facts(certificate)
+    if error is not None:
+        tls_error = classify_tls_error(error, p.tls, p.host, p.port)
+        return Step("TLS handshake", Outcome.FAILED, tls_error.cause.value, detail=tls_error.detail,
+                    facts=cert_facts)
+    return Step("TLS handshake", Outcome.OK,
+                f"{facts.get('protocol')}, {facts.get('cipher')}; certificate of "
+                f"{_common_name(cert_facts.get('subject', '?'))} issued by "
+                f"{_common_name(cert_facts.get('issuer', '?'))}, valid until {cert_facts.get('valid_until', '?')}",
+                seconds=time.perf_counter() - started, facts={**facts, **cert_facts})
 
 
 def _skipped(*names: str) -> Step:

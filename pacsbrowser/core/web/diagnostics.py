@@ -18,15 +18,12 @@ from ..diagnostics import (
     ConnectionTest,
     Outcome,
     Step,
-    _certificate_facts,
-    _common_name,
-    _resolve,
+    _resolution_step,
     _skipped,
     _tcp_connect,
-    _tls_handshake,
+    _tls_step,
 )
-from ..dicom.ae import classify_tls_error
-from ..errors import DICOMNetworkError, TLSError
+from ..errors import DICOMNetworkError
 from ..executor import run_blocking
 from ..records import RetryPolicy, ServerProfile, TLSConfiguration
 from .errors import UnexpectedAnswer
@@ -84,17 +81,11 @@ class WebConnectionTest:
     async def run(self) -> AsyncIterator[Step]:
         p = self.profile
         assert p.web is not None
-        started = time.perf_counter()
-        try:
-            addresses = await run_blocking(_resolve, p.host, p.port, name="resolve")
-        except OSError as exc:
-            yield Step("Name resolution", Outcome.FAILED, f"{p.host} cannot be resolved: {exc.strerror or exc}",
-                       detail=repr(exc))
+        step, address = await _resolution_step(p)
+        yield step
+        if address is None:
             yield _skipped("TCP connection", "TLS handshake", "HTTP", "QIDO-RS")
             return
-        address = addresses[0]
-        yield Step("Name resolution", Outcome.OK, f"{p.host} is {', '.join(addresses)}",
-                   seconds=time.perf_counter() - started)
         try:
             seconds = await run_blocking(_tcp_connect, address, p.port, p.timeouts.connect, name="tcp")
         except (TimeoutError, OSError) as exc:
@@ -115,25 +106,11 @@ class WebConnectionTest:
                                                          "cross the network readable)")
         else:
             tls_profile = p if p.tls is not None else replace(p, tls=TLSConfiguration())
-            step_started = time.perf_counter()
-            try:
-                facts, certificate, error = await run_blocking(_tls_handshake, tls_profile, address, name="tls")
-            except TLSError as exc:
-                yield Step("TLS handshake", Outcome.FAILED, str(exc), detail=exc.detail)
+            step = await _tls_step(tls_profile, address)
+            yield step
+            if step.outcome is Outcome.FAILED:
                 yield _skipped("HTTP", "QIDO-RS")
                 return
-            cert_facts = _certificate_facts(certificate)
-            if error is not None:
-                tls_error = classify_tls_error(error, tls_profile.tls, p.host, p.port)
-                yield Step("TLS handshake", Outcome.FAILED, tls_error.cause.value, detail=tls_error.detail,
-                           facts=cert_facts)
-                yield _skipped("HTTP", "QIDO-RS")
-                return
-            yield Step("TLS handshake", Outcome.OK,
-                       f"{facts.get('protocol')}, {facts.get('cipher')}; certificate of "
-                       f"{_common_name(cert_facts.get('subject', '?'))} issued by "
-                       f"{_common_name(cert_facts.get('issuer', '?'))}, valid until {cert_facts.get('valid_until', '?')}",
-                       seconds=time.perf_counter() - step_started, facts={**facts, **cert_facts})
 
         try:
             session = WebSession(p)
