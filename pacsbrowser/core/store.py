@@ -166,6 +166,31 @@ class _Run:
             self.flush_handle = None
 
 
+async def scan_for_sending(sources: list[Source], run: _Run) -> list[StoreItem]:
+    """Read the headers (on a worker thread), report in `run` what cannot be sent, keep the rest:
+    the first step of a send, over DIMSE (StoreService) or DICOMweb (core.web.stow). No network."""
+    stop = threading.Event()
+
+    def producer(emit: Callable[[Any], None]) -> None:
+        for entry in scan(sources):
+            if stop.is_set():
+                return
+            emit(entry)
+
+    items: list[StoreItem] = []
+    try:
+        async for batch in stream_blocking(producer, name="store-scan", batch_seconds=0.02):
+            for entry in batch:
+                if isinstance(entry, StoreResult):
+                    run.bytes_total += entry.size
+                    run.add(entry)
+                else:
+                    items.append(entry)
+    finally:
+        stop.set()
+    return items
+
+
 class StoreService:
     """C-STORE of files, folders and datasets to the PACS of `profile`.
 
@@ -208,7 +233,7 @@ class StoreService:
         pool = self.pool or ConnectionPool(self.profile, self.parallel)
         opened_before = pool.opened
         try:
-            items = await self._scan(list(sources), run)
+            items = await scan_for_sending(list(sources), run)
             run.total = len(items) + len(run.results)
             run.bytes_total = run.bytes_done + sum(item.size for item in items)
             run.report()
@@ -224,29 +249,6 @@ class StoreService:
             run.close()
             if self.pool is None:
                 await pool.close()
-
-    async def _scan(self, sources: list[Source], run: _Run) -> list[StoreItem]:
-        """Read the headers (on a worker thread), report what cannot be sent, keep the rest."""
-        stop = threading.Event()
-
-        def producer(emit: Callable[[Any], None]) -> None:
-            for entry in scan(sources):
-                if stop.is_set():
-                    return
-                emit(entry)
-
-        items: list[StoreItem] = []
-        try:
-            async for batch in stream_blocking(producer, name="store-scan", batch_seconds=0.02):
-                for entry in batch:
-                    if isinstance(entry, StoreResult):
-                        run.bytes_total += entry.size
-                        run.add(entry)
-                    else:
-                        items.append(entry)
-        finally:
-            stop.set()
-        return items
 
     async def _send_group(self, run: _Run, pool: ConnectionPool, group: ContextGroup,
                           queue: deque[StoreItem]) -> None:
@@ -362,4 +364,4 @@ async def _first_of(event: asyncio.Event, task: asyncio.Task) -> None:
         waiter.cancel()
 
 
-__all__ = ["StoreService", "StoreSummary"]
+__all__ = ["StoreService", "StoreSummary", "scan_for_sending"]

@@ -35,7 +35,7 @@ from ..dicomfiles import StoreItem, Unsendable, check_file, short_error
 from ..errors import DICOMNetworkError, status_words
 from ..executor import run_blocking
 from ..records import ServerProfile, StoreOutcome, StoreResult
-from ..store import ProgressCallback, Source, StoreSummary, _Run
+from ..store import ProgressCallback, Source, StoreSummary, _Run, scan_for_sending
 from .qido import answer_dataset
 from .session import DICOM_JSON, WebSession
 
@@ -79,8 +79,6 @@ class WebStoreService:
                     on_progress: ProgressCallback | None = None) -> StoreSummary:
         """Send a file, a folder (walked recursively), a dataset, or any mix. Every file's result;
         raises the DICOMNetworkError when the server could not be reached at all (nothing sent)."""
-        from ..store import StoreService  # the scan of what was given is StoreService's own
-
         if isinstance(sources, (str, bytes, os.PathLike, Dataset)):
             sources = [sources]
         run = _Run(on_progress, self.progress_interval)
@@ -88,7 +86,7 @@ class WebStoreService:
         session = self.session or WebSession(self.profile)
         requests = 0
         try:
-            items = await StoreService(self.profile)._scan(list(sources), run)  # reads files only, no network
+            items = await scan_for_sending(list(sources), run)
             run.total = len(items) + len(run.results)
             run.bytes_total = run.bytes_done + sum(item.size for item in items)
             run.report()
