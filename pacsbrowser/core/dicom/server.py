@@ -52,7 +52,7 @@ from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it
 from . import bulkreceive
 from .activity import LinkActivity, activity_of
 from .anyclass import accept_any_storage
-from .limits import MAX_COMMAND_SET, CommandSetBound, pdu_limit
+from .limits import ABORT_INVALID_PARAMETER, MAX_COMMAND_SET, CommandSetBound, pdu_limit
 from .links import counted_send, end_association, link_timeout, tune_socket
 from .receive import IndexedHandler, ReceiveHandler, StoreStats
 from .responsive import make_responsive
@@ -237,12 +237,10 @@ class _AcceptorSocket(AssociationSocket):
     def _refuse(self, what: str) -> None:
         self._refused = True
         log.warning("%s sent %s: association aborted", self._peer(), what)
-        abort = A_ABORT_RQ()
-        abort.source, abort.reason_diagnostic = 0x02, 0x06  # service provider, invalid PDU parameter value
         sock = self.socket
         if sock is not None:
             try:
-                sock.sendall(abort.encode())
+                sock.sendall(ABORT_INVALID_PARAMETER)
             except OSError:
                 pass
         self.hang_up()
