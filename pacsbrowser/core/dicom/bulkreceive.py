@@ -79,6 +79,7 @@ from pynetdicom.sop_class import uid_to_service_class
 from ..archive import HEADER_TAGS, ArchiveStream, RawHeader, is_valid_uid
 from .activity import LinkActivity, activity_of
 from .limits import ABORT_INVALID_PARAMETER, MAX_COMMAND_SET, CommandSetBound, pdu_limit
+from .links import abort_and_shut
 from .receive import ReceiveHandler, sender_of
 from .responsive import IDLE, ResponsiveDUL
 
@@ -581,16 +582,7 @@ class BulkReader:
         else:
             log.warning("%s sent a PDU of type 0x%02X and %d bytes, more than the %d we accept: association aborted",
                         self.assoc.requestor.address, pdu_type, length, limit)
-        raw = getattr(self.dul.socket, "socket", None)
-        if raw is not None:
-            try:
-                raw.sendall(ABORT_INVALID_PARAMETER)
-            except OSError:
-                pass
-            try:
-                raw.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        abort_and_shut(getattr(self.dul.socket, "socket", None), ABORT_INVALID_PARAMETER)
         self.refused = True
         self.lo = self.hi = 0
         self.dul.event_queue.put("Evt17")

@@ -53,7 +53,7 @@ from . import bulkreceive
 from .activity import LinkActivity, activity_of
 from .anyclass import accept_any_storage
 from .limits import ABORT_INVALID_PARAMETER, MAX_COMMAND_SET, CommandSetBound, pdu_limit
-from .links import counted_send, end_association, link_timeout, tune_socket
+from .links import abort_and_shut, counted_send, end_association, link_timeout, tune_socket
 from .receive import IndexedHandler, ReceiveHandler, StoreStats
 from .responsive import make_responsive
 from .serve_find import FIND_MODELS, RETRIEVE_MODELS, FindHandler
@@ -237,13 +237,8 @@ class _AcceptorSocket(AssociationSocket):
     def _refuse(self, what: str) -> None:
         self._refused = True
         log.warning("%s sent %s: association aborted", self._peer(), what)
-        sock = self.socket
-        if sock is not None:
-            try:
-                sock.sendall(ABORT_INVALID_PARAMETER)
-            except OSError:
-                pass
-        self.hang_up()
+        self._hung_up = True
+        abort_and_shut(self.socket, ABORT_INVALID_PARAMETER)
 
     def _peer(self) -> str:
         return _peer_of(self.assoc.dul)
