@@ -77,8 +77,9 @@ from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import uid_to_service_class
 
 from ..archive import HEADER_TAGS, ArchiveStream, RawHeader, is_valid_uid
-from .activity import activity_of
+from .activity import LinkActivity, activity_of
 from .limits import ABORT_INVALID_PARAMETER, MAX_COMMAND_SET, CommandSetBound, pdu_limit
+from .links import abort_and_shut
 from .receive import ReceiveHandler, sender_of
 from .responsive import IDLE, ResponsiveDUL
 
@@ -360,6 +361,7 @@ class BulkReader:
         self.taken = 0  # C-STOREs taken (tests and benchmarks read it)
         self._contexts: dict[tuple[int, str], str | None] = {}
         self._activity = activity_of(self.assoc)
+        self._server_activity: LinkActivity | None = None  # our SCP's byte count (set on activation)
 
     def activate(self) -> bool:
         """Whether to take over the socket's reads, now that the association is established:
@@ -375,6 +377,7 @@ class BulkReader:
         local = assoc.acceptor if assoc.is_acceptor else assoc.requestor
         self.acceptor = bool(assoc.is_acceptor)
         self.announced = int(local.maximum_length or 0)
+        self._server_activity = getattr(getattr(assoc, "_server", None), "link_activity", None)
         self.buf = bytearray(BUFFER)
         self.view.release()
         self.view = memoryview(self.buf)
@@ -459,9 +462,8 @@ class BulkReader:
         self.hi += got
         self.last_data = time.monotonic()
         self._activity.received(got)
-        server = getattr(getattr(self.assoc, "_server", None), "link_activity", None)
-        if server is not None:
-            server.received(got)
+        if self._server_activity is not None:
+            self._server_activity.received(got)
         if self.message is not None:
             self.message.handler.last_activity = self.last_data
         return got
@@ -580,16 +582,7 @@ class BulkReader:
         else:
             log.warning("%s sent a PDU of type 0x%02X and %d bytes, more than the %d we accept: association aborted",
                         self.assoc.requestor.address, pdu_type, length, limit)
-        raw = getattr(self.dul.socket, "socket", None)
-        if raw is not None:
-            try:
-                raw.sendall(ABORT_INVALID_PARAMETER)
-            except OSError:
-                pass
-            try:
-                raw.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        abort_and_shut(getattr(self.dul.socket, "socket", None), ABORT_INVALID_PARAMETER)
         self.refused = True
         self.lo = self.hi = 0
         self.dul.event_queue.put("Evt17")

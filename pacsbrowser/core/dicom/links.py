@@ -127,6 +127,21 @@ def _dul_idle(dul: Any) -> bool:
     return getattr(machine, "current_state", None) == "Sta1"
 
 
+def abort_and_shut(raw: socket.socket | None, abort: bytes) -> None:
+    """Send `abort` (an encoded A-ABORT) on `raw` as far as it goes, then shut `raw` in both
+    directions (not closed: its DUL thread closes it)."""
+    if raw is None:
+        return
+    try:
+        raw.sendall(abort)
+    except OSError:
+        pass
+    try:
+        raw.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 def shut_socket(assoc: Any) -> None:
     """Shut the association's socket in both directions and close it (idempotent)."""
     holder = getattr(getattr(assoc, "dul", None), "socket", None)
@@ -145,6 +160,7 @@ def shut_socket(assoc: Any) -> None:
 
 __all__ = [
     "DEFAULT_LINK_TIMEOUT",
+    "abort_and_shut",
     "counted_send",
     "link_failure",
     "link_timed_out",

@@ -52,8 +52,8 @@ from . import ae as _ae  # noqa: F401 - importing it quiets pynetdicom's log (it
 from . import bulkreceive
 from .activity import LinkActivity, activity_of
 from .anyclass import accept_any_storage
-from .limits import MAX_COMMAND_SET, CommandSetBound, pdu_limit
-from .links import counted_send, end_association, link_timeout, tune_socket
+from .limits import ABORT_INVALID_PARAMETER, MAX_COMMAND_SET, CommandSetBound, pdu_limit
+from .links import abort_and_shut, counted_send, end_association, link_timeout, tune_socket
 from .receive import IndexedHandler, ReceiveHandler, StoreStats
 from .responsive import make_responsive
 from .serve_find import FIND_MODELS, RETRIEVE_MODELS, FindHandler
@@ -237,15 +237,8 @@ class _AcceptorSocket(AssociationSocket):
     def _refuse(self, what: str) -> None:
         self._refused = True
         log.warning("%s sent %s: association aborted", self._peer(), what)
-        abort = A_ABORT_RQ()
-        abort.source, abort.reason_diagnostic = 0x02, 0x06  # service provider, invalid PDU parameter value
-        sock = self.socket
-        if sock is not None:
-            try:
-                sock.sendall(abort.encode())
-            except OSError:
-                pass
-        self.hang_up()
+        self._hung_up = True
+        abort_and_shut(self.socket, ABORT_INVALID_PARAMETER)
 
     def _peer(self) -> str:
         return _peer_of(self.assoc.dul)
