@@ -71,11 +71,6 @@ class Subscription:
         self.cancel()
 
 
-def parse_destination(text: str) -> tuple[str, tuple[str, int]]:
-    """'AE=HOST:PORT' -> (AE, (HOST, PORT)); core.validation.InvalidInput (a ValueError) in words."""
-    return validation.move_destination(text)
-
-
 class ArchiveServer:
     """An SCP over `archive`, on `host`:`port` ("" = every interface; port 0 = any free
     port, see `address`). `allowed_calling_aes`: when given, other calling AE titles are rejected
@@ -296,4 +291,4 @@ class ArchiveServer:
             await self._wake.wait()
 
 
-__all__ = ["ArchiveServer", "Received", "ServerSettings", "Subscription", "parse_destination"]
+__all__ = ["ArchiveServer", "Received", "ServerSettings", "Subscription"]
