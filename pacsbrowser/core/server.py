@@ -168,6 +168,16 @@ class ArchiveServer:
         """Counters of the running server, or of the last run once stopped."""
         return self._server.stats if self._server is not None else self._last_stats
 
+    def expect_move(self, pacs_ae: str, our_ae: str, message_id: int) -> Callable[[], None]:
+        """The C-STOREs of our own C-MOVE `message_id` (from `pacs_ae`, requested as `our_ae`) are
+        stored batched, as a C-GET's are: the PACS keeps what a crash would lose (README, "What a
+        reply promises"). Everything else stays durable before the reply. Returns the function that
+        ends it; does nothing when the listener is not running."""
+        server = self._server
+        if server is None:
+            return lambda: None
+        return server.handler.expect_move(pacs_ae, our_ae, message_id)
+
     async def start(self) -> None:
         """Bind and listen. Raises ListenerError (port in use, privileged port, TLS files...)."""
         if self.is_running:

@@ -235,7 +235,7 @@ def test_commands_are_decoded_and_encoded_as_pynetdicom_does():
     message.primitive_to_message(request)
     command = _command_bytes(message)
     decoded = bulkreceive.decode_store_request(command)
-    assert decoded == bulkreceive.StoreRequest(7, CT_IMAGE_STORAGE, "1.2.3.45")
+    assert decoded == bulkreceive.StoreRequest(7, CT_IMAGE_STORAGE, "1.2.3.45", "MOVER", 3)  # a C-MOVE sub-operation
     for status, comment in [(0x0000, ""), (0xA700, "Out of resources: the archive disk is full"),
                             (0xC000, "Cannot understand: odd"), (0x0110, "Processing failure: X")]:
         response = C_STORE()

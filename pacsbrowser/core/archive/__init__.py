@@ -51,6 +51,7 @@ from .. import validation
 from ..errors import ArchiveError
 from . import index
 from .committer import Committer, FolderSyncs
+from .incoming import Incoming
 from .index import IndexReader, InstanceRow, PatientRow, RepairReport, SeriesRow, StudyRow, VerifyReport
 from .indexer import IndexedCallback, Indexer
 from .lock import DirLock
@@ -99,6 +100,9 @@ class Archive:
         self._pending = PendingPaths()
         self._gate = WriteGate(self.root, readonly)
         self._writer = FileWriter(self.root, self._pending, min_free_bytes=min_free_bytes, durable=durable)
+        self._incoming = Incoming(self.root)
+        if not readonly:
+            self._writer.incoming = self._incoming  # temporary files made ahead (core.archive.incoming)
         self._indexer = Indexer(self.index_path, self.root, self._pending,
                                 commit=lambda conn, batch: self._index_batch(conn, batch))
         self._folder_syncs = FolderSyncs()
@@ -178,6 +182,7 @@ class Archive:
         if left:
             log.error("%d writes to the archive did not finish within %.0f s", left, timeout)
         self._committer.stop(timeout)  # the files written in batches: renamed, handed to the indexer
+        self._incoming.close()
         self._indexer.stop(clean=not left, timeout=timeout)
         self._index.close()
         if self._lock is not None:
@@ -436,8 +441,9 @@ class ArchiveStream:
             raise ValueError("the stream is closed")
         try:
             if batched:
-                stored, tmp = write.unfinished()
-                return self._archive._queue(stored, tmp, self._on_indexed)
+                stored, tmp, fd = write.unfinished()
+                self._archive._committer.add(stored, tmp, self._on_indexed, fd=fd)
+                return stored
             return self._archive._queue(write.commit(), None, self._on_indexed)
         finally:
             self._section.close()

@@ -16,11 +16,11 @@ Two guarantees, chosen by the caller of `Archive.store` (see the README, "What a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,10 +35,11 @@ Submit = Callable[[StoredInstance, "IndexedCallback | None"], None]
 
 
 class _Unfinished:
-    __slots__ = ("stored", "tmp", "on_indexed")
+    __slots__ = ("stored", "tmp", "on_indexed", "fd")
 
-    def __init__(self, stored: StoredInstance, tmp: Path, on_indexed: IndexedCallback | None) -> None:
-        self.stored, self.tmp, self.on_indexed = stored, tmp, on_indexed
+    def __init__(self, stored: StoredInstance, tmp: Path, on_indexed: IndexedCallback | None,
+                 fd: int | None) -> None:
+        self.stored, self.tmp, self.on_indexed, self.fd = stored, tmp, on_indexed, fd
 
 
 class Committer:
@@ -49,7 +50,7 @@ class Committer:
     unfinished files pile up."""
 
     def __init__(self, pending: PendingPaths, submit: Submit, *, durable: bool = True, batch: int = 128,
-                 linger: float = 0.05, depth: int = 512) -> None:
+                 linger: float = 0.05, depth: int = 256) -> None:
         self.pending, self.submit, self.durable = pending, submit, durable
         self.batch, self.linger = batch, linger
         self.failures = 0
@@ -58,15 +59,18 @@ class Committer:
         self._queue: "queue.Queue[_Unfinished | threading.Event | None]" = queue.Queue(depth)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._urgent = threading.Event()  # a flush or stop: end the linger now
 
     @property
     def running(self) -> bool:
         return self._thread is not None
 
-    def add(self, stored: StoredInstance, tmp: Path, on_indexed: IndexedCallback | None = None) -> None:
-        """Queue a written (closed) temporary file, to become `stored.path`."""
+    def add(self, stored: StoredInstance, tmp: Path, on_indexed: IndexedCallback | None = None, *,
+            fd: int | None = None) -> None:
+        """Queue a written temporary file, to become `stored.path`: closed, or still open as `fd`
+        (the committer then takes the file's time from it and closes it: `stored.mtime_ns` is 0)."""
         self._ensure_started()
-        self._queue.put(_Unfinished(stored, tmp, on_indexed))
+        self._queue.put(_Unfinished(stored, tmp, on_indexed, fd))
 
     def flush(self, timeout: float | None = 60.0) -> bool:
         """Wait until everything queued before this call is renamed and handed to the indexer."""
@@ -74,6 +78,7 @@ class Committer:
             return True
         done = threading.Event()
         self._queue.put(done, timeout=timeout)
+        self._urgent.set()
         return done.wait(timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -83,6 +88,7 @@ class Committer:
         if thread is None:
             return
         self._queue.put(None)
+        self._urgent.set()
         thread.join(timeout)
         if thread.is_alive():  # pragma: no cover - a stuck disk
             log.error("the archive committer did not finish within %.0f s", timeout)
@@ -102,7 +108,11 @@ class Committer:
             group: list[_Unfinished] = []
             marks: list[threading.Event] = []
             item: _Unfinished | threading.Event | None = first
-            deadline = time.monotonic() + self.linger
+            if isinstance(item, _Unfinished) and self._queue.qsize() < self.batch - 1:
+                # Linger without waking for every file a writer adds meanwhile (each wake-up takes the
+                # GIL from the thread receiving the next image); a flush or stop ends it early.
+                self._urgent.wait(self.linger)
+            self._urgent.clear()
             while True:
                 if item is None:
                     stopping = True
@@ -113,9 +123,8 @@ class Committer:
                 group.append(item)
                 if len(group) >= self.batch:
                     break
-                wait = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
             if group:
@@ -131,7 +140,16 @@ class Committer:
         done: list[_Unfinished] = []
         for item in group:
             try:
-                if self.durable:  # the data: fsync through a descriptor of our own
+                if item.fd is not None:  # still open: its data, its time, then closed
+                    fd, item.fd = item.fd, None
+                    try:
+                        if self.durable:
+                            os.fsync(fd)
+                        stat = os.fstat(fd)
+                    finally:
+                        os.close(fd)
+                    item.stored = dataclasses.replace(item.stored, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+                elif self.durable:  # the data: fsync through a descriptor of our own
                     fd = os.open(item.tmp, os.O_RDONLY)
                     try:
                         os.fsync(fd)
@@ -157,6 +175,12 @@ class Committer:
     def _lost(self, item: _Unfinished, exc: OSError) -> None:
         """A file that could not be finished: removed; the next retrieve fetches it again."""
         self.failures += 1
+        if item.fd is not None:
+            try:
+                os.close(item.fd)
+            except OSError:
+                pass
+            item.fd = None
         log.error("a received instance could not be written to the archive (%s); it is not stored, the next "
                   "retrieve of its study fetches it again", exc.strerror or exc)
         try:

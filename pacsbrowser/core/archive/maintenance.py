@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from . import index
+from .incoming import clear_leftovers
 from .index import IndexReader, RepairReport, VerifyReport
 from .part10 import (
     InstanceInfo,
@@ -92,6 +93,7 @@ class Maintenance:
         report = RepairReport()
         files, temps = self.scan()
         if remove_temp:
+            clear_leftovers(self.root)  # empty files made ahead (core.archive.incoming), not interrupted writes
             for tmp in temps:
                 try:
                     tmp.unlink()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArchiveError
+from .incoming import Incoming
 from .part10 import (
     InstanceInfo,
     MalformedDataset,
@@ -43,13 +44,44 @@ def _write_rest(fd: int, chunk: memoryview) -> None:
         chunk = chunk[os.write(fd, chunk):]
 
 
-def check_reserve(folder: Path, size: int, minimum: int) -> None:
-    """ENOSPC when writing `size` more bytes in `folder` would leave less than `minimum` free."""
-    if minimum:
+def _refuse_below(free: int, size: int, minimum: int) -> None:
+    if free - size < minimum:
+        raise OSError(errno.ENOSPC, f"{free // (1024 * 1024)} MB free, less than the archive's reserve "
+                                    f"of {minimum // (1024 * 1024)} MB after this file")
+
+
+class Reserve:
+    """The archive's reserve (`min_free_bytes`) checked for a stream of writes without a statvfs()
+    per file: the free space read last, less every byte checked since, stands for the disk's while
+    it is under `refresh` seconds old and leaves `margin` bytes above the reserve; otherwise the
+    disk is asked, as for every file before. What others write meanwhile (the index's own growth,
+    other programs) must exceed the margin within a second to cross the reserve; near the reserve,
+    every file is checked against the disk."""
+
+    def __init__(self, refresh: float = 1.0, margin: int = 64 << 20) -> None:
+        self.refresh, self.margin = refresh, margin
+        self.asked = 0  # statvfs() calls (tests read it)
+        self._lock = threading.Lock()
+        self._free: int | None = None
+        self._at = 0.0
+
+    def check(self, folder: Path, size: int, minimum: int, *, written: int = 0) -> None:
+        """ENOSPC when `size` more bytes would leave less than `minimum` free; `written`: bytes
+        already on the disk since the last check (a streamed file, checked once complete)."""
+        if not minimum:
+            return
+        with self._lock:
+            free = self._free
+            if free is not None and time.monotonic() - self._at < self.refresh:
+                estimate = free - written - size
+                if estimate >= minimum + self.margin:
+                    self._free = estimate
+                    return
+        self.asked += 1
         free = shutil.disk_usage(folder).free
-        if free - size < minimum:
-            raise OSError(errno.ENOSPC, f"{free // (1024 * 1024)} MB free, less than the archive's reserve "
-                                        f"of {minimum // (1024 * 1024)} MB after this file")
+        with self._lock:
+            self._free, self._at = free - size, time.monotonic()
+        _refuse_below(free, size, minimum)
 
 
 def _describe(header: Any, transfer_syntax: str, sop_class_uid: str, sop_instance_uid: str,
@@ -147,6 +179,20 @@ class FileWriter:
         self.min_free_bytes, self.durable = min_free_bytes, durable
         # how a folder is fsynced after a rename into it (the archive shares one among writers)
         self.sync_folder: Callable[[Path], None] = fsync_dir
+        self.reserve = Reserve()
+        # temporary files made ahead (core.archive.incoming), when the archive has them
+        self.incoming: Incoming | None = None
+
+    def temp_file(self, folder: Path) -> tuple[int, str]:
+        """An open temporary file in `folder` (made when missing) to write an instance into."""
+        ready = self.incoming.take(folder) if self.incoming is not None else None
+        if ready is not None:
+            return ready
+        try:
+            return tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
+        except FileNotFoundError:  # a new series: its folder first
+            folder.mkdir(parents=True, exist_ok=True)
+            return tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
 
     def write_encoded(self, data: bytes, transfer_syntax: str, *, sop_class_uid: str = "",
                       sop_instance_uid: str = "", source_ae: str = "", received_at: float | None = None
@@ -194,8 +240,8 @@ class FileWriter:
         tmp: str | None = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            check_reserve(folder, size, self.min_free_bytes)
-            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
+            self.reserve.check(folder, size, self.min_free_bytes)
+            fd, tmp = self.temp_file(folder)
             if not finish:  # the committer fsyncs and renames it
                 try:
                     _write_chunks(fd, chunks)
@@ -275,11 +321,7 @@ class StreamingWrite:
         self._tmp: str | None = None
         writer.pending.add(self.rel)
         try:
-            try:
-                self._fd, self._tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
-            except FileNotFoundError:  # a new series: its folder first
-                folder.mkdir(parents=True, exist_ok=True)
-                self._fd, self._tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".part", dir=folder)
+            self._fd, self._tmp = writer.temp_file(folder)
             _write_chunks(self._fd, [meta, bytes(head)])
             self.size = len(meta) + len(head)
         except BaseException:
@@ -313,7 +355,7 @@ class StreamingWrite:
         if fd is None or tmp is None:
             raise ValueError("the streamed write is finished")
         try:
-            check_reserve(self.final.parent, 0, self._writer.min_free_bytes)
+            self._writer.reserve.check(self._writer.root, 0, self._writer.min_free_bytes, written=self.size)
             if self.durable:
                 os.fsync(fd)
             self._fd = None
@@ -328,23 +370,23 @@ class StreamingWrite:
             raise
         return self._stored(stat.st_size, stat.st_mtime_ns)
 
-    def unfinished(self) -> tuple[StoredInstance, Path]:
-        """Like `commit`, but the bytes stay in their temporary file, neither fsynced nor renamed:
-        (the instance as it will be stored, the temporary file), for core.archive.committer, which
-        finishes it in a group (or removes it and releases its path). Raises OSError (nothing left)."""
+    def unfinished(self) -> tuple[StoredInstance, Path, int]:
+        """Like `commit`, but the bytes stay in their temporary file, neither fsynced nor renamed,
+        and the file stays open: (the instance as it will be stored, the temporary file, its
+        descriptor), for core.archive.committer, which finishes it in a group (fsync, the file's
+        time, close, rename) or removes it and releases its path. No system call here but the
+        reserve's occasional statvfs(): this runs between a C-STORE's last fragment and its reply.
+        Raises OSError (nothing left)."""
         fd, tmp = self._fd, self._tmp
         if fd is None or tmp is None:
             raise ValueError("the streamed write is finished")
         try:
-            check_reserve(self.final.parent, 0, self._writer.min_free_bytes)
-            stat = os.fstat(fd)
-            self._fd = None
-            os.close(fd)
+            self._writer.reserve.check(self._writer.root, 0, self._writer.min_free_bytes, written=self.size)
         except BaseException:
             self.abandon()
             raise
-        self._tmp = None
-        return self._stored(stat.st_size, stat.st_mtime_ns), Path(tmp)
+        self._fd = self._tmp = None
+        return self._stored(self.size, 0), Path(tmp), fd
 
     def _stored(self, size: int, mtime_ns: int) -> StoredInstance:
         self.rel_committed, self.rel = self.rel, ""  # its indexing (or the committer) releases the path from here on

@@ -112,6 +112,24 @@ class ReceiveHandler:
         self.stats = stats if stats is not None else StoreStats()
         self.sink: Sink | None = None
         self.last_activity = time.monotonic()
+        self._own_moves: set[tuple[str, str, int]] = set()  # (PACS AE, our AE, C-MOVE message ID)
+
+    def expect_move(self, pacs_ae: str, our_ae: str, message_id: int) -> Callable[[], None]:
+        """C-STOREs that are sub-operations of our own C-MOVE (sent by `pacs_ae`, their Move
+        Originator AE Title `our_ae` and Message ID `message_id`) are stored `batched`: the PACS
+        still holds what a crash would lose, as for a C-GET. Returns the function that ends it."""
+        key = (pacs_ae.strip(), our_ae.strip(), int(message_id))
+        self._own_moves.add(key)
+        return lambda: self._own_moves.discard(key)
+
+    def batched_for(self, sender_ae: str, originator_ae: str | None, originator_id: int | None) -> bool:
+        """Whether a C-STORE from `sender_ae` (with these Move Originator fields, None when absent)
+        is stored batched (see `expect_move`); otherwise durable before the reply."""
+        if self.batched:
+            return True
+        if originator_ae is None or originator_id is None or not self._own_moves:
+            return False
+        return (sender_ae, originator_ae.strip(), originator_id) in self._own_moves
 
     def __call__(self, event: Any) -> Dataset | int:
         request = event.request
@@ -120,13 +138,18 @@ class ReceiveHandler:
             data = event.encoded_dataset(include_meta=False)
         except Exception as exc:  # noqa: BLE001 - never let a handler exception reach pynetdicom
             return self.refused(exc, sender_of(event.assoc)[0], sop_instance)
+        originator = getattr(request, "MoveOriginatorApplicationEntityTitle", None)
+        originator_id = getattr(request, "MoveOriginatorMessageID", None)
+        batched = self.batched_for(sender_of(event.assoc)[0], None if originator is None else str(originator),
+                                   originator_id)
         return self.store_bytes(event.assoc, data, str(event.context.transfer_syntax),
-                                str(getattr(request, "AffectedSOPClassUID", "") or ""), sop_instance)
+                                str(getattr(request, "AffectedSOPClassUID", "") or ""), sop_instance, batched=batched)
 
     def store_bytes(self, assoc: Any, data: bytes, transfer_syntax: str, sop_class: str,
-                    sop_instance: str) -> Dataset | int:
+                    sop_instance: str, *, batched: bool | None = None) -> Dataset | int:
         """Store one received data set (without File Meta) through `Archive.store`; the status.
-        Also the lean path's (core.dicom.bulkreceive) for what it keeps whole in memory."""
+        Also the lean path's (core.dicom.bulkreceive) for what it keeps whole in memory.
+        `batched`: None for the handler's own setting."""
         self.last_activity = time.monotonic()
         sender_ae, peer = sender_of(assoc)
         try:
@@ -138,7 +161,7 @@ class ReceiveHandler:
                 source_ae=sender_ae,
                 received_at=time.time(),
                 on_indexed=self.indexed_callback(sender_ae, peer),
-                batched=self.batched,
+                batched=self.batched if batched is None else batched,
             )
         except Exception as exc:  # noqa: BLE001 - never let a handler exception reach pynetdicom
             return self.refused(exc, sender_ae, sop_instance)

@@ -23,6 +23,7 @@ from pynetdicom.pdu import A_ABORT_RQ
 from pynetdicom.status import code_to_category
 
 from ..records import QueryLevel
+from . import bulkreceive
 from .ae import link_timed_out, settle_reactor  # importing ae also quiets pynetdicom's log (it prints identifiers)
 from .contexts import GET_MODEL, MOVE_MODEL, ContextGroup, default_groups, other_storage_groups, plan_get_contexts
 from .links import end_association
@@ -194,13 +195,17 @@ def send_retrieve(
     what = "C-MOVE" if move_destination else "C-GET"
 
     def counts(status: Dataset, *, final: bool) -> None:
+        set_counts(_count(status, "NumberOfRemainingSuboperations"), _count(status, "NumberOfCompletedSuboperations"),
+                   _count(status, "NumberOfFailedSuboperations"), _count(status, "NumberOfWarningSuboperations"),
+                   final=final)
+
+    def set_counts(remaining: int | None, completed: int | None, failed: int | None, warning: int | None, *,
+                   final: bool) -> None:
         """The PACS's latest sub-operation counts (a count it leaves out keeps its last value)."""
-        remaining = _count(status, "NumberOfRemainingSuboperations")
         result.remaining = 0 if final and remaining is None else remaining
         result.completed, result.failed, result.warning = (
             c if c is not None else old for c, old in
-            zip((_count(status, "NumberOfCompletedSuboperations"), _count(status, "NumberOfFailedSuboperations"),
-                 _count(status, "NumberOfWarningSuboperations")), (result.completed, result.failed, result.warning)))
+            zip((completed, failed, warning), (result.completed, result.failed, result.warning)))
 
     def pending(code: int, status: Dataset, answer: Dataset | None) -> None:
         result.pending += 1
@@ -208,11 +213,26 @@ def send_retrieve(
         if on_pending is not None:
             on_pending(result)
 
+    def lean_pending(response: bulkreceive.PendingResponse) -> bool:
+        """A pending response read on the lean path (on the DUL thread, while this thread waits for
+        the final one); after a C-CANCEL they go the usual way, where the drain is watched."""
+        nonlocal last_activity
+        if control.requested:
+            return False
+        result.pending += 1
+        last_activity = time.monotonic()
+        set_counts(response.remaining, response.completed, response.failed, response.warning, final=False)
+        if on_pending is not None:
+            on_pending(result)
+        return True
+
+    stop_sink: Callable[[], None] = lambda: None  # noqa: E731 - replaced once the request goes
     try:
         settle_reactor(assoc)
         if no_dimse_timeout:
             assoc.dimse_timeout = None
         context = send_request(what, lambda: assoc._get_valid_context(model, "", "scu"))
+        stop_sink = bulkreceive.sink_pending(assoc, msg_id, lean_pending)
         if move_destination:
             responses = send_request(what, lambda: assoc.send_c_move(identifier, move_destination, model,
                                                                      msg_id=msg_id, priority=MEDIUM))
@@ -223,12 +243,13 @@ def send_retrieve(
         control.attach(assoc, msg_id, context_id=context.context_id)
         final = read_responses(responses, control, pending)
         result.aborted = final.empty
-        last_activity = final.last_activity or last_activity
+        last_activity = max(final.last_activity or 0.0, last_activity)
         if final.status is not None:
             result.status, result.comment = final.code, final.comment
             counts(final.status, final=True)
             result.failed_uids = _failed_uids(final.identifier)
     finally:
+        stop_sink()
         control.finish()
         result.elapsed = time.monotonic() - started
         if assoc.is_established:

@@ -28,6 +28,7 @@ from ..dicom import retrieve as dicom_retrieve
 from ..dicom.activity import activity_of
 from ..dicom.anyclass import take_proposed_scp_role
 from ..dicom.contexts import DEFAULT_CLASSES
+from ..dicom.operation import next_message_id
 from ..dicom.receive import ReceiveHandler
 from ..dicom.retrieve import UNCOMPRESSED, AbortWatch, ContextGroup, RetrieveControl, RetrieveResponses
 from ..dicom.syntaxes import syntax_name
@@ -64,6 +65,7 @@ class RetrieveRun:
         self._control: RetrieveControl | None = None  # of the request under way
         self._background: set[asyncio.Task] = set()  # C-CANCEL and abort calls on worker threads
         self._arrival: asyncio.Event | None = None
+        self._own_moves: list[Callable[[], None]] = []  # ArchiveServer.expect_move, ended with the job
 
     # -- control
 
@@ -287,15 +289,19 @@ class RetrieveRun:
             return
         async with self.service.listening() as scp:
             with scp.subscribe(self._on_received):
-                await self._move_requests(plan, scp)
-                # The PACS sends its final response once our SCP has answered every sub-operation,
-                # so the files are in place; wait until they are indexed (their records reach the
-                # loop before this await returns).
-                c.phase = RetrievePhase.FINISHING
-                self.publish()
-                await run_blocking(self.archive.flush, name="archive-flush")
-                if not self.cancel_requested:
-                    await self._await_stragglers(self.profile.timeouts.dimse, scp)
+                try:
+                    await self._move_requests(plan, scp)
+                    # The PACS sends its final response once our SCP has answered every sub-operation,
+                    # so the files are in place; wait until they are indexed (their records reach the
+                    # loop before this await returns).
+                    c.phase = RetrievePhase.FINISHING
+                    self.publish()
+                    await run_blocking(self.archive.flush, name="archive-flush")
+                    if not self.cancel_requested:
+                        await self._await_stragglers(self.profile.timeouts.dimse, scp)
+                finally:
+                    while self._own_moves:
+                        self._own_moves.pop()()
 
     async def _move_requests(self, plan: Plan, scp: ArchiveServer | None) -> None:
         """Send the C-MOVE requests (`scp`: our listener, when the destination is us)."""
@@ -418,6 +424,10 @@ class RetrieveRun:
         self._control = control
         identifier = request.identifier(self.target.study_uid)
         holder: dict[str, RetrieveResponses] = {}
+        msg_id = next_message_id()
+        if destination is not None and scp is not None:  # to us: stored batched, as a C-GET (until the job ends)
+            self._own_moves.append(scp.expect_move(self.profile.called_ae, str(assoc.requestor.ae_title or ""),
+                                                   msg_id))
 
         def produce(emit: Callable[[tuple], None]) -> None:
             if handler is not None:
@@ -426,7 +436,7 @@ class RetrieveRun:
                 holder["result"] = dicom_retrieve.send_retrieve(
                     assoc, identifier, move_destination=destination, control=control, handler=handler, watch=watch,
                     on_pending=lambda r: emit(("pending", r.remaining, r.completed, r.failed, r.warning)),
-                    no_dimse_timeout=idle is not None)
+                    no_dimse_timeout=idle is not None, msg_id=msg_id)
             finally:
                 if handler is not None:
                     handler.sink = None
