@@ -44,6 +44,9 @@ UPSTREAM: dict[str, tuple[str, str]] = {
     "pynetdicom.dimse:DIMSEServiceProvider.send_msg": ("a839cf2fb46976d9", "bulkreceive (its C-STORE-RSP, encoded alike)"),
     "pynetdicom.fsm:StateMachine.do_action": ("9a883f44c7f31641", "server._GuardedStateMachine.do_action (wrapped)"),
     "pynetdicom.fsm:StateMachine.transition": ("ea885ad668e50403", "server._GuardedStateMachine.transition (wrapped)"),
+    "pynetdicom.dul:DULServiceProvider.run_reactor": ("e3a10eb3a0931e48", "bulkreceive._DULTime (its time.sleep(_run_loop_delay))"),
+    "pynetdicom.association:Association._wrap_get_move_responses": ("d023a7bdadd24d59", "bulkreceive.sink_pending (the pending responses it no longer sees)"),
+    "pynetdicom.dimse_messages:DIMSEMessage.message_to_primitive": ("f8f43d34e43450ef", "bulkreceive.PendingResponse.primitive (the same fields)"),
     "pynetdicom.association:Association.kill": ("8f9713666a7f4cff", "links.end_association (what it cannot do)"),
     "pynetdicom.association:Association.abort": ("de1cee39dfe396b0", "links.end_association"),
 }

@@ -189,3 +189,47 @@ def test_a_cancel_midway_still_drains_through_pynetdicom(big_orthanc, big_study:
         summary = run(cancel_after_some())
     assert summary.cancelled and 50 <= summary.received < 400, summary
     assert counted["decoded"] >= counted["sunk"] > 0
+
+
+def test_the_dul_loop_keeps_the_gil_only_on_a_thread_reading_on_the_lean_path():
+    """pynetdicom.dul's `time.sleep(0)` (ResponsiveDUL's GIL yield) is skipped on an active lean
+    reader's thread only: every other caller, and every other delay, sleeps as before."""
+    import threading
+    import time
+
+    from pynetdicom import dul
+
+    assert isinstance(dul.time, bulkreceive._DULTime)
+    assert dul.time.monotonic is time.monotonic  # the rest of the module is time's
+    started = time.perf_counter()
+    dul.time.sleep(0.02)
+    assert time.perf_counter() - started >= 0.015  # a real delay still sleeps
+
+    class _Reader:
+        active = True
+
+    class Lean(bulkreceive.BulkDUL):  # a thread object only: never started as a DUL
+        def __init__(self) -> None:
+            threading.Thread.__init__(self)
+            self._bulk = _Reader()  # type: ignore[assignment]  # just the flag the stand-in reads
+
+        def run(self) -> None:
+            dul.time.sleep(0)
+            self._bulk.active = False
+            dul.time.sleep(0)
+
+    slept: list[tuple[object, float]] = []
+    real = bulkreceive._DULTime._sleep
+
+    def counting(seconds: float) -> None:
+        slept.append((threading.current_thread(), seconds))
+        real(seconds)
+
+    thread = Lean()
+    bulkreceive._DULTime._sleep = staticmethod(counting)  # type: ignore[assignment]  # a spy: it still sleeps
+    try:
+        thread.start()
+        thread.join(5)
+    finally:
+        bulkreceive._DULTime._sleep = staticmethod(real)  # type: ignore[assignment]  # as it was
+    assert [s for t, s in slept if t is thread] == [0]  # skipped while active, slept once inactive

@@ -448,6 +448,28 @@ class ArchiveStream:
         finally:
             self._section.close()
 
+    def commit_later(self) -> tuple[StoredInstance, Callable[[], None]]:
+        """`commit(batched=True)` in two steps: the checks now (the reserve; raises OSError, nothing
+        left behind), the hand-over to the committer when the function returned is called, which
+        the caller must do (in a `finally`): a C-STORE's reply can go out between the two, before
+        the committer's thread is woken."""
+        write, self._write = self._write, None
+        if write is None:
+            raise ValueError("the stream is closed")
+        try:
+            stored, tmp, fd = write.unfinished()
+        except BaseException:
+            self._section.close()
+            raise
+
+        def hand_over() -> None:
+            try:
+                self._archive._committer.add(stored, tmp, self._on_indexed, fd=fd)
+            finally:
+                self._section.close()
+
+        return stored, hand_over
+
     def abandon(self) -> None:
         """Drop what was written. Idempotent."""
         write, self._write = self._write, None

@@ -109,6 +109,8 @@ class _Header:
         if value is None:
             return ""
         if isinstance(value, (bytes, bytearray)):
+            if _plain(value):
+                return value.decode("ascii").strip(" \x00")
             try:
                 return decode_bytes(bytes(value), self.encodings, TEXT_VR_DELIMS).strip(" \x00")
             except Exception:  # undecodable in its declared set: Latin-1 keeps every byte visible
@@ -120,6 +122,8 @@ class _Header:
         if value is None:
             return ""
         if isinstance(value, (bytes, bytearray)):
+            if _plain(value) and 0x3D not in value:  # no "=": one component group, read as it is
+                return value.decode("ascii").strip(" \x00")
             try:
                 return str(PersonName(bytes(value), self.encodings, validation_mode=config.IGNORE)).strip(" \x00")
             except Exception:  # undecodable in its declared set: Latin-1 keeps every byte visible
@@ -141,6 +145,13 @@ class _Header:
             return int(value)
         except (ValueError, TypeError, IndexError):
             return None
+
+
+def _plain(value: bytes | bytearray) -> bool:
+    """Bytes that read the same in every character set a data set may declare (7-bit, and no ESC:
+    ISO 2022 code extensions switch sets with it): decoded as ASCII, without pydicom's codec
+    look-ups, which cost more than the rest of a received image's header."""
+    return value.isascii() and 0x1B not in value
 
 
 def parse_dataset(data: bytes | BinaryIO, transfer_syntax: str) -> Dataset:

@@ -64,6 +64,7 @@ import select
 import socket
 import ssl
 import struct
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import _config as pynetdicom_config
+from pynetdicom import dul as pynetdicom_dul
 from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_GET, C_MOVE, C_STORE
 from pynetdicom.service_class import StorageServiceClass
@@ -81,7 +83,7 @@ from ..archive import HEADER_TAGS, ArchiveStream, RawHeader, is_valid_uid
 from .activity import LinkActivity, activity_of
 from .limits import ABORT_INVALID_PARAMETER, MAX_COMMAND_SET, CommandSetBound, pdu_limit
 from .links import abort_and_shut
-from .receive import ReceiveHandler, sender_of
+from .receive import SUCCESS, ReceiveHandler, sender_of
 from .responsive import IDLE, ResponsiveDUL
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,9 @@ _MIN_ROOM = 1 << 16  # compact or grow the buffer when less than this is free at
 _PDU_HEADER = struct.Struct(">BxL")  # type, reserved, length
 _PDV_HEADER = struct.Struct(">LBB")  # item length, presentation context ID, message control header
 _ELEMENT = struct.Struct("<HHL")  # implicit VR little endian: group, element, length
+_IMPLICIT_ELEMENT = _ELEMENT
+_EXPLICIT_ELEMENT = struct.Struct("<HH2sH")  # explicit VR little endian: group, element, VR, short length
+_UL = struct.Struct("<L")
 _US = struct.Struct("<H")
 
 _PIXEL_TAGS = (0x7FE00008, 0x7FE00009, 0x7FE00010)  # where parse_dataset stops (core.archive.part10)
@@ -298,27 +303,45 @@ def header_end(data: bytes | bytearray, start: int, implicit: bool,
     """Walk the top-level elements of an encoded data set (little endian) from `start`, an
     element boundary: (offset of the first pixel data element, or None when the bytes so far end
     before one; the boundary to resume from). The values of the header elements the index keeps
-    (archive.HEADER_TAGS) go into `values`, raw, as `parse_dataset` reads them. Raises Unwalkable."""
+    (archive.HEADER_TAGS) go into `values`, raw, as `parse_dataset` reads them. Raises Unwalkable.
+
+    Elements of defined length are read with one unpack each (this runs for every received image,
+    between its first fragment and its reply); undefined lengths go through `_skip_element`."""
     pos = start
+    n = len(data)
+    wanted = HEADER_TAGS if values is not None else ()
+    unpack_implicit, unpack_explicit = _IMPLICIT_ELEMENT.unpack_from, _EXPLICIT_ELEMENT.unpack_from
     while True:
-        if pos + 8 > len(data):
+        if pos + 8 > n:
             return None, pos
-        group, element = struct.unpack_from("<HH", data, pos)
+        if implicit:
+            group, element, length = unpack_implicit(data, pos)
+            value_at = pos + 8
+        else:
+            group, element, vr, length = unpack_explicit(data, pos)
         tag = group << 16 | element
-        if tag in _PIXEL_TAGS:
+        if group == 0x7FE0 and tag in _PIXEL_TAGS:
             return pos, pos
-        end = _skip_element(data, pos, implicit)
-        if end is None:
-            return None, pos
-        if values is not None and tag in HEADER_TAGS:
-            if implicit:
-                (length,) = struct.unpack_from("<L", data, pos + 4)
-            elif bytes(data[pos + 4:pos + 6]) in _LONG_VRS:
-                (length,) = struct.unpack_from("<L", data, pos + 8)
+        if not implicit:
+            if vr in _LONG_VRS:
+                if pos + 12 > n:
+                    return None, pos
+                (length,) = _UL.unpack_from(data, pos + 8)
+                value_at = pos + 12
+            elif vr.isalpha() and vr.isupper():
+                value_at = pos + 8
             else:
-                (length,) = struct.unpack_from("<H", data, pos + 6)
-            if length != 0xFFFFFFFF:
-                values[tag] = bytes(data[end - length:end])
+                raise Unwalkable(f"no VR at offset {pos}")
+        if length == 0xFFFFFFFF:
+            end = _skip_element(data, pos, implicit)
+            if end is None:
+                return None, pos
+        else:
+            end = value_at + length
+            if end > n:
+                return None, pos
+            if tag in wanted:
+                values[tag] = bytes(data[value_at:end])  # type: ignore[index]  # wanted is empty without values
         pos = end
 
 
@@ -870,31 +893,50 @@ class BulkReader:
         self.message = None
         self.skip, self.pdu_left, self.pdv_left = self.pdu_left, 0, 0
         stream, message.stream = message.stream, None
+        after: Callable[[], None] | None = None
         try:
-            status = self._store(message, stream)
+            status, after = self._store(message, stream)
         except Exception:  # noqa: BLE001 - as pynetdicom answers a handler that raised: 0xC211
             log.exception("error in the C-STORE handler of the lean path")
             if stream is not None:
                 stream.abandon()
             status = _HANDLER_FAILED
-        self._reply(message, status)
+        try:
+            self._reply(message, status)
+        finally:
+            if after is not None:
+                after()
 
-    def _store(self, message: _Message, stream: ArchiveStream | None) -> int | Dataset:
-        """Commit what was streamed (or store what was kept whole); the status ReceiveHandler gives."""
+    def _store(self, message: _Message, stream: ArchiveStream | None
+               ) -> tuple[int | Dataset, Callable[[], None] | None]:
+        """Commit what was streamed (or store what was kept whole): the status ReceiveHandler
+        gives, and what is left to do once the reply is out (batched: the hand-over to the
+        committer and the counting, so that the threads they wake do not take the GIL from the
+        reply)."""
         handler = message.handler
-        if message.error is not None:
-            return handler.refused(message.error, message.sender_ae, message.request.sop_instance_uid)
         request = message.request
+        if message.error is not None:
+            return handler.refused(message.error, message.sender_ae, request.sop_instance_uid), None
         batched = handler.batched_for(message.sender_ae, request.move_originator, request.move_message_id)
         if stream is not None:
             try:
-                stored = stream.commit(batched=batched)  # a C-GET, our own C-MOVE: reply once written (committer)
+                if not batched:
+                    stored = stream.commit()
+                    return handler.accepted(stored, message.nbytes, message.sender_ae), None
+                stored, hand_over = stream.commit_later()  # a C-GET, our own C-MOVE: reply once written
             except Exception as exc:  # noqa: BLE001 - refused (ReceiveHandler.refused)
-                return handler.refused(exc, message.sender_ae, message.request.sop_instance_uid)
-            return handler.accepted(stored, message.nbytes, message.sender_ae)
+                return handler.refused(exc, message.sender_ae, request.sop_instance_uid), None
+
+            def after() -> None:
+                try:
+                    hand_over()
+                finally:
+                    handler.accepted(stored, message.nbytes, message.sender_ae)
+
+            return SUCCESS, after
         assert message.head is not None
         return handler.store_bytes(self.assoc, bytes(message.head), message.transfer_syntax,
-                                   request.sop_class_uid, request.sop_instance_uid, batched=batched)
+                                   request.sop_class_uid, request.sop_instance_uid, batched=batched), None
 
     def _drop(self, why: str) -> None:
         message, self.message = self.message, None
@@ -969,6 +1011,32 @@ class BulkDUL(ResponsiveDUL):
     def _idle_wait(self) -> None:
         if not self._bulk.more:
             super()._idle_wait()
+
+
+class _DULTime:
+    """What pynetdicom.dul sees as its `time` module (installed below): the same, but for one call.
+    Its DUL loop calls `time.sleep(self._run_loop_delay)` at the top of every turn that found no
+    event; responsive.ResponsiveDUL sets that delay to 0, which makes it a GIL yield. On a thread
+    reading on the lean path that yield handed the GIL to whichever thread was waiting for it at
+    every PDU, and taking it back cost more than the PDU: a quarter of the receiving thread's time
+    in a C-GET of 500 images was spent on that line (py-spy, wall samples). There the yield is
+    skipped; the thread still lets go of the GIL in every read, write and select(), and after the
+    interpreter's switch interval. Every other caller sleeps as before."""
+
+    _sleep = staticmethod(time.sleep)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds == 0:
+            thread = threading.current_thread()
+            if isinstance(thread, BulkDUL) and thread._bulk.active:
+                return
+        self._sleep(seconds)
+
+
+pynetdicom_dul.time = _DULTime()  # type: ignore[assignment]  # a module stand-in (see _DULTime)
 
 
 def enable(assoc: Any) -> Any:
