@@ -432,27 +432,24 @@ class ArchiveStream:
             raise ValueError("the stream is closed")
         self._write.write(chunks)
 
-    def commit(self, batched: bool = False) -> StoredInstance:
-        """Put the file in place and queue its indexing; raises OSError (nothing left behind).
-        `batched`: as in `Archive.store`: the fsync, the rename and the indexing follow in groups
-        on the committer's thread (for a sender that still holds the data: a C-GET's PACS)."""
+    def commit(self) -> StoredInstance:
+        """Put the file in place, durably (fsync, rename, folder fsync), and queue its indexing;
+        raises OSError (nothing left behind). For a sender that still holds the data (a C-GET's
+        PACS), `commit_later`: the fsync, the rename and the indexing follow in groups."""
         write, self._write = self._write, None
         if write is None:
             raise ValueError("the stream is closed")
         try:
-            if batched:
-                stored, tmp, fd = write.unfinished()
-                self._archive._committer.add(stored, tmp, self._on_indexed, fd=fd)
-                return stored
             return self._archive._queue(write.commit(), None, self._on_indexed)
         finally:
             self._section.close()
 
     def commit_later(self) -> tuple[StoredInstance, Callable[[], None]]:
-        """`commit(batched=True)` in two steps: the checks now (the reserve; raises OSError, nothing
-        left behind), the hand-over to the committer when the function returned is called, which
-        the caller must do (in a `finally`): a C-STORE's reply can go out between the two, before
-        the committer's thread is woken."""
+        """Batched durability (`Archive.store(..., batched=True)`) in two steps: the checks now (the
+        reserve; raises OSError, nothing left behind), the hand-over to the committer (fsync,
+        rename, indexing in groups) when the function returned is called, which the caller must
+        do (in a `finally`): a C-STORE's reply can go out between the two, before the committer's
+        thread is woken."""
         write, self._write = self._write, None
         if write is None:
             raise ValueError("the stream is closed")
