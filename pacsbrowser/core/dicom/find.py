@@ -218,7 +218,7 @@ def read_find_responses(assoc: Association, control: OperationControl, model: An
             code = int(rsp.Status or 0)  # is_valid_response: never None here
             final.last_activity = time.monotonic()
             if code in PENDING:
-                raw = rsp.Identifier
+                raw = rsp.Identifier  # a BytesIO (pynetdicom's DIMSE decoder, the lean reader)
                 found = read(raw.getvalue(), syntax) if raw is not None else None
                 on_pending(code, found)
                 if control._overdue():

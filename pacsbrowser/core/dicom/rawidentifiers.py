@@ -28,7 +28,7 @@ from pynetdicom.dsutils import decode
 
 from ..records import DeferredDataset, InstanceResult, PatientResult, QueryLevel, SeriesResult, StudyResult
 from .charsets import TEXT_VRS, decode_elements, decode_response, dictionary_vr, utf8_value
-from .identifiers import bytes_text, make_result, parse_result, split_values, tag_of
+from .identifiers import RETURN_KEYS, bytes_text, make_result, parse_result, split_values, tag_of
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,12 @@ class RawIdentifier(DeferredDataset):
         self.raw, self.implicit, self.fallback = state
 
 
+# the keywords make_result reads, by tag (identifiers.tag_of, without a call)
+_TAGS: dict[str, int] = {}
+for _keywords in RETURN_KEYS.values():
+    _TAGS.update((keyword, tag) for keyword in _keywords if (tag := tag_of(keyword)) is not None)
+
+
 def record_from_elements(level: QueryLevel, elements: Elements, dataset: Any, fallback: str) -> Result:
     """The record `parse_result` makes of the same identifier (see the module doc)."""
     decoded = decode_elements(elements, fallback)
@@ -156,13 +162,11 @@ def record_from_elements(level: QueryLevel, elements: Elements, dataset: Any, fa
         return bytes_text(value) if value else ""
 
     def text(keyword: str) -> str:
-        tag = tag_of(keyword)
-        if tag is None or tag not in elements:
-            return ""
-        value = texts.get(tag)
+        tag = _TAGS.get(keyword) or tag_of(keyword)
+        value = texts.get(tag)  # type: ignore[arg-type]  # None (an unknown keyword) finds nothing
         if value is None:
-            return raw_text(tag)
-        return (value if isinstance(value, str) else "\\".join(value)).strip()
+            return raw_text(tag) if tag in elements else ""
+        return (value if value.__class__ is str else "\\".join(value)).strip()
 
     def multi(keyword: str) -> tuple[str, ...]:
         tag = tag_of(keyword)
