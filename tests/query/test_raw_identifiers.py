@@ -469,3 +469,17 @@ def test_an_unreadable_identifier_is_counted_once_and_the_find_goes_on(start_scp
     assert [r.patient_name.given for r in results] == ["0", "1", "2"]
     assert outcome.status == 0x0000 and outcome.possibly_incomplete
     assert "1 responses could not be read" in outcome.reasons
+
+
+def test_a_fault_in_the_walk_falls_back_to_the_pydicom_way(monkeypatch):
+    from pacsbrowser.core.dicom import rawidentifiers
+
+    raw = identifier(QueryLevel.STUDY, "ISO_IR 100", "Müller^Hans", "Kopf", True)
+    expected = reference(QueryLevel.STUDY, raw, True, "ISO_IR 100")
+
+    def broken(*args: Any) -> Any:
+        raise IndexError("a bug")
+
+    monkeypatch.setattr(rawidentifiers, "record_from_elements", broken)
+    got = read_result(QueryLevel.STUDY, raw, implicit=True)
+    assert got == expected and isinstance(got.__dict__["dataset"], Dataset)

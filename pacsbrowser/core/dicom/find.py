@@ -166,7 +166,7 @@ def run_find(
         # responses are read below (it has paused the reactor: the queue is ours until the end).
         send_request("C-FIND", lambda: assoc.send_c_find(identifier, model, msg_id=msg_id, priority=MEDIUM))
         control.attach(assoc, msg_id, query_model=model)
-        syntax = assoc._get_valid_context(model, "", "scu").transfer_syntax[0]
+        syntax = assoc._get_valid_context(model, "", "scu").transfer_syntax[0]  # the one send_c_find used
         final = read_find_responses(assoc, control, model, syntax, read, pending)
         summary.aborted = final.empty
         summary.status, summary.comment = final.code, final.comment

@@ -181,9 +181,12 @@ def read_result(level: QueryLevel, raw: bytes, *, implicit: bool, little: bool =
                 fallback: str = "ISO_IR 100") -> Result | None:
     """A C-FIND response identifier as a result record of `level`, as `parse_result` reads it after
     pynetdicom's decode; None when pydicom cannot decode it either (an unreadable response)."""
-    elements = walk(raw, implicit) if little and not deflated else None
-    if elements is not None:
-        return record_from_elements(level, elements, RawIdentifier(raw, implicit, fallback), fallback)
+    try:
+        elements = walk(raw, implicit) if little and not deflated else None
+        if elements is not None:
+            return record_from_elements(level, elements, RawIdentifier(raw, implicit, fallback), fallback)
+    except Exception as exc:  # noqa: BLE001 - not expected (both never raise): the pydicom way still reads it
+        log.warning("a response identifier could not be walked (%s): read the pydicom way", exc.__class__.__name__)
     try:
         ds = decode(BytesIO(raw), implicit, little, deflated)
     except Exception as exc:  # noqa: BLE001 - pynetdicom's own reaction: the identifier is unreadable
