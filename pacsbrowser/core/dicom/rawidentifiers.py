@@ -10,8 +10,9 @@ into exactly the Dataset `parse_result` would have left (pynetdicom's decode, th
 
 Anything this walk does not take exactly as pydicom would (another transfer syntax, a sequence, an
 undefined length, an item tag, a value running past the end, bytes left over, a repeated tag, a first
-element that would make pydicom switch between implicit and explicit VR) goes the pydicom way instead:
-pynetdicom's decode and `parse_result`. An identifier pydicom cannot decode either is unreadable (None),
+element that would make pydicom switch between implicit and explicit VR, a VR pydicom would guess
+about, a (0008,0005) value pydicom raises on) goes the pydicom way instead: pynetdicom's decode and
+`parse_result`; so does any fault of the walk itself. An identifier pydicom cannot decode either is unreadable (None),
 as pynetdicom counts it.
 """
 
