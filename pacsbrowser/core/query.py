@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import date
@@ -40,6 +41,7 @@ from .dicom.identifiers import (
     parse_result,
 )
 from .dicom.operation import DEFAULT_CANCEL_TIMEOUT
+from .dicom.rawidentifiers import read_result
 from .errors import ServiceNotSupported
 from .executor import run_blocking, start_detached, stream_blocking
 from .find_summary import find_summary, raise_for_failure
@@ -435,12 +437,35 @@ def result_json(result: PatientResult | StudyResult | SeriesResult | InstanceRes
 def _producer(assoc: Association, identifier: Dataset, model_uid: Any, level: QueryLevel, fallback: str,
               control: dicom_find.FindControl, limit: int | None,
               holder: dict[str, dicom_find.FindResponses]) -> Callable[[Callable[[Any], None]], None]:
+    if not lean_find():  # pynetdicom's decode, a Dataset per response, then parse_result
+        def produce_datasets(emit: Callable[[Any], None]) -> None:
+            holder["summary"] = dicom_find.run_find(
+                assoc, identifier, model_uid, lambda ds: emit(parse_result(level, ds, fallback)),
+                control=control, limit=limit)
+
+        return produce_datasets
+
+    flags: dict[Any, tuple[bool, bool, bool]] = {}  # the context's transfer syntax, looked at once
+
+    def read(raw: bytes, syntax: Any) -> Any:
+        try:
+            implicit, little, deflated = flags[syntax]
+        except KeyError:
+            implicit, little, deflated = flags[syntax] = (syntax.is_implicit_VR, syntax.is_little_endian,
+                                                          syntax.is_deflated)
+        return read_result(level, raw, implicit=implicit, little=little, deflated=deflated, fallback=fallback)
+
     def produce(emit: Callable[[Any], None]) -> None:
-        holder["summary"] = dicom_find.run_find(
-            assoc, identifier, model_uid, lambda ds: emit(parse_result(level, ds, fallback)),
-            control=control, limit=limit)
+        holder["summary"] = dicom_find.run_find(assoc, identifier, model_uid, emit, control=control, limit=limit,
+                                                read=read)
 
     return produce
+
+
+def lean_find() -> bool:
+    """Whether responses are read from their bytes (core.dicom.rawidentifiers; the default);
+    `PACSBROWSER_LEAN_FIND=0` reads each into a pydicom Dataset first, as before (for comparisons)."""
+    return os.environ.get("PACSBROWSER_LEAN_FIND", "1") != "0"
 
 
 __all__ = [

@@ -10,6 +10,7 @@ the next candidate (and whose strictness is a process-wide setting).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -124,6 +125,17 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=64)
+def _decoder_setup(received: tuple[str, ...], fallback: str
+                   ) -> tuple[list[str] | None, list[str], str, str]:
+    """(codecs of the received terms or None, codecs of the fallback, its name, the received name).
+    The lists are shared between decoders: read, never changed."""
+    declared = encodings_for(received) if received else None
+    fallback_terms = charset_terms(fallback) or ("ISO_IR 100",)
+    return (declared, encodings_for(fallback_terms) or ["latin_1"], "\\".join(fallback_terms),
+            "\\".join(received))
+
+
 @dataclass
 class TextDecoder:
     """Reads the text of one response: its own (0008,0005) first, then UTF-8, then the fallback.
@@ -137,11 +149,9 @@ class TextDecoder:
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.declared = encodings_for(self.received) if self.received else None
-        fallback_terms = charset_terms(self.fallback) or ("ISO_IR 100",)
-        self.fallback_codecs = encodings_for(fallback_terms) or ["latin_1"]
-        self.fallback_name = "\\".join(fallback_terms)
-        self.received_name = "\\".join(self.received)
+        # the same few (received, fallback) pairs come with every response of a find: worked out once
+        self.declared, self.fallback_codecs, self.fallback_name, self.received_name = _decoder_setup(
+            self.received, self.fallback)
         if self.received and self.declared is None:
             self._note(f"unknown Specific Character Set {self.received_name!r}")
 
@@ -230,7 +240,7 @@ def vr_of(tag: int, element: Any) -> str:
         return "UN"
 
 
-def _as_utf8(text: str | list[str]) -> bytes:
+def utf8_value(text: str | list[str]) -> bytes:
     """A decoded value as the UTF-8 bytes of an element (values joined by '\\', even length)."""
     raw = (text if isinstance(text, str) else "\\".join(text)).encode("utf-8")
     return raw + b" " if len(raw) % 2 else raw
@@ -239,15 +249,30 @@ def _as_utf8(text: str | list[str]) -> bytes:
 _VRS: dict[int, str] = {}
 
 
-def _vr_of_raw(tag: int, element: RawDataElement) -> str:
-    """The VR of a raw element (the dictionary's, cached, when the transfer syntax is implicit)."""
-    if element.VR:
-        return str(element.VR)
+def dictionary_vr(tag: int) -> str:
+    """The dictionary's VR of `tag` ('UN' when it has none), cached: the VR of an element read in
+    the implicit VR transfer syntax."""
     try:
         return _VRS[tag]
     except KeyError:
         vr = _VRS[tag] = vr_of(tag, None)
         return vr
+
+
+def _vr_of_raw(tag: int, element: RawDataElement) -> str:
+    """The VR of a raw element (the dictionary's, cached, when the transfer syntax is implicit)."""
+    if element.VR:
+        return str(element.VR)
+    return dictionary_vr(tag)
+
+
+def _plain_text(value: bytes) -> str:
+    """A value of a VR without character set (CS, DA, UI, IS...) as text, for the result records."""
+    return value.decode("latin_1").rstrip("\x00").strip()
+
+
+def _is_plain(vr: str) -> bool:
+    return vr not in _BINARY_VRS and " or " not in vr
 
 
 def _decode_dataset(ds: Dataset, decoder: TextDecoder, depth: int = 0,
@@ -268,11 +293,11 @@ def _decode_dataset(ds: Dataset, decoder: TextDecoder, depth: int = 0,
             if vr != "SQ" and isinstance(value, bytes):
                 if vr in TEXT_VRS:
                     text = _decode_value(decoder, value, vr)
-                    raw = _as_utf8(text)
+                    raw = utf8_value(text)
                     raw_items[tag] = last_raw = element._replace(VR=vr, value=raw, length=len(raw))  # read lazily
                     replaced = True
-                elif texts is not None and vr not in _BINARY_VRS and " or " not in vr:
-                    text = value.decode("latin_1").rstrip("\x00").strip()
+                elif texts is not None and _is_plain(vr):
+                    text = _plain_text(value)
                 else:
                     continue
                 if texts is not None:
@@ -349,6 +374,36 @@ def decode_response(ds: Dataset, fallback_charset: str = "ISO_IR 100") -> Decode
     return DecodedText(received, decoder.used_name, decoder.note, texts)
 
 
+def decode_elements(elements: dict[int, tuple[str, bytes]], fallback_charset: str = "ISO_IR 100") -> DecodedText:
+    """What `decode_response` finds in a response, from its top-level elements as read off the wire
+    (tag -> (VR, value bytes), in the order they came; no sequence among them): the same character
+    set, notes and decoded texts, without a Dataset. Never raises."""
+    charset = elements.get(_CHARSET_TAG)
+    received = charset_terms(charset[1]) if charset is not None else ()
+    decoder = TextDecoder(received, fallback_charset)
+    texts: dict[int, str | list[str]] = {}
+    try:
+        for tag, (vr, value) in elements.items():
+            if vr in TEXT_VRS:
+                if value.isascii() and ESC not in value:  # _decode_value's result, without its calls
+                    if vr == "PN":
+                        values = [v.strip(" ") for v in value.rstrip(b"\x00 ").decode("ascii").split("\\")]
+                    else:
+                        text = value.decode("ascii")
+                        if vr in SINGLE_VALUED_TEXT:
+                            values = [text.rstrip("\x00").rstrip(" ")]
+                        else:
+                            values = [v.rstrip("\x00").strip(" ") for v in text.split("\\")]
+                    texts[tag] = values[0] if len(values) == 1 else values
+                else:
+                    texts[tag] = _decode_value(decoder, value, vr)
+            elif vr not in _BINARY_VRS and " or " not in vr:
+                texts[tag] = value.decode("latin_1").rstrip("\x00").strip()
+    except Exception as exc:  # noqa: BLE001 - as decode_response: a response we cannot fully read still makes a row
+        decoder._note(f"the response could not be fully read ({exc.__class__.__name__})")
+    return DecodedText(received, decoder.used_name, decoder.note, texts)
+
+
 def check_encodable(text: str, charset: str) -> None:
     """Raise ValueError (in words) when `text` cannot be written in the query's character set."""
     if not text or text.isascii():
@@ -378,7 +433,10 @@ __all__ = [
     "canonical_term",
     "charset_terms",
     "check_encodable",
+    "decode_elements",
     "decode_response",
+    "dictionary_vr",
     "encodings_for",
+    "utf8_value",
     "vr_of",
 ]

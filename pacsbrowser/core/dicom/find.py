@@ -1,8 +1,11 @@
 """Synchronous C-FIND over an open association, with C-CANCEL and a bounded stop.
 
-Runs on a core worker thread (see core.executor). `run_find` reads pynetdicom's response generator
-to its end with core.dicom.operation's `read_responses`, also when a limit is reached or the caller
-cancels.
+Runs on a core worker thread (see core.executor). pynetdicom sends the request (send_c_find); the
+responses are read here, off the association's DIMSE queue as pynetdicom's own response generator
+(Association._wrap_find_responses) reads them, always to the end, also when a limit is reached or the
+caller cancels. What differs: no status Dataset per pending response, and the identifier is handed to
+`read` as its bytes (core.dicom.rawidentifiers makes a result record of them without a pydicom Dataset);
+without `read`, pynetdicom's decode gives a Dataset as before.
 
 Stopping (PS3.7 9.3.2.3, C-CANCEL): `FindControl.cancel()` may be called from any other thread
 while `run_find` waits for the next response. It sends C-CANCEL at once and shortens the DIMSE
@@ -19,13 +22,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from io import BytesIO
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_FIND
+from pynetdicom.dsutils import decode
 from pynetdicom.presentation import PresentationContext, build_context
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
+    RepositoryQuery,
     StudyRootQueryRetrieveInformationModelFind,
 )
 from pynetdicom.status import code_to_category
@@ -37,9 +44,9 @@ from .operation import (
     DEFAULT_CANCEL_TIMEOUT,
     MEDIUM,
     PENDING,
+    FinalResponse,
     OperationControl,
     next_message_id,
-    read_responses,
     send_request,
 )
 
@@ -87,21 +94,39 @@ def find_contexts() -> list[PresentationContext]:
 FindControl = OperationControl
 
 
+# What `run_find` gets for an identifier: its bytes and the transfer syntax of the presentation context.
+Reader = Callable[[bytes, Any], Any]
+
+
+def decode_identifier(raw: bytes, syntax: Any) -> Dataset | None:
+    """The default `read`: a pydicom Dataset, as pynetdicom decodes a response identifier (None when it
+    cannot: an unreadable response)."""
+    try:
+        return decode(BytesIO(raw), syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+    except Exception as exc:  # noqa: BLE001 - pynetdicom's own reaction: the identifier is unreadable
+        log.debug("a response identifier could not be decoded: %s", exc.__class__.__name__)
+        return None
+
+
 def run_find(
     assoc: Association,
     identifier: Dataset,
     model: Any,
-    on_result: Callable[[Dataset], None],
+    on_result: Callable[[Any], None],
     *,
     control: FindControl | None = None,
     limit: int | None = None,
     msg_id: int | None = None,
+    read: Reader | None = None,
 ) -> FindResponses:
     """Send one C-FIND and hand each matching identifier to `on_result` as it arrives.
 
-    Stops after `limit` identifiers (C-CANCEL, then drains to the final status). Never leaves the
-    response generator half-read. Raises only what `on_result` raised (after draining).
+    `read(raw, transfer_syntax)` turns an identifier's bytes into what `on_result` gets, None for one
+    it cannot read (counted in `unreadable`, not handed over); by default a pydicom Dataset. Stops after
+    `limit` identifiers (C-CANCEL, then drains to the final status). Never leaves the responses
+    half-read. Raises only what `on_result` raised (after draining).
     """
+    read = read or decode_identifier
     control = control or FindControl()
     summary = FindResponses()
     if control.requested:  # cancelled before it started: send nothing
@@ -113,7 +138,7 @@ def run_find(
     started = time.monotonic()
     error: BaseException | None = None
 
-    def pending(code: int, status: Dataset, found: Dataset | None) -> None:
+    def pending(code: int, found: Any) -> None:
         nonlocal error
         summary.pending += 1
         if summary.first_response_after is None:
@@ -137,10 +162,12 @@ def run_find(
                     control.cancel(wait=False, reason="limit")
 
     try:
-        responses = send_request("C-FIND", lambda: assoc.send_c_find(identifier, model, msg_id=msg_id,
-                                                                          priority=MEDIUM))
+        # pynetdicom sends it and returns its response generator, not started: dropped unread, the
+        # responses are read below (it has paused the reactor: the queue is ours until the end).
+        send_request("C-FIND", lambda: assoc.send_c_find(identifier, model, msg_id=msg_id, priority=MEDIUM))
         control.attach(assoc, msg_id, query_model=model)
-        final = read_responses(responses, control, pending, what="matches")
+        syntax = assoc._get_valid_context(model, "", "scu").transfer_syntax[0]  # the one send_c_find used
+        final = read_find_responses(assoc, control, model, syntax, read, pending)
         summary.aborted = final.empty
         summary.status, summary.comment = final.code, final.comment
     finally:
@@ -162,6 +189,58 @@ def run_find(
     if error is not None:
         raise error
     return summary
+
+
+def read_find_responses(assoc: Association, control: OperationControl, model: Any, syntax: Any, read: Reader,
+                        on_pending: Callable[[int, Any], None]) -> FinalResponse:
+    """Read one C-FIND's responses off the association's DIMSE queue to their end, as pynetdicom's
+    Association._wrap_find_responses (3.0) does: each pending one to `on_pending(code, read(bytes) or
+    None)`, the final one returned. A DIMSE timeout, an abort or a closed connection (no message)
+    and an unexpected or invalid message (then the association is aborted) end it with `empty`.
+    Aborts the association when the PACS keeps sending matches `control.cancel_timeout` seconds after
+    C-CANCEL. The reactor is woken at the end, whatever ends it."""
+    final = FinalResponse()
+    get_msg = assoc.dimse.get_msg
+    try:
+        while True:
+            _, rsp = get_msg(block=True)
+            if rsp is None:  # the DIMSE timeout, an abort (ours wakes us this way) or a closed connection
+                assoc._handle_no_response()
+                final.empty = True
+                return final
+            if not isinstance(rsp, C_FIND) or not rsp.is_valid_response:
+                log.error("the PACS sent %s instead of a C-FIND response: aborting",
+                          "an invalid C-FIND response" if isinstance(rsp, C_FIND)
+                          else f"an unexpected {rsp.__class__.__name__.replace('_', '-')} message")
+                assoc.abort()
+                final.empty = True
+                return final
+            code = int(rsp.Status or 0)  # is_valid_response: never None here
+            final.last_activity = time.monotonic()
+            if code in PENDING:
+                raw = rsp.Identifier  # a BytesIO (pynetdicom's DIMSE decoder, the lean reader)
+                found = read(raw.getvalue(), syntax) if raw is not None else None
+                on_pending(code, found)
+                if control._overdue():
+                    control.abort(f"the PACS kept sending matches {control.cancel_timeout:g} s after C-CANCEL")
+                continue
+            final.code, final.status = code, _status_dataset(rsp)
+            if model == RepositoryQuery and code == 0xB001:
+                continue  # PS3.4 C.6.4.4: the end of the pending responses, not of the operation
+            return final
+    finally:
+        assoc._reactor_checkpoint.set()  # pynetdicom's generator unpauses the reactor when it ends
+
+
+def _status_dataset(rsp: C_FIND) -> Dataset:
+    """The status of a final response as pynetdicom yields it: Status and the optional elements sent."""
+    status = Dataset()
+    status.Status = rsp.Status
+    for keyword in rsp.STATUS_OPTIONAL_KEYWORDS:
+        value = getattr(rsp, keyword)
+        if value is not None:
+            setattr(status, keyword, value)
+    return status
 
 
 def holdings(assoc: Association, study_uid: str, series_uid: str = "", *, timeout: float = 30.0
@@ -203,8 +282,10 @@ __all__ = [
     "PENDING",
     "FindControl",
     "FindResponses",
+    "decode_identifier",
     "find_contexts",
     "next_message_id",
+    "read_find_responses",
     "run_find",
     "holdings",
 ]

@@ -9,6 +9,7 @@ text is decoded by core.dicom.charsets.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, time
 from typing import Any
 
@@ -97,7 +98,7 @@ _MATCHING: dict[QueryLevel, tuple[tuple[str, str], ...]] = {
 _TAGS: dict[str, int | None] = {}
 
 
-def _tag_of(keyword: str) -> int | None:
+def tag_of(keyword: str) -> int | None:
     try:
         return _TAGS[keyword]
     except KeyError:
@@ -107,7 +108,7 @@ def _tag_of(keyword: str) -> int | None:
 
 def _raw_text(ds: Dataset, keyword: str) -> str:
     """The value of `keyword` as text ('' when absent or empty), without pydicom's conversions."""
-    tag = _tag_of(keyword)
+    tag = tag_of(keyword)
     return "" if tag is None else _tag_text(ds, tag)
 
 
@@ -121,19 +122,28 @@ def _tag_text(ds: Dataset, tag: int) -> str:
     if value is None:
         return ""
     if isinstance(value, (bytes, bytearray)):  # still raw: ASCII, or text decode_response made UTF-8
-        try:
-            text = bytes(value).decode("utf-8")
-        except UnicodeDecodeError:
-            text = bytes(value).decode("latin_1")
-        return text.rstrip("\x00").strip()
+        return bytes_text(bytes(value))
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         return "\\".join(str(v) for v in value)
     return str(value).strip()
 
 
-def _multi(ds: Dataset, keyword: str) -> tuple[str, ...]:
-    text = _raw_text(ds, keyword)
+def bytes_text(value: bytes) -> str:
+    """A raw value as text: UTF-8 (ASCII, or text decode_response re-encoded), else Latin-1."""
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = value.decode("latin_1")
+    return text.rstrip("\x00").strip()
+
+
+def split_values(text: str) -> tuple[str, ...]:
+    """The non-empty values of a multi-valued text."""
     return tuple(v.strip() for v in text.split("\\") if v.strip())
+
+
+def _multi(ds: Dataset, keyword: str) -> tuple[str, ...]:
+    return split_values(_raw_text(ds, keyword))
 
 
 def parse_da(text: str) -> date | None:
@@ -313,11 +323,6 @@ def identifier_text(ds: Dataset, *, redact: bool = False) -> str:
 # Response -> result records
 
 
-def _common(decoded: DecodedText, ds: Dataset) -> dict[str, Any]:
-    return {"dataset": ds, "charset_received": decoded.received, "charset_used": decoded.used,
-            "charset_note": decoded.note}
-
-
 def _counts(text: str) -> int | None:
     return parse_is(text)
 
@@ -326,25 +331,38 @@ def parse_result(level: QueryLevel, ds: Dataset, fallback_charset: str = "ISO_IR
                  ) -> PatientResult | StudyResult | SeriesResult | InstanceResult:
     """Decode `ds` (in place) and read it as a result record of `level`. Never raises."""
     decoded = decode_response(ds, fallback_charset)
+    texts = decoded.texts
+
+    def text(keyword: str) -> str:
+        tag = tag_of(keyword)
+        value = texts.get(tag) if tag is not None else None
+        if value is None:
+            return _raw_text(ds, keyword)
+        return (value if isinstance(value, str) else "\\".join(value)).strip()
+
+    return make_result(level, decoded, text, lambda keyword: _multi(ds, keyword), ds)
+
+
+def make_result(level: QueryLevel, decoded: DecodedText, text: Callable[[str], str],
+                multi: Callable[[str], tuple[str, ...]], dataset: Any
+                ) -> PatientResult | StudyResult | SeriesResult | InstanceResult:
+    """The result record of `level` from a decoded response: `text(keyword)` its value as text ('' when
+    absent), `multi(keyword)` its values; `dataset` what the record's `dataset` gives (a Dataset, or a
+    DeferredDataset that builds it when first read). Never raises."""
     try:
-        return _read(level, ds, decoded)
+        return _read(level, decoded, text, multi, dataset)
     except Exception as exc:  # noqa: BLE001 - a last resort: one bad row must not end a query
         note = "; ".join(filter(None, (decoded.note, f"response could not be read ({exc.__class__.__name__})")))
         cls = {QueryLevel.PATIENT: PatientResult, QueryLevel.STUDY: StudyResult,
                QueryLevel.SERIES: SeriesResult, QueryLevel.INSTANCE: InstanceResult}[level]
-        return cls(dataset=ds, charset_received=decoded.received, charset_used=decoded.used, charset_note=note)
+        return cls(dataset=dataset, charset_received=decoded.received, charset_used=decoded.used,
+                   charset_note=note)
 
 
-def _read(level: QueryLevel, ds: Dataset, decoded: DecodedText):
-    common = _common(decoded, ds)
-    texts = decoded.texts
-
-    def t(keyword: str) -> str:
-        tag = _tag_of(keyword)
-        text = texts.get(tag) if tag is not None else None
-        if text is None:
-            return _raw_text(ds, keyword)
-        return (text if isinstance(text, str) else "\\".join(text)).strip()
+def _read(level: QueryLevel, decoded: DecodedText, t: Callable[[str], str],
+          multi: Callable[[str], tuple[str, ...]], dataset: Any):
+    common = {"dataset": dataset, "charset_received": decoded.received, "charset_used": decoded.used,
+              "charset_note": decoded.note}
 
     def name(keyword: str) -> PersonName:
         return PersonName.from_dicom(t(keyword).split("\\")[0])
@@ -360,7 +378,7 @@ def _read(level: QueryLevel, ds: Dataset, decoded: DecodedText):
             **common,
         )
     if level is QueryLevel.STUDY:
-        modalities = _multi(ds, "ModalitiesInStudy")
+        modalities = multi("ModalitiesInStudy")
         return StudyResult(
             study_instance_uid=t("StudyInstanceUID"), patient_id=t("PatientID"),
             patient_name=name("PatientName"), birth_date=parse_da(t("PatientBirthDate")),
@@ -457,13 +475,17 @@ def _float_or_text(text: str) -> Any:
 __all__ = [
     "RETURN_KEYS",
     "build_identifier",
+    "bytes_text",
     "fill_study_summary",
     "identifier_keys",
     "identifier_text",
     "identifier_to_json",
+    "make_result",
     "parse_da",
     "parse_is",
     "parse_result",
     "parse_tm",
     "resolve_key",
+    "split_values",
+    "tag_of",
 ]

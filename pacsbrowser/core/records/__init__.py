@@ -23,6 +23,7 @@ from .profiles import (
 )
 from .query import (
     Completeness,
+    DeferredDataset,
     FindSummary,
     InstanceResult,
     PatientResult,
@@ -43,6 +44,7 @@ __all__ = [
     "DICOMwebEndpoint",
     "ProfileKind",
     "Completeness",
+    "DeferredDataset",
     "FindSummary",
     "InstanceResult",
     "PatientResult",

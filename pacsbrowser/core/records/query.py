@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -228,20 +229,60 @@ class PersonName:
         return self.display
 
 
+class DeferredDataset:
+    """A result's dataset not built yet: `build()` makes it, once, when `result.dataset` is first read.
+
+    A C-FIND response read straight from its bytes (core.dicom.rawidentifiers) keeps them in one of
+    these instead of a pydicom Dataset: most results are only shown, and building a Dataset for each
+    of 5,000 responses was much of a find's time."""
+
+    __slots__ = ()
+
+    def build(self) -> Any:
+        raise NotImplementedError
+
+
+_BUILD_LOCK = threading.Lock()
+
+
+class _DatasetSlot:
+    """The `dataset` of a result: what was given, or what its DeferredDataset builds on first read
+    (then kept). A data descriptor, so the frozen dataclass's __init__ stores through it."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return None  # the class attribute: the field's default
+        value = obj.__dict__.get("dataset")
+        if isinstance(value, DeferredDataset):
+            with _BUILD_LOCK:  # one Dataset per result, also when two threads read it at once
+                value = obj.__dict__["dataset"]
+                if isinstance(value, DeferredDataset):
+                    value = obj.__dict__["dataset"] = value.build()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__["dataset"] = value
+
+
 @dataclass(frozen=True, kw_only=True)
 class _FindResult:
     """What every C-FIND result carries besides its level's fields.
 
     `dataset` is the response identifier with its text decoded (str values, (0008,0005) rewritten to
-    ISO_IR 192 so it re-encodes losslessly); `charset_received` is the (0008,0005) the PACS sent;
-    `charset_used` the character set the text was read with; `charset_note` says in words when that
-    was not the PACS's own declaration (missing, wrong, or bytes replaced), '' otherwise.
+    ISO_IR 192 so it re-encodes losslessly), built on first read when the result was made from the
+    response's bytes (a DeferredDataset given as `dataset`); `charset_received` is the (0008,0005) the
+    PACS sent; `charset_used` the character set the text was read with; `charset_note` says in words
+    when that was not the PACS's own declaration (missing, wrong, or bytes replaced), '' otherwise.
     """
 
     dataset: Any = field(default=None, compare=False, repr=False)
     charset_received: tuple[str, ...] = ()
     charset_used: str = ""
     charset_note: str = ""
+
+
+# After the dataclass has made __init__ (default None): reads and writes of `dataset` go through the slot.
+_FindResult.dataset = _DatasetSlot()
 
 
 @dataclass(frozen=True, kw_only=True)
