@@ -46,7 +46,7 @@ from ..records import Timeouts, TLSConfiguration
 from . import bulkreceive
 from .activity import activity_of
 from .links import counted_send, end_association, link_failure, link_timed_out, link_timeout, tune_socket
-from .responsive import keep_responses_for_callers, make_responsive, settle_reactor
+from .responsive import keep_responses_for_callers, make_responsive, settle_reactor, unbind_log_handlers
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,8 @@ class PacsAE(ApplicationEntity):
     def _create_socket(self, assoc, address, tls_args):
         if self.responsive:
             bulkreceive.enable(make_responsive(assoc))
+        else:  # a C-FIND's: pynetdicom's polling, without its per-message log formatting
+            unbind_log_handlers(assoc)
         if self.on_association is not None:
             self.on_association(assoc)
         sock = ObservedSocket(assoc, address=address)
