@@ -154,10 +154,10 @@ def _uid(raw: bytes) -> str | None:
     return text if is_valid_uid(text) else None
 
 
-def decode_store_request(command: bytes | bytearray) -> StoreRequest | None:
-    """A C-STORE-RQ with a data set, from its command set; None for anything else (another
-    command, an element pynetdicom would read differently, a UID it would refuse...): those are
-    pynetdicom's."""
+def _command_values(command: bytes | bytearray | memoryview, allowed: dict[int, int]) -> dict[int, bytes] | None:
+    """The elements of a command set (implicit VR little endian, group 0000) by element number, raw;
+    None when one is not in `allowed` (element -> its value length, 0: any), has another length, is
+    repeated or runs past the end: a command set to leave to pynetdicom."""
     values: dict[int, bytes] = {}
     pos, end = 0, len(command)
     while pos < end:
@@ -165,12 +165,22 @@ def decode_store_request(command: bytes | bytearray) -> StoreRequest | None:
             return None
         group, element, length = _ELEMENT.unpack_from(command, pos)
         pos += 8
-        expected = _STORE_RQ_ELEMENTS.get(element)
+        expected = allowed.get(element)
         if group != 0 or expected is None or (expected and length != expected) or pos + length > end \
                 or element in values:
             return None
         values[element] = bytes(command[pos:pos + length])
         pos += length
+    return values
+
+
+def decode_store_request(command: bytes | bytearray) -> StoreRequest | None:
+    """A C-STORE-RQ with a data set, from its command set; None for anything else (another
+    command, an element pynetdicom would read differently, a UID it would refuse...): those are
+    pynetdicom's."""
+    values = _command_values(command, _STORE_RQ_ELEMENTS)
+    if values is None:
+        return None
     try:
         if _US.unpack(values[0x0100])[0] != 0x0001:  # C-STORE-RQ
             return None
@@ -226,19 +236,9 @@ class PendingResponse:
 def decode_retrieve_pending(command: bytes | bytearray | memoryview) -> PendingResponse | None:
     """A pending C-GET-RSP or C-MOVE-RSP from its command set; None for anything else (another
     command or status, an element pynetdicom would read differently): those are pynetdicom's."""
-    values: dict[int, bytes] = {}
-    pos, end = 0, len(command)
-    while pos < end:
-        if pos + 8 > end:
-            return None
-        group, element, length = _ELEMENT.unpack_from(command, pos)
-        pos += 8
-        expected = _RETRIEVE_RSP_ELEMENTS.get(element)
-        if group != 0 or expected is None or (expected and length != expected) or pos + length > end \
-                or element in values:
-            return None
-        values[element] = bytes(command[pos:pos + length])
-        pos += length
+    values = _command_values(command, _RETRIEVE_RSP_ELEMENTS)
+    if values is None:
+        return None
     try:
         field = _US.unpack(values[0x0100])[0]
         if field not in _RETRIEVE_RSP or _US.unpack(values[0x0800])[0] != _NO_DATA_SET \
