@@ -6,36 +6,27 @@ planning with C-FIND, one C-GET), each into a fresh Archive (fsync'd writes, ind
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
-import time
 from typing import Any
 
 from .worker import Case, Get, serve
 
 
-class Wado(Case):
+class Wado(Get):
+    """WebRetrieveService.get_study (WADO-RS) into a fresh Archive, timed as the C-GET case is."""
+
     def profile(self):
         from pacsbrowser.core.records import DICOMwebEndpoint, ServerProfile
 
         return ServerProfile.dicomweb("bench", DICOMwebEndpoint(self.config["url"]))
 
-    def run(self) -> dict[str, Any]:
-        from pacsbrowser.core.archive import Archive
+    def service(self, archive: Any) -> Any:
         from pacsbrowser.core.web.wado import WebRetrieveService
 
-        archive = Archive(self.tmp / f"archive-{time.monotonic_ns()}")
-        try:
-            service = WebRetrieveService(self.profile(), archive)
-            started = time.perf_counter()
-            summary = self.loop.run_until_complete(service.get_study(self.config["study"]).wait())
-            elapsed = time.perf_counter() - started
-        finally:
-            archive.close()
-            shutil.rmtree(archive.root, ignore_errors=True)
-        if not summary.complete or summary.received != self.config["expected"]:
-            raise RuntimeError(f"received {summary.received} of {self.config['expected']}: {summary}")
-        return {"seconds": elapsed, "transfer_seconds": summary.transfer_seconds, "bytes": summary.bytes_received}
+        return WebRetrieveService(self.profile(), archive)
+
+    def extra(self, summary: Any) -> dict[str, Any]:
+        return {"bytes": summary.bytes_received}
 
 
 CASES = {"wado": Wado, "cget": Get}

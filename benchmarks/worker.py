@@ -209,13 +209,20 @@ class Get(Case):
     """RetrieveService.get_study into a fresh Archive (as the application does: plan with a series
     and an instance query, then one C-GET; files written as received, fsync'd, indexed)."""
 
+    def service(self, archive: Any) -> Any:
+        from pacsbrowser.core.retrieve import RetrieveService
+
+        return RetrieveService(self.profile(), archive)
+
+    def extra(self, summary: Any) -> dict[str, Any]:
+        return {"associations": summary.associations}
+
     def run(self) -> dict[str, Any]:
         from pacsbrowser.core.archive import Archive
-        from pacsbrowser.core.retrieve import RetrieveService
 
         archive = Archive(self.tmp / f"archive-{time.monotonic_ns()}")
         try:
-            service = RetrieveService(self.profile(), archive)
+            service = self.service(archive)
             started = time.perf_counter()
             summary = self.loop.run_until_complete(service.get_study(self.config["study"]).wait())
             elapsed = time.perf_counter() - started
@@ -224,8 +231,7 @@ class Get(Case):
             shutil.rmtree(archive.root, ignore_errors=True)
         if not summary.complete or summary.received != self.config["expected"]:
             raise RuntimeError(f"received {summary.received} of {self.config['expected']}: {summary}")
-        return {"seconds": elapsed, "transfer_seconds": summary.transfer_seconds,
-                "associations": summary.associations}
+        return {"seconds": elapsed, "transfer_seconds": summary.transfer_seconds, **self.extra(summary)}
 
 
 class Move(Case):

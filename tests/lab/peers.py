@@ -409,6 +409,15 @@ class _PeerProcess:
         self.stop()
 
 
+def rest_payload(body: bytes | str | Any) -> bytes | None:
+    """A REST request's body as sent: bytes/str as they are, anything else as JSON."""
+    if isinstance(body, str):
+        return body.encode()
+    if body is None or isinstance(body, bytes | bytearray):
+        return body
+    return json.dumps(body).encode()
+
+
 # --------------------------------------------------------------------------------------------
 # Orthanc
 
@@ -585,12 +594,7 @@ class OrthancPeer(_PeerProcess):
 
         ``body``: bytes/str sent as is, anything else as JSON. Raises LabError on HTTP >= 400.
         """
-        if isinstance(body, str):
-            payload: bytes | None = body.encode()
-        elif body is None or isinstance(body, bytes | bytearray):
-            payload = body
-        else:
-            payload = json.dumps(body).encode()
+        payload = rest_payload(body)
         for attempt in (0, 1):  # one retry on a stale keep-alive connection
             if self._http is None:
                 self._http = http.client.HTTPConnection(LOOPBACK, self.http_port, timeout=timeout)

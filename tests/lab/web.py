@@ -27,7 +27,6 @@ What else its DICOMweb plugin 1.7 does, as found (the client copes; see core/web
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,7 +35,7 @@ from typing import Any
 import httpx
 
 from .certs import LabCerts
-from .peers import LOOPBACK, LabError, OrthancPeer, _PeerProcess, free_port
+from .peers import LOOPBACK, LabError, OrthancPeer, _PeerProcess, free_port, rest_payload
 
 DICOMWEB_PLUGIN = Path("/usr/lib/orthanc/libOrthancDicomWeb.so.1.7")
 ROOT = "/dicom-web"
@@ -124,12 +123,7 @@ class WebOrthancPeer(OrthancPeer):
 
     def rest(self, path: str, method: str = "GET", body: bytes | str | Any = None, *,
              raw: bool = False, timeout: float = 30.0) -> Any:
-        if isinstance(body, str):
-            payload: bytes | None = body.encode()
-        elif body is None or isinstance(body, bytes | bytearray):
-            payload = body
-        else:
-            payload = json.dumps(body).encode()
+        payload = rest_payload(body)
         try:
             response = self._http_client(timeout).request(method, path, content=payload, timeout=timeout)
         except httpx.HTTPError as exc:

@@ -18,6 +18,14 @@ from pacsbrowser.core.records import (
 )
 from tests.lab.client import run
 from tests.lab.data import Catalog
+from tests.lab.query_cases import (
+    GERMAN_NAME_TYPED,
+    JAPANESE_NAME_TYPED,
+    PATIENT_CASES,
+    PHYSICIAN_CASES,
+    STUDY_CASES,
+    study_case,
+)
 
 from .conftest import collect, service_for
 
@@ -45,29 +53,9 @@ def study_uids(studies) -> set[str]:
     return {s.uid for s in studies}
 
 
-@pytest.mark.parametrize("case", [
-    "name wildcard", "lower-case name", "family, given", "patient id", "date range", "open range from",
-    "open range to", "modality", "two modalities", "accession", "description", "everything",
-])
+@pytest.mark.parametrize("case", STUDY_CASES)
 def test_study_counts_equal_the_generated_data(peer, lab_data: Catalog, case):
-    smiths = [s for s in lab_data.studies if s.patient_name.startswith("SMITH^")]
-    keys, expected = {
-        "name wildcard": (QueryKeys.studies(patient_name="SMITH*"), smiths),
-        "lower-case name": (QueryKeys.studies(patient_name="smith"), smiths),
-        "family, given": (QueryKeys.studies(patient_name="smith, john"), lab_data.studies_of("LAB0001")),
-        "patient id": (QueryKeys.studies(patient_id="LAB0001"), lab_data.studies_of("LAB0001")),
-        "date range": (QueryKeys.studies(study_date="20150101-20191231"),
-                       lab_data.studies_between("20150101", "20191231")),
-        "open range from": (QueryKeys.studies(study_date="20200101-"), lab_data.studies_between("20200101")),
-        "open range to": (QueryKeys.studies(study_date="-20161231"), lab_data.studies_between("", "20161231")),
-        "modality": (QueryKeys.studies(modalities="CT"), [s for s in lab_data.studies if "CT" in s.modalities]),
-        "two modalities": (QueryKeys.studies(modalities=["CR", "US"]),
-                           [s for s in lab_data.studies if {"CR", "US"} & set(s.modalities)]),
-        "accession": (QueryKeys.studies(accession_number="ACC2019002"), [lab_data.study_by_accession("ACC2019002")]),
-        "description": (QueryKeys.studies(study_description="chest"),
-                        [s for s in lab_data.studies if "CHEST" in s.description]),
-        "everything": (QueryKeys.studies(), list(lab_data.studies)),
-    }[case]
+    keys, expected = study_case(lab_data, case)
     assert expected, "the case must select something"
     results, outcome = find(peer, keys)
     assert uids(results) == study_uids(expected)
@@ -113,15 +101,7 @@ def test_orthanc_fills_modalities_and_counts(orthanc, lab_data):
     assert (result.number_of_series, result.number_of_instances) == (study.series_count, study.instance_count)
 
 
-@pytest.mark.parametrize("keys, expected_ids", [
-    (QueryKeys.patients(), {"LAB0001", "LAB0002", "LAB0003", "LAB0004", "LAB0005", "LAB0006"}),
-    (QueryKeys.patients(patient_name="smith"), {"LAB0001", "LAB0002"}),
-    (QueryKeys.patients(patient_name="SMITH*"), {"LAB0001", "LAB0002"}),
-    (QueryKeys.patients(patient_name="o'neil"), {"LAB0006"}),
-    (QueryKeys.patients(patient_id="LAB0003"), {"LAB0003"}),
-    (QueryKeys.patients(birth_date="19600101-19801231"), {"LAB0002", "LAB0004", "LAB0005"}),
-    (QueryKeys.patients(birth_date="-19591231"), {"LAB0001"}),
-])
+@pytest.mark.parametrize("keys, expected_ids", PATIENT_CASES)
 def test_patient_counts_equal_the_generated_data(peer, lab_data, keys, expected_ids):
     results, outcome = find(peer, keys)
     assert {r.patient_id for r in results} == expected_ids and len(results) == len(expected_ids)
@@ -165,7 +145,7 @@ def test_series_filtered_by_modality(peer, lab_data):
 # ----------------------------------------------------------------------------- non-ASCII
 
 
-@pytest.mark.parametrize("typed", ["müller", "Müller", "MÜLLER", "Müller^Jürgen", "müller, jürgen"])
+@pytest.mark.parametrize("typed", GERMAN_NAME_TYPED)
 def test_a_german_name_is_found_by_a_non_ascii_query_at_every_level(peer, lab_data, typed):
     patients, _ = find(peer, QueryKeys.patients(patient_name=typed))
     assert [p.patient_id for p in patients] == ["LAB0004"]
@@ -179,7 +159,7 @@ def test_a_german_name_is_found_by_a_non_ascii_query_at_every_level(peer, lab_da
     _names_below_the_study_level(peer, lab_data, expected.uid, "Müller^Jürgen")
 
 
-@pytest.mark.parametrize("typed", ["山田", "山田^太郎", "yamada", "Yamada^Tarou"])
+@pytest.mark.parametrize("typed", JAPANESE_NAME_TYPED)
 def test_a_japanese_name_is_found_and_shown_with_its_ideographic_group(peer, lab_data, typed):
     patients, _ = find(peer, QueryKeys.patients(patient_name=typed))
     assert [p.patient_id for p in patients] == ["LAB0005"]
@@ -203,9 +183,7 @@ def _names_below_the_study_level(peer, lab_data, study_uid: str, name: str) -> N
         assert {str(i.dataset.PatientName) for i in instances} == {name}
 
 
-@pytest.mark.parametrize("typed, accessions", [
-    ("cuddy", {"ACC2024003", "ACC2025007"}), ("schäfer", {"ACC2020008"}), ("鈴木", {"ACC2021009"}),
-])
+@pytest.mark.parametrize("typed, accessions", PHYSICIAN_CASES)
 def test_referring_physician(peer, typed, accessions):
     results, _ = find(peer, QueryKeys.studies(referring_physician=typed))
     assert {r.accession_number for r in results} == accessions

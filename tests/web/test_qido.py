@@ -18,6 +18,14 @@ from pacsbrowser.core.records import (
 from pacsbrowser.core.web import WebQueryService
 from tests.lab.client import run
 from tests.lab.data import Catalog
+from tests.lab.query_cases import (
+    GERMAN_NAME_TYPED,
+    JAPANESE_NAME_TYPED,
+    PATIENT_CASES,
+    PHYSICIAN_CASES,
+    STUDY_CASES,
+    study_case,
+)
 
 from .conftest import web_profile
 
@@ -36,29 +44,9 @@ def uids(results) -> set[str]:
     return {r.key for r in results}
 
 
-@pytest.mark.parametrize("case", [
-    "name wildcard", "lower-case name", "family, given", "patient id", "date range", "open range from",
-    "open range to", "modality", "two modalities", "accession", "description", "everything",
-])
+@pytest.mark.parametrize("case", STUDY_CASES)
 def test_study_cases_of_c_find_give_the_same_over_qido(web_orthanc, lab_data: Catalog, case):
-    smiths = [s for s in lab_data.studies if s.patient_name.startswith("SMITH^")]
-    keys, expected = {
-        "name wildcard": (QueryKeys.studies(patient_name="SMITH*"), smiths),
-        "lower-case name": (QueryKeys.studies(patient_name="smith"), smiths),
-        "family, given": (QueryKeys.studies(patient_name="smith, john"), lab_data.studies_of("LAB0001")),
-        "patient id": (QueryKeys.studies(patient_id="LAB0001"), lab_data.studies_of("LAB0001")),
-        "date range": (QueryKeys.studies(study_date="20150101-20191231"),
-                       lab_data.studies_between("20150101", "20191231")),
-        "open range from": (QueryKeys.studies(study_date="20200101-"), lab_data.studies_between("20200101")),
-        "open range to": (QueryKeys.studies(study_date="-20161231"), lab_data.studies_between("", "20161231")),
-        "modality": (QueryKeys.studies(modalities="CT"), [s for s in lab_data.studies if "CT" in s.modalities]),
-        "two modalities": (QueryKeys.studies(modalities=["CR", "US"]),
-                           [s for s in lab_data.studies if {"CR", "US"} & set(s.modalities)]),
-        "accession": (QueryKeys.studies(accession_number="ACC2019002"), [lab_data.study_by_accession("ACC2019002")]),
-        "description": (QueryKeys.studies(study_description="chest"),
-                        [s for s in lab_data.studies if "CHEST" in s.description]),
-        "everything": (QueryKeys.studies(), list(lab_data.studies)),
-    }[case]
+    keys, expected = study_case(lab_data, case)
     results, outcome = find(web_orthanc, keys)
     assert uids(results) == {s.uid for s in expected}
     assert len(results) == len(expected)
@@ -79,15 +67,7 @@ def test_study_cases_of_c_find_give_the_same_over_qido(web_orthanc, lab_data: Ca
         assert result.modalities == study.modalities
 
 
-@pytest.mark.parametrize("keys, expected_ids", [
-    (QueryKeys.patients(), {"LAB0001", "LAB0002", "LAB0003", "LAB0004", "LAB0005", "LAB0006"}),
-    (QueryKeys.patients(patient_name="smith"), {"LAB0001", "LAB0002"}),
-    (QueryKeys.patients(patient_name="SMITH*"), {"LAB0001", "LAB0002"}),
-    (QueryKeys.patients(patient_name="o'neil"), {"LAB0006"}),
-    (QueryKeys.patients(patient_id="LAB0003"), {"LAB0003"}),
-    (QueryKeys.patients(birth_date="19600101-19801231"), {"LAB0002", "LAB0004", "LAB0005"}),
-    (QueryKeys.patients(birth_date="-19591231"), {"LAB0001"}),
-])
+@pytest.mark.parametrize("keys, expected_ids", PATIENT_CASES)
 def test_patients_are_found_through_their_studies(web_orthanc, lab_data, keys, expected_ids):
     results, _ = find(web_orthanc, keys)
     assert {r.patient_id for r in results} == expected_ids and len(results) == len(expected_ids)
@@ -122,7 +102,7 @@ def test_series_filtered_by_modality(web_orthanc, lab_data):
     assert [r.modality for r in results] == ["CR"]
 
 
-@pytest.mark.parametrize("typed", ["müller", "Müller", "MÜLLER", "Müller^Jürgen", "müller, jürgen"])
+@pytest.mark.parametrize("typed", GERMAN_NAME_TYPED)
 def test_a_german_name_is_found(web_orthanc, lab_data, typed):
     patients, _ = find(web_orthanc, QueryKeys.patients(patient_name=typed))
     assert [p.patient_id for p in patients] == ["LAB0004"]
@@ -132,7 +112,7 @@ def test_a_german_name_is_found(web_orthanc, lab_data, typed):
     assert (study.study_description, study.referring_physician.dicom) == ("CT SCHÄDEL NATIV", "Schäfer^Anna")
 
 
-@pytest.mark.parametrize("typed", ["山田", "山田^太郎", "yamada", "Yamada^Tarou"])
+@pytest.mark.parametrize("typed", JAPANESE_NAME_TYPED)
 def test_a_japanese_name_is_found_with_its_ideographic_group(web_orthanc, typed):
     patients, _ = find(web_orthanc, QueryKeys.patients(patient_name=typed))
     assert [p.patient_id for p in patients] == ["LAB0005"]
@@ -142,9 +122,7 @@ def test_a_japanese_name_is_found_with_its_ideographic_group(web_orthanc, typed)
     assert study.referring_physician.ideographic == "鈴木^一郎"
 
 
-@pytest.mark.parametrize("typed, accessions", [
-    ("cuddy", {"ACC2024003", "ACC2025007"}), ("schäfer", {"ACC2020008"}), ("鈴木", {"ACC2021009"}),
-])
+@pytest.mark.parametrize("typed, accessions", PHYSICIAN_CASES)
 def test_referring_physician(web_orthanc, typed, accessions):
     results, _ = find(web_orthanc, QueryKeys.studies(referring_physician=typed))
     assert {r.accession_number for r in results} == accessions
