@@ -255,11 +255,12 @@ class Archive:
             return self._queue(stored, None, on_indexed)
 
     def _queue(self, stored: StoredInstance, unfinished: Path | None,
-               on_indexed: IndexedCallback | None) -> StoredInstance:
+               on_indexed: IndexedCallback | None, *, fd: int | None = None) -> StoredInstance:
         """A written instance on its way into the index: straight to the indexer when it is in place,
-        through the committer (fsync and rename in groups) when still in its temporary file."""
+        through the committer (fsync and rename in groups) when still in its temporary file (open
+        as `fd`, when the writer kept it open: see Committer.add)."""
         if unfinished is not None:
-            self._committer.add(stored, unfinished, on_indexed)
+            self._committer.add(stored, unfinished, on_indexed, fd=fd)
         else:
             self._indexer.submit(stored, on_indexed)
         return stored
@@ -461,7 +462,7 @@ class ArchiveStream:
 
         def hand_over() -> None:
             try:
-                self._archive._committer.add(stored, tmp, self._on_indexed, fd=fd)
+                self._archive._queue(stored, tmp, self._on_indexed, fd=fd)
             finally:
                 self._section.close()
 

@@ -9,13 +9,9 @@ destination's series folder as that folder's usual temporary file (`paths.TEMP_P
 and from there on everything is as before: written, renamed into place, or removed; a crash
 leaves it where a crash always left temporary files, for the repair at the next opening.
 
-The ready files are empty and named `.ahead-*` (not `.part`: they hold nothing yet); closing the archive deletes them, and so does the
-repair after a crash (`clear_leftovers`). When none is ready (the first write, a burst, a disk
-that refuses), the writer makes its own, as before.
-
-They are made in two folders, `.incoming/0` and `.incoming/1`, and taken from the one the thread
-is not making files in: a rename out of a folder waits for a creation under way in it (both lock
-the folder), and a slow creation would put that wait back on the write.
+The ready files are empty and named `.ahead-*` (not `.part`: they hold nothing yet); closing
+the archive deletes them, and so does the repair after a crash (`clear_leftovers`). When none is
+ready (the first write, a burst, a disk that refuses), the writer makes its own, as before.
 """
 
 from __future__ import annotations
@@ -40,18 +36,17 @@ IDLE = 0.25  # seconds the thread waits for more work before it ends
 
 
 class Incoming:
-    """Ready temporary files in `root/.incoming` (see the module doc). Thread-safe."""
+    """Ready temporary files in `root/.incoming` (see the module doc). Thread-safe. The thread is
+    woken when `ahead` or fewer are ready and makes them up to twice that, in a row."""
 
     def __init__(self, root: Path, ahead: int = 16) -> None:
         self.folder = root / INCOMING
-        self.ahead = ahead  # ready files kept in each of the two folders
+        self.ahead = ahead
         self.made_ahead = 0  # files the thread made (tests read it)
         self.taken_ready = 0  # writes that got one
         self._tag = f"{TEMP_PREFIX}{secrets.token_hex(6)}-"  # this archive's names; one writer per archive
         self._names = itertools.count()
-        self._folders = (self.folder / "0", self.folder / "1")
-        self._ready: tuple[collections.deque[tuple[int, str]], ...] = (collections.deque(), collections.deque())
-        self._making = 0  # the folder the thread makes files in
+        self._ready: collections.deque[tuple[int, str]] = collections.deque()
         self._lock = threading.Lock()
         self._wanted = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,11 +56,8 @@ class Incoming:
         """An open, empty temporary file in `folder` (descriptor, path), made ahead and renamed
         there (its folder made when missing); None when none is ready: the caller makes its own."""
         with self._lock:
-            other = self._ready[1 - self._making]
-            ready = other.popleft() if other else (self._ready[self._making].popleft()
-                                                   if self._ready[self._making] else None)
-            # the thread is woken when half are used, and makes them in a row: not once a file
-            low = not self._closed and len(self._ready[0]) + len(self._ready[1]) <= self.ahead
+            ready = self._ready.popleft() if self._ready else None
+            low = not self._closed and len(self._ready) <= self.ahead
         if low:
             self._want_more()
         if ready is None:
@@ -95,20 +87,18 @@ class Incoming:
         if thread is not None:
             thread.join(timeout)
         with self._lock:
-            ready = [item for folder in self._ready for item in folder]
-            for folder in self._ready:
-                folder.clear()
+            ready, self._ready = list(self._ready), collections.deque()
         for fd, path in ready:
             _discard(fd, path)
 
     # ---- the maker
 
-    def _make(self, folder: Path) -> tuple[int, str]:
+    def _make(self) -> tuple[int, str]:
         try:
-            return tempfile.mkstemp(prefix=AHEAD_PREFIX, dir=folder)
+            return tempfile.mkstemp(prefix=AHEAD_PREFIX, dir=self.folder)
         except FileNotFoundError:
-            folder.mkdir(parents=True, exist_ok=True)
-            return tempfile.mkstemp(prefix=AHEAD_PREFIX, dir=folder)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            return tempfile.mkstemp(prefix=AHEAD_PREFIX, dir=self.folder)
 
     def _want_more(self) -> None:
         with self._lock:
@@ -130,13 +120,10 @@ class Incoming:
                 with self._lock:
                     if self._closed:
                         return
-                    counts = [len(ready) for ready in self._ready]
-                    if min(counts) >= self.ahead:
+                    if len(self._ready) >= 2 * self.ahead:
                         break
-                    # fill the emptier folder; writes take from the other one meanwhile
-                    self._making = making = 0 if counts[0] <= counts[1] else 1
                 try:
-                    made = self._make(self._folders[making])
+                    made = self._make()
                 except OSError as exc:  # a full or read-only disk: writers make their own and say why
                     log.debug("cannot make a temporary file ahead in %s: %s", self.folder, exc)
                     break
@@ -144,26 +131,25 @@ class Incoming:
                     if self._closed:
                         _discard(*made)
                         return
-                    self._ready[making].append(made)
+                    self._ready.append(made)
                     self.made_ahead += 1
 
 
 def clear_leftovers(root: Path) -> int:
-    """Delete what a process that did not close the archive left in its `.incoming` folders (ready
-    files are empty; a file taken from there has left them): how many."""
+    """Delete what a process that did not close the archive left in its `.incoming` folder (ready
+    files are empty; a file taken from there has left it): how many."""
     removed = 0
-    for folder in (root / INCOMING / "0", root / INCOMING / "1"):
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if entry.is_file(follow_symlinks=False):
-                        try:
-                            os.unlink(entry.path)
-                            removed += 1
-                        except OSError as exc:
-                            log.warning("cannot remove %s: %s", entry.path, exc)
-        except (FileNotFoundError, NotADirectoryError):
-            pass
+    try:
+        with os.scandir(root / INCOMING) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    try:
+                        os.unlink(entry.path)
+                        removed += 1
+                    except OSError as exc:
+                        log.warning("cannot remove %s: %s", entry.path, exc)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
     return removed
 
 
