@@ -170,18 +170,29 @@ class LocalController(QObject):
         """The folder holding a study, series or instance (emitted as `folder_found`)."""
         return self._spawn(self._find_folder(item))
 
+    def _rows_of(self, item: Any) -> list:
+        """The archive's instance rows of a patient, study, series or instance result (worker thread)."""
+        archive = self.archive
+        if isinstance(item, PatientResult):
+            return [row for study in archive_search.studies_of_patient(archive, item)
+                    for row in archive.instances(study_uid=study.study_instance_uid)]
+        if isinstance(item, StudyResult):
+            return archive.instances(study_uid=item.study_instance_uid)
+        if isinstance(item, SeriesResult):
+            return archive.instances(item.series_instance_uid)
+        if isinstance(item, InstanceResult):
+            row = archive.instance(item.sop_instance_uid)
+            return [row] if row is not None else []
+        return []
+
     async def _find_folder(self, item: Any) -> None:
         def folder() -> Path | None:
-            if isinstance(item, InstanceResult):
-                row = self.archive.instance(item.sop_instance_uid)
-                return row.path.parent if row else None
-            if isinstance(item, SeriesResult):
-                rows = self.archive.instances(item.series_instance_uid)
-                return rows[0].path.parent if rows else None
-            if isinstance(item, StudyResult):
-                rows = self.archive.instances(study_uid=item.study_instance_uid)
-                return rows[0].path.parent.parent if rows else None
-            return self.archive.root
+            if not isinstance(item, (InstanceResult, SeriesResult, StudyResult)):
+                return self.archive.root
+            rows = self._rows_of(item)
+            if not rows:
+                return None
+            return rows[0].path.parent.parent if isinstance(item, StudyResult) else rows[0].path.parent
 
         try:
             path = await run_blocking(folder, name="archive-folder")
@@ -197,18 +208,7 @@ class LocalController(QObject):
 
     async def _find_files(self, items: list[Any], purpose: Any) -> None:
         def rows() -> list:
-            found = []
-            for item in items:
-                if isinstance(item, PatientResult):
-                    for study in archive_search.studies_of_patient(self.archive, item):
-                        found += self.archive.instances(study_uid=study.study_instance_uid)
-                elif isinstance(item, StudyResult):
-                    found += self.archive.instances(study_uid=item.study_instance_uid)
-                elif isinstance(item, SeriesResult):
-                    found += self.archive.instances(item.series_instance_uid)
-                elif isinstance(item, InstanceResult):
-                    row = self.archive.instance(item.sop_instance_uid)
-                    found += [row] if row is not None else []
+            found = [row for item in items for row in self._rows_of(item)]
             return list({row.path: row for row in found}.values())
 
         try:
