@@ -12,7 +12,8 @@ the worker, the job and (on our SCP) an association slot are held forever. So:
 - TCP keepalive (SO_KEEPALIVE, and TCP_KEEPIDLE/INTVL/CNT where the platform has them) finds a
   dead peer on an idle association too;
 - `end_association` aborts without waiting on the DUL thread, gives it `grace` seconds to send the
-  A-ABORT and stop, then shuts the socket down under it and waits (bounded) for both threads.
+  A-ABORT and stop, then shuts the socket down under it and waits (bounded) for both threads;
+  `wait_ended` waits for them from elsewhere.
 """
 
 from __future__ import annotations
@@ -114,6 +115,20 @@ def end_association(assoc: Any, grace: float = END_GRACE, join: float = 5.0) -> 
     for thread in (dul, assoc):
         if isinstance(thread, threading.Thread) and thread.is_alive() and thread is not threading.current_thread():
             thread.join(join)
+
+
+def wait_ended(assoc: Any, timeout: float = END_GRACE + 12.0) -> bool:
+    """Wait, up to `timeout` s, until the DUL and reactor threads of `assoc` have ended (an abort
+    under way on another thread: `end_association`); whether they have. What the association's own
+    thread was storing when the abort came is then handed over (core.dicom.bulkreceive), so a flush
+    of the archive after this covers it. Never on the event loop."""
+    deadline = time.monotonic() + timeout
+    for thread in (getattr(assoc, "dul", None), assoc):
+        if isinstance(thread, threading.Thread) and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                return False
+    return True
 
 
 def _wait_idle(dul: Any, seconds: float) -> None:

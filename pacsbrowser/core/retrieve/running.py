@@ -28,6 +28,7 @@ from ..dicom import retrieve as dicom_retrieve
 from ..dicom.activity import activity_of
 from ..dicom.anyclass import take_proposed_scp_role
 from ..dicom.contexts import DEFAULT_CLASSES
+from ..dicom.links import wait_ended
 from ..dicom.operation import next_message_id
 from ..dicom.receive import ReceiveHandler
 from ..dicom.retrieve import UNCOMPRESSED, AbortWatch, ContextGroup, RetrieveControl, RetrieveResponses
@@ -439,6 +440,10 @@ class RetrieveRun:
                     no_dimse_timeout=idle is not None, msg_id=msg_id)
             finally:
                 if handler is not None:
+                    if not assoc.is_established:
+                        # aborted: its thread may still be storing the instance that came with the
+                        # abort; what it stores is counted here, before the sink goes
+                        wait_ended(assoc)
                     handler.sink = None
 
         c.request_sent(request)
