@@ -42,6 +42,8 @@ from tests.lab import rawpdu  # isort: skip
 SERVER_AE = "PBHOSTILE"
 GOOD_DESTINATION = "GOODDEST"
 ABORTING_DESTINATION = "ABORTDEST"
+SLOW_DESTINATION = "SLOWDEST"  # answers each C-STORE after SLOW_STORE seconds
+SLOW_STORE = 0.15
 TIMEOUTS = Timeouts(connect=2, acse=1.5, dimse=2, network=1)
 MAX_ASSOCIATIONS = 4
 # The longest a connection may live after its peer went bad: the network timeout, then the
@@ -164,6 +166,7 @@ def start_lab(catalog: Catalog, studies: list[str]) -> HostileLab:
         destinations[GOOD_DESTINATION] = FaultSCP("ok", ae_title=GOOD_DESTINATION).start()
         destinations[ABORTING_DESTINATION] = FaultSCP("abort_after_n", ae_title=ABORTING_DESTINATION,
                                                       abort_after=1).start()
+        destinations[SLOW_DESTINATION] = FaultSCP("slow", ae_title=SLOW_DESTINATION, delay=SLOW_STORE).start()
         settings = ServerSettings(
             host="127.0.0.1", port=0, ae_title=SERVER_AE, query_retrieve=True, max_associations=MAX_ASSOCIATIONS,
             timeouts=TIMEOUTS, destinations=tuple((ae, scp.host, scp.port) for ae, scp in destinations.items()))

@@ -33,6 +33,8 @@ from .hostile import (
     MAX_ASSOCIATIONS,
     MOVE,
     SERVER_AE,
+    SLOW_DESTINATION,
+    SLOW_STORE,
     SYNTAXES,
     TIMEOUTS,
     HostileLab,
@@ -317,7 +319,21 @@ def _mid_move(how: str, destination: str = GOOD_DESTINATION) -> Callable[[Hostil
         study, instances = _study(lab)
         peer, _ = lab.associate()
         peer.send_message(rawpdu.c_move(MOVE, identifier("STUDY", StudyInstanceUID=study), destination), 7)
-        if how == "destination-aborts":  # the destination aborts its association part-way
+        if how == "slow-destination":
+            # Serving the C-MOVE takes longer than the network timeout while the requester, rightly,
+            # says nothing: its association is not idle, and is released, not aborted, afterwards
+            # (it was aborted when the timeout counted from the last byte received: CI saw it with
+            # the aborting destination, whose sub-operation waited out a DIMSE timeout).
+            assert len(instances) * SLOW_STORE > TIMEOUTS.network * 1.5
+            while True:
+                message = peer.read_message(timeout=TIMEOUTS.dimse * 4)
+                assert message is not None, "no final C-MOVE response"
+                if message.status != 0xFF00:
+                    break
+            assert message.status == 0x0000, hex(message.status)
+            time.sleep(0.2)  # the reactor's turn after the final response comes first
+            assert peer.release(timeout=10), "aborted instead of released"
+        elif how == "destination-aborts":  # the destination aborts its association part-way
             final = None
             while True:
                 message = peer.read_message(timeout=TIMEOUTS.dimse * 4)
@@ -403,6 +419,7 @@ SCENARIOS: dict[str, Callable[[HostileLab], None]] = {
     "C-MOVE pending then reset": _mid_move("reset"),
     "C-MOVE pending then A-RELEASE-RQ": _mid_move("release"),
     "C-MOVE destination aborts": _mid_move("destination-aborts", ABORTING_DESTINATION),
+    "C-MOVE longer than the network timeout": _mid_move("slow-destination", SLOW_DESTINATION),
     "release RQ then close": _release("rq-then-close"),
     "release RQ then A-ABORT": _release("rq-then-abort"),
     "release RQ twice": _release("rq-twice"),

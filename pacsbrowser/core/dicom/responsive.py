@@ -160,6 +160,12 @@ class ResponsiveDUL(DULServiceProvider):
     def _send(self, pdu: Any) -> None:
         try:
             super()._send(pdu)
+            if isinstance(pdu, P_DATA_TF):
+                # A message went out: the association is in use, not idle. pynetdicom counts the
+                # network timeout from the last PDU received only, so an SCP serving a C-MOVE
+                # for longer than that timeout (the requester rightly silent) aborted the
+                # association at its next turn, racing the requester's A-RELEASE-RQ.
+                self._idle_timer.restart()
         finally:
             if isinstance(pdu, P_DATA_TF):
                 sends = self.to_provider_queue
