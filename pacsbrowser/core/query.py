@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from datetime import date
@@ -31,6 +30,7 @@ from pydicom.dataset import Dataset
 
 from .client import DICOMClient
 from .dicom import find as dicom_find
+from .dicom.bulkreceive import lean_find
 from .dicom.find import FIND_MODELS, find_contexts
 from .dicom.identifiers import (
     build_identifier,
@@ -441,7 +441,7 @@ def _producer(assoc: Association, identifier: Dataset, model_uid: Any, level: Qu
         def produce_datasets(emit: Callable[[Any], None]) -> None:
             holder["summary"] = dicom_find.run_find(
                 assoc, identifier, model_uid, lambda ds: emit(parse_result(level, ds, fallback)),
-                control=control, limit=limit)
+                control=control, limit=limit, lean=False)
 
         return produce_datasets
 
@@ -460,12 +460,6 @@ def _producer(assoc: Association, identifier: Dataset, model_uid: Any, level: Qu
                                                 read=read)
 
     return produce
-
-
-def lean_find() -> bool:
-    """Whether responses are read from their bytes (core.dicom.rawidentifiers; the default);
-    `PACSBROWSER_LEAN_FIND=0` reads each into a pydicom Dataset first, as before (for comparisons)."""
-    return os.environ.get("PACSBROWSER_LEAN_FIND", "1") != "0"
 
 
 __all__ = [

@@ -232,8 +232,9 @@ def open_association(
         tls_args = (client_ssl_context(tls, host, port), server_name)
     observed = _Observed()
     handlers = [(evt.EVT_PDU_RECV, observed.on_pdu_received), *evt_handlers]
-    # C-FIND keeps pynetdicom's polling (see responsive.py, "C-FIND and the window").
-    ae.responsive = not all(str(cx.abstract_syntax) in _FIND_MODELS for cx in contexts)
+    # C-FIND keeps pynetdicom's polling (see responsive.py, "C-FIND and the window"), unless its
+    # responses are read on the lean path (core.dicom.bulkreceive: PACSBROWSER_LEAN_FIND, default on).
+    ae.responsive = (bulkreceive.ENABLED and bulkreceive.lean_find()) or not all(str(cx.abstract_syntax) in _FIND_MODELS for cx in contexts)
     started = time.monotonic()
     try:
         assoc = ae.associate(

@@ -5,7 +5,10 @@ responses are read here, off the association's DIMSE queue as pynetdicom's own r
 (Association._wrap_find_responses) reads them, always to the end, also when a limit is reached or the
 caller cancels. What differs: no status Dataset per pending response, and the identifier is handed to
 `read` as its bytes (core.dicom.rawidentifiers makes a result record of them without a pydicom Dataset);
-without `read`, pynetdicom's decode gives a Dataset as before.
+without `read`, pynetdicom's decode gives a Dataset as before. On the lean path
+(core.dicom.bulkreceive) the pending responses are read off the socket by the association's DUL
+thread and queued as `FindPending` (status and identifier bytes), never decoded by pynetdicom;
+the final response, and anything the lean path leaves, arrive as pynetdicom's C_FIND primitives.
 
 Stopping (PS3.7 9.3.2.3, C-CANCEL): `FindControl.cancel()` may be called from any other thread
 while `run_find` waits for the next response. It sends C-CANCEL at once and shortens the DIMSE
@@ -38,7 +41,9 @@ from pynetdicom.sop_class import (
 from pynetdicom.status import code_to_category
 
 from ..records import QueryModel
+from . import bulkreceive
 from .ae import settle_reactor
+from .bulkreceive import FindPending
 from .links import end_association
 from .operation import (
     DEFAULT_CANCEL_TIMEOUT,
@@ -118,13 +123,15 @@ def run_find(
     limit: int | None = None,
     msg_id: int | None = None,
     read: Reader | None = None,
+    lean: bool = True,
 ) -> FindResponses:
     """Send one C-FIND and hand each matching identifier to `on_result` as it arrives.
 
     `read(raw, transfer_syntax)` turns an identifier's bytes into what `on_result` gets, None for one
     it cannot read (counted in `unreadable`, not handed over); by default a pydicom Dataset. Stops after
     `limit` identifiers (C-CANCEL, then drains to the final status). Never leaves the responses
-    half-read. Raises only what `on_result` raised (after draining).
+    half-read. Raises only what `on_result` raised (after draining). `lean=False` leaves every
+    response to pynetdicom's reading (the lean path's is for comparisons).
     """
     read = read or decode_identifier
     control = control or FindControl()
@@ -164,10 +171,15 @@ def run_find(
     try:
         # pynetdicom sends it and returns its response generator, not started: dropped unread, the
         # responses are read below (it has paused the reactor: the queue is ours until the end).
-        send_request("C-FIND", lambda: assoc.send_c_find(identifier, model, msg_id=msg_id, priority=MEDIUM))
-        control.attach(assoc, msg_id, query_model=model)
-        syntax = assoc._get_valid_context(model, "", "scu").transfer_syntax[0]  # the one send_c_find used
-        final = read_find_responses(assoc, control, model, syntax, read, pending)
+        # its pending responses read on the lean path (core.dicom.bulkreceive), when it is on
+        stop_taking = bulkreceive.take_find_responses(assoc, msg_id) if lean else (lambda: None)
+        try:
+            send_request("C-FIND", lambda: assoc.send_c_find(identifier, model, msg_id=msg_id, priority=MEDIUM))
+            control.attach(assoc, msg_id, query_model=model)
+            syntax = assoc._get_valid_context(model, "", "scu").transfer_syntax[0]  # the one send_c_find used
+            final = read_find_responses(assoc, control, model, syntax, read, pending)
+        finally:
+            stop_taking()
         summary.aborted = final.empty
         summary.status, summary.comment = final.code, final.comment
     finally:
@@ -204,6 +216,12 @@ def read_find_responses(assoc: Association, control: OperationControl, model: An
     try:
         while True:
             _, rsp = get_msg(block=True)
+            if type(rsp) is FindPending:  # taken on the lean path: pending, for this request, its bytes
+                final.last_activity = time.monotonic()
+                on_pending(rsp.status, read(rsp.identifier, syntax))
+                if control._overdue():
+                    control.abort(f"the PACS kept sending matches {control.cancel_timeout:g} s after C-CANCEL")
+                continue
             if rsp is None:  # the DIMSE timeout, an abort (ours wakes us this way) or a closed connection
                 assoc._handle_no_response()
                 final.empty = True
