@@ -973,8 +973,8 @@ class BulkReader:
 
     def _found(self, context_id: int, response: FindPending, data: bytearray) -> None:
         self.find_taken += 1
-        self.assoc.dimse.msg_queue.put((context_id, FindPending(response.message_id, response.status,
-                                                                response.sop_class_uid, bytes(data))))
+        taken = FindPending(response.message_id, response.status, response.sop_class_uid, bytes(data))
+        self.assoc.dimse.msg_queue.put((context_id, taken))  # type: ignore[arg-type]  # read by core.dicom.find
 
     def _handler(self) -> ReceiveHandler | None:
         try:

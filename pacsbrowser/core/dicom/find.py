@@ -216,9 +216,10 @@ def read_find_responses(assoc: Association, control: OperationControl, model: An
     try:
         while True:
             _, rsp = get_msg(block=True)
-            if type(rsp) is FindPending:  # taken on the lean path: pending, for this request, its bytes
+            lean: Any = rsp  # the queue holds FindPending too (the lean path), beside pynetdicom's primitives
+            if type(lean) is FindPending:  # taken on the lean path: pending, for this request, its bytes
                 final.last_activity = time.monotonic()
-                on_pending(rsp.status, read(rsp.identifier, syntax))
+                on_pending(lean.status, read(lean.identifier, syntax))
                 if control._overdue():
                     control.abort(f"the PACS kept sending matches {control.cancel_timeout:g} s after C-CANCEL")
                 continue
