@@ -825,30 +825,45 @@ class BulkReader:
 
     # ---- starting a lean message
 
-    def _take(self, start: int, size: int) -> bool:
-        """Whether the P-DATA-TF PDU at `start` begins a C-STORE the lean path takes; if so, its
-        command is consumed and the reader positioned on the PDU's next fragment."""
+    def _between_messages(self) -> bool:
+        """Whether a message may start on the lean path: established (Sta6), not releasing,
+        pynetdicom neither assembling a message nor holding an event to run."""
         dul, assoc = self.dul, self.assoc
-        if assoc.dimse.message is not None or dul.event_queue.qsize() or not assoc.is_established \
-                or assoc._sent_release or dul.state_machine.current_state != "Sta6":
-            return False
-        handler = self._handler()
-        if handler is None:
-            return False
-        buf, pos, end = self.buf, start + 6, start + size
+        return (assoc.dimse.message is None and not dul.event_queue.qsize() and bool(assoc.is_established)
+                and not assoc._sent_release and dul.state_machine.current_state == "Sta6")
+
+    def _command_in(self, pos: int, end: int) -> tuple[bytearray, int, int] | None:
+        """The command set whose fragments start at `pos` and end within the PDU ending at `end`
+        (one context): (its bytes, the context ID, where the PDU goes on); None otherwise."""
+        buf = self.buf
         command = bytearray()
         context_id = -1
-        while True:  # the command's fragments, all in this PDU
+        while True:
             if pos + 6 > end:
-                return False
+                return None
             length, cid, control = _PDV_HEADER.unpack_from(buf, pos)
             if length < 2 or pos + 4 + length > end or not control & 1 or (context_id >= 0 and cid != context_id):
-                return False
+                return None
             context_id = cid
             command += buf[pos + 6:pos + 4 + length]
             pos += 4 + length
             if control & 2:
-                break
+                return command, context_id, pos
+
+    def _take(self, start: int, size: int) -> bool:
+        """Whether the P-DATA-TF PDU at `start` begins a C-STORE the lean path takes; if so, its
+        command is consumed and the reader positioned on the PDU's next fragment."""
+        assoc = self.assoc
+        if not self._between_messages():
+            return False
+        handler = self._handler()
+        if handler is None:
+            return False
+        found = self._command_in(start + 6, start + size)
+        if found is None:
+            return False
+        command, context_id, pos = found
+        end = start + size
         request = decode_store_request(command)
         if request is None:
             return False
@@ -874,9 +889,8 @@ class BulkReader:
 
         One goes out per C-STORE sub-operation: pynetdicom's path costs more CPU than the lean
         C-STORE before it, and the decoding competes for the GIL with the next image's arrival."""
-        dul, assoc = self.dul, self.assoc
-        if self.acceptor or assoc.dimse.message is not None or dul.event_queue.qsize() or not assoc.is_established \
-                or assoc._sent_release or dul.state_machine.current_state != "Sta6":
+        assoc = self.assoc
+        if self.acceptor or not self._between_messages():
             return False
         buf, pos, end = self.buf, start + 6, start + size
         if pos + 6 > end:
@@ -907,24 +921,13 @@ class BulkReader:
         once its identifier is whole, goes on the DIMSE queue as a `FindPending` with the
         identifier's bytes: no PDU objects, no state machine turn, no pydicom decoding of the
         command set, no fragments joined twice. One arrives per match: 5,000 for a broad query."""
-        dul, assoc = self.dul, self.assoc
-        if self.find_id is None or self.acceptor or assoc.dimse.message is not None or dul.event_queue.qsize() \
-                or not assoc.is_established or assoc._sent_release or dul.state_machine.current_state != "Sta6":
+        if self.find_id is None or self.acceptor or not self._between_messages():
             return False
-        buf, pos, end = self.buf, start + 6, start + size
-        command = bytearray()
-        context_id = -1
-        while True:  # the command's fragments, all in this PDU
-            if pos + 6 > end:
-                return False
-            length, cid, control = _PDV_HEADER.unpack_from(buf, pos)
-            if length < 2 or pos + 4 + length > end or not control & 1 or (context_id >= 0 and cid != context_id):
-                return False
-            context_id = cid
-            command += buf[pos + 6:pos + 4 + length]
-            pos += 4 + length
-            if control & 2:
-                break
+        found = self._command_in(start + 6, start + size)
+        if found is None:
+            return False
+        command, context_id, pos = found
+        end = start + size
         response = decode_find_pending(command)
         if response is None or response.message_id != self.find_id:
             return False
