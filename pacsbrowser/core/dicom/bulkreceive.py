@@ -260,18 +260,27 @@ class PendingResponse:
         return primitive
 
 
-def decode_retrieve_pending(command: bytes | bytearray | memoryview) -> PendingResponse | None:
-    """A pending C-GET-RSP or C-MOVE-RSP from its command set; None for anything else (another
-    command or status, an element pynetdicom would read differently): those are pynetdicom's."""
-    values = _command_values(command, _RETRIEVE_RSP_ELEMENTS)
+@dataclass(frozen=True)
+class _ResponseFields:
+    """What every response command set says (PS3.7 9.3): the raw elements and the common fields."""
+
+    values: dict[int, bytes]
+    command_field: int
+    status: int
+    data_set_type: int
+    message_id: int  # Message ID Being Responded To
+    sop_class_uid: str | None  # Affected SOP Class UID (optional in a pending response)
+
+
+def _response_fields(command: bytes | bytearray | memoryview, allowed: dict[int, int]) -> _ResponseFields | None:
+    """The common fields of a response command set; None when one is missing or the SOP class
+    is not a UID pynetdicom would take (then the response is pynetdicom's)."""
+    values = _command_values(command, allowed)
     if values is None:
         return None
     try:
-        field = _US.unpack(values[0x0100])[0]
-        if field not in _RETRIEVE_RSP or _US.unpack(values[0x0800])[0] != _NO_DATA_SET \
-                or _US.unpack(values[0x0900])[0] != _PENDING:
-            return None
-        message_id = _US.unpack(values[0x0120])[0]
+        field, data_set_type = _US.unpack(values[0x0100])[0], _US.unpack(values[0x0800])[0]
+        status, message_id = _US.unpack(values[0x0900])[0], _US.unpack(values[0x0120])[0]
     except KeyError:
         return None
     sop_class = None
@@ -280,9 +289,20 @@ def decode_retrieve_pending(command: bytes | bytearray | memoryview) -> PendingR
         sop_class = _uid(raw_class)
         if sop_class is None:
             return None
-    counts = [values.get(element) for element, _ in _SUBOPERATIONS]
+    return _ResponseFields(values, field, status, data_set_type, message_id, sop_class)
+
+
+def decode_retrieve_pending(command: bytes | bytearray | memoryview) -> PendingResponse | None:
+    """A pending C-GET-RSP or C-MOVE-RSP from its command set; None for anything else (another
+    command or status, an element pynetdicom would read differently): those are pynetdicom's."""
+    fields = _response_fields(command, _RETRIEVE_RSP_ELEMENTS)
+    if fields is None or fields.command_field not in _RETRIEVE_RSP or fields.data_set_type != _NO_DATA_SET \
+            or fields.status != _PENDING:
+        return None
+    counts = [fields.values.get(element) for element, _ in _SUBOPERATIONS]
     remaining, completed, failed, warning = (None if raw is None else _US.unpack(raw)[0] for raw in counts)
-    return PendingResponse(field, message_id, sop_class, remaining, completed, failed, warning)
+    return PendingResponse(fields.command_field, fields.message_id, fields.sop_class_uid, remaining, completed,
+                           failed, warning)
 
 
 @dataclass(frozen=True)
@@ -301,24 +321,11 @@ def decode_find_pending(command: bytes | bytearray | memoryview) -> FindPending 
     """A pending C-FIND-RSP with an identifier, from its command set; None for anything else
     (another command, a final status, no data set, an element pynetdicom would read differently):
     those are pynetdicom's."""
-    values = _command_values(command, _FIND_RSP_ELEMENTS)
-    if values is None:
+    fields = _response_fields(command, _FIND_RSP_ELEMENTS)
+    if fields is None or fields.command_field != 0x8020 or fields.status not in _FIND_PENDING \
+            or fields.data_set_type == _NO_DATA_SET:
         return None
-    try:
-        status = _US.unpack(values[0x0900])[0]
-        if _US.unpack(values[0x0100])[0] != 0x8020 or status not in _FIND_PENDING \
-                or _US.unpack(values[0x0800])[0] == _NO_DATA_SET:
-            return None
-        message_id = _US.unpack(values[0x0120])[0]
-    except KeyError:
-        return None
-    sop_class = None
-    raw_class = values.get(0x0002)
-    if raw_class is not None:
-        sop_class = _uid(raw_class)
-        if sop_class is None:
-            return None
-    return FindPending(message_id, status, sop_class)
+    return FindPending(fields.message_id, fields.status, fields.sop_class_uid)
 
 
 def _element(element: int, value: bytes) -> bytes:
