@@ -67,7 +67,7 @@ from .paths import (
     safe_name,
 )
 from .removal import DeleteReport, delete_rows_and_files
-from .writer import FileWriter, PendingPaths, StreamingWrite, WriteGate
+from .writer import FileWriter, PendingPaths, StreamingWrite, WriteGate, start_writeback
 
 log = logging.getLogger(__name__)
 
@@ -462,6 +462,8 @@ class ArchiveStream:
 
         def hand_over() -> None:
             try:
+                if self._archive.durable:
+                    start_writeback(fd)  # the committer's fsync then finds the data on its way
                 self._archive._queue(stored, tmp, self._on_indexed, fd=fd)
             finally:
                 self._section.close()
