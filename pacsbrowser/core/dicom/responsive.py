@@ -32,12 +32,13 @@ only when the last PDU of a message with a data set has been written, so the res
 starts then. Both waits end at once when the association is aborted, closed or its DUL has ended
 (a frozen link ends it within the socket timeout, core.dicom.links).
 
-C-FIND and the window: associations that only query (ae.open_association decides) keep
-pynetdicom's polling. A C-FIND streaming 5,000 answers gains only 3% from event-driven waits
-(decoding is its cost), but its two threads then hold the GIL more of the time, and the window's
-results tree calls into Python for every row on each relayout: the longest event-loop stall while
-5,000 studies stream in went from ~0.65 s to ~1.2 s. pynetdicom's 1 ms naps leave the GUI thread
-room (benchmarks/, the GUI row).
+C-FIND and the window: associations that only query are responsive too when their responses are
+read on the lean path (core.dicom.bulkreceive, the default): a response then costs its DUL thread
+little, and the longest event-loop stall while 5,000 studies stream into the window's tree went
+from 1.28 s to 0.29 s (benchmarks/RESULTS-window.md). With `PACSBROWSER_LEAN_FIND=0` they keep
+pynetdicom's polling (ae.open_association decides): with pynetdicom's own decoding, event-driven
+waits gained a C-FIND only 3% while its threads held the GIL more of the time, and the stall grew
+from ~0.65 s to ~1.2 s; pynetdicom's 1 ms naps left the GUI thread room.
 """
 
 from __future__ import annotations
