@@ -94,8 +94,9 @@ class StoreSummary:
         return sum(r.size for r in self.stored)
 
 
-class _Run:
-    """Counts, results and throttled progress reports of one store() call (loop thread only)."""
+class StoreRun:
+    """Counts, results and throttled progress reports of one store() call (loop thread only): the
+    DIMSE store here and the STOW-RS one (core.web.stow) both keep theirs in one."""
 
     def __init__(self, on_progress: ProgressCallback | None, interval: float) -> None:
         self.loop = asyncio.get_running_loop()
@@ -166,7 +167,7 @@ class _Run:
             self.flush_handle = None
 
 
-async def scan_for_sending(sources: list[Source], run: _Run) -> list[StoreItem]:
+async def scan_for_sending(sources: list[Source], run: StoreRun) -> list[StoreItem]:
     """Read the headers (on a worker thread), report in `run` what cannot be sent, keep the rest:
     the first step of a send, over DIMSE (StoreService) or DICOMweb (core.web.stow). No network."""
     stop = threading.Event()
@@ -229,7 +230,7 @@ class StoreService:
         no association with the PACS could be established at all (nothing was sent)."""
         if isinstance(sources, (str, bytes, os.PathLike, Dataset)):
             sources = [sources]
-        run = _Run(on_progress, self.progress_interval)
+        run = StoreRun(on_progress, self.progress_interval)
         pool = self.pool or ConnectionPool(self.profile, self.parallel)
         opened_before = pool.opened
         try:
@@ -250,7 +251,7 @@ class StoreService:
             if self.pool is None:
                 await pool.close()
 
-    async def _send_group(self, run: _Run, pool: ConnectionPool, group: ContextGroup,
+    async def _send_group(self, run: StoreRun, pool: ConnectionPool, group: ContextGroup,
                           queue: deque[StoreItem]) -> None:
         workers = min(self.parallel, len(queue))
         errors: list[DICOMNetworkError] = []
@@ -275,7 +276,7 @@ class StoreService:
                 run.add(item.result(StoreOutcome.FAILED, reason))
             queue.clear()
 
-    async def _worker(self, run: _Run, pool: ConnectionPool, group: ContextGroup,
+    async def _worker(self, run: StoreRun, pool: ConnectionPool, group: ContextGroup,
                       queue: deque[StoreItem], errors: list[DICOMNetworkError],
                       ready: asyncio.Event) -> None:
         """Take files from `queue` and send them over one pooled association at a time; `ready` is
@@ -345,7 +346,7 @@ class StoreService:
         finally:
             ready.set()
 
-    def _unconfirmed(self, run: _Run, queue: deque[StoreItem], item: StoreItem,
+    def _unconfirmed(self, run: StoreRun, queue: deque[StoreItem], item: StoreItem,
                      error: DICOMNetworkError) -> None:
         """The association broke before the PACS confirmed `item`: send it again, or give up."""
         if item.attempts > self.profile.retry.max_retries:
@@ -364,4 +365,4 @@ async def _first_of(event: asyncio.Event, task: asyncio.Task) -> None:
         waiter.cancel()
 
 
-__all__ = ["StoreService", "StoreSummary", "scan_for_sending"]
+__all__ = ["StoreRun", "StoreService", "StoreSummary", "scan_for_sending"]

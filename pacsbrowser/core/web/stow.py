@@ -35,7 +35,7 @@ from ..dicomfiles import StoreItem, Unsendable, check_file, short_error
 from ..errors import DICOMNetworkError, status_words
 from ..executor import run_blocking
 from ..records import ServerProfile, StoreOutcome, StoreResult
-from ..store import ProgressCallback, Source, StoreSummary, _Run, scan_for_sending
+from ..store import ProgressCallback, Source, StoreRun, StoreSummary, scan_for_sending
 from .qido import answer_dataset
 from .session import DICOM_JSON, WebSession
 
@@ -81,7 +81,7 @@ class WebStoreService:
         raises the DICOMNetworkError when the server could not be reached at all (nothing sent)."""
         if isinstance(sources, (str, bytes, os.PathLike, Dataset)):
             sources = [sources]
-        run = _Run(on_progress, self.progress_interval)
+        run = StoreRun(on_progress, self.progress_interval)
         own_session = self.session is None
         session = self.session or WebSession(self.profile)
         requests = 0
