@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .dicom import ae as dicom_ae
-from .dicom.links import end_association, wait_ended
+from .dicom.links import end_association
 from .errors import (
     AssociationAborted,
     AssociationRejected,
@@ -169,19 +169,6 @@ class DICOMClient:
         assoc, self._assoc = self._assoc, None
         if assoc is not None:
             dicom_ae.interrupt(assoc)
-
-    async def abort_and_wait(self) -> bool:
-        """`abort()`, then wait (on a worker, bounded) until the association's threads have ended:
-        whether they have. A C-STORE its thread was taking when the abort came is then handed to
-        the archive (core.dicom.bulkreceive), so an archive flush after this counts it."""
-        assoc = self._assoc
-        self.abort()
-        if assoc is None:
-            return True
-        ended = await run_blocking(wait_ended, assoc, name="abort-wait")
-        if not ended:
-            log.warning("the threads of an aborted association did not end in time")
-        return ended
 
     async def __aenter__(self) -> "DICOMClient":
         await self.associate()

@@ -441,7 +441,7 @@ def _producer(assoc: Association, identifier: Dataset, model_uid: Any, level: Qu
         def produce_datasets(emit: Callable[[Any], None]) -> None:
             holder["summary"] = dicom_find.run_find(
                 assoc, identifier, model_uid, lambda ds: emit(parse_result(level, ds, fallback)),
-                control=control, limit=limit, lean=False)
+                control=control, limit=limit)
 
         return produce_datasets
 

@@ -123,15 +123,13 @@ def run_find(
     limit: int | None = None,
     msg_id: int | None = None,
     read: Reader | None = None,
-    lean: bool = True,
 ) -> FindResponses:
     """Send one C-FIND and hand each matching identifier to `on_result` as it arrives.
 
     `read(raw, transfer_syntax)` turns an identifier's bytes into what `on_result` gets, None for one
     it cannot read (counted in `unreadable`, not handed over); by default a pydicom Dataset. Stops after
     `limit` identifiers (C-CANCEL, then drains to the final status). Never leaves the responses
-    half-read. Raises only what `on_result` raised (after draining). `lean=False` leaves every
-    response to pynetdicom's reading (the lean path's is for comparisons).
+    half-read. Raises only what `on_result` raised (after draining).
     """
     read = read or decode_identifier
     control = control or FindControl()
@@ -172,7 +170,7 @@ def run_find(
         # pynetdicom sends it and returns its response generator, not started: dropped unread, the
         # responses are read below (it has paused the reactor: the queue is ours until the end).
         # its pending responses read on the lean path (core.dicom.bulkreceive), when it is on
-        stop_taking = bulkreceive.take_find_responses(assoc, msg_id) if lean else (lambda: None)
+        stop_taking = bulkreceive.take_find_responses(assoc, msg_id) if bulkreceive.lean_find() else (lambda: None)
         try:
             send_request("C-FIND", lambda: assoc.send_c_find(identifier, model, msg_id=msg_id, priority=MEDIUM))
             control.attach(assoc, msg_id, query_model=model)
@@ -216,10 +214,9 @@ def read_find_responses(assoc: Association, control: OperationControl, model: An
     try:
         while True:
             _, rsp = get_msg(block=True)
-            lean: Any = rsp  # the queue holds FindPending too (the lean path), beside pynetdicom's primitives
-            if type(lean) is FindPending:  # taken on the lean path: pending, for this request, its bytes
+            if isinstance(rsp, FindPending):  # taken on the lean path: pending, for this request, its bytes
                 final.last_activity = time.monotonic()
-                on_pending(lean.status, read(lean.identifier, syntax))
+                on_pending(rsp.status, read(rsp.identifier, syntax))
                 if control._overdue():
                     control.abort(f"the PACS kept sending matches {control.cancel_timeout:g} s after C-CANCEL")
                 continue

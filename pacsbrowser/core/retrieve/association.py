@@ -43,9 +43,7 @@ async def open_association(client: DICOMClient, counts: RetrieveCounts, *, conte
         if healthy and client.is_associated:
             await client.release()
         else:
-            # Aborted (by us or the PACS): its thread may still be storing what came with the abort;
-            # once it has ended, everything it took is with the archive (the caller's flush counts it).
-            await client.abort_and_wait()
+            client.abort()
 
 
 __all__ = ["open_association"]
