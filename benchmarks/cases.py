@@ -59,6 +59,11 @@ class Context:
     say: Callable[[str], None]
     extra_env: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def spent(self) -> Path:
+        """Where repetitions' files are set aside (benchmarks.spent), removed with the lab."""
+        return self.lab.root / "spent"
+
     def tmp(self, name: str) -> Path:
         path = self.lab.root / "work" / name
         path.mkdir(parents=True, exist_ok=True)
@@ -71,6 +76,7 @@ class Context:
         import os
         env["LOOPBACK_BIND_PARENT"] = str(os.getpid())  # killed with the harness
         return Worker(module, {"case": case, "tmp": str(self.tmp(f"worker-{case}-{time.monotonic_ns()}")),
+                               "spent": str(self.spent),
                                **config}, self.logdir / f"worker-{case}.log", env=env)
 
 

@@ -31,6 +31,7 @@ from tests.lab.peers import (
 )
 
 from . import data
+from .spent import set_aside
 
 TINY_STUDIES = 4_999  # with the big study: 5,000 studies in Orthanc
 BIG_INSTANCES = 500
@@ -71,7 +72,7 @@ class StorescpPeer(_PeerProcess):
         return sum(1 for _ in self.output.iterdir())
 
     def clear(self) -> None:
-        shutil.rmtree(self.output, ignore_errors=True)
+        set_aside(self.output, self.workdir / "spent")
         self.output.mkdir(parents=True, exist_ok=True)
 
 

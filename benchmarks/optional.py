@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-
 from .cases import Context, Measured, Row, WorkerSide, _finish, alternate, orthanc_target
 from .procs import BenchError, dcmtk_cmd, proc_cpu, proc_peak_rss_kb, run_tools
+from .spent import set_aside
 
 
 def _require(module: str) -> None:
@@ -31,7 +30,7 @@ def case_get(ctx: Context) -> list[Row]:
                         target["host"], target["port"])
 
     def theirs() -> Measured:
-        shutil.rmtree(out, ignore_errors=True)
+        set_aside(out, ctx.spent)
         out.mkdir(parents=True)
         measured = run_tools([command], timeout=300)
         got = sum(1 for _ in out.iterdir())
@@ -97,7 +96,7 @@ def case_thumbnails(ctx: Context) -> list[Row]:
                   "dcmj2pnm, a process per file" + (", 2 at a time" if workers == 2 else ", in turn"))
 
         def theirs(workers: int = workers) -> Measured:
-            shutil.rmtree(out, ignore_errors=True)
+            set_aside(out, ctx.spent)
             out.mkdir(parents=True)
             commands = [dcmtk_cmd("dcmj2pnm", "+Sxv", 128, "+Wi", 1, "+on", path, out / f"{i}.png")
                         for i, path in enumerate(paths)]

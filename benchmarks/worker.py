@@ -16,13 +16,14 @@ import asyncio
 import json
 import os
 import resource
-import shutil
 import sys
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from benchmarks.spent import set_aside
 
 
 def _usage() -> dict[str, Any]:
@@ -52,6 +53,8 @@ class Case:
         self.config = config
         self.tmp = Path(config["tmp"])
         self.tmp.mkdir(parents=True, exist_ok=True)
+        # where a repetition's files go instead of being deleted (benchmarks.spent)
+        self.spent = Path(config.get("spent") or self.tmp.parent / "spent")
 
     def setup(self) -> dict[str, Any]:
         return {}
@@ -60,7 +63,7 @@ class Case:
         raise NotImplementedError
 
     def teardown(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        set_aside(self.tmp, self.spent)
 
     def profile(self):
         from pacsbrowser.core.records import ServerProfile
@@ -191,7 +194,7 @@ class Receive(Case):
         self.loop.run_until_complete(self.scp.stop())
         counts = self.archive.counts()
         self.archive.close()
-        shutil.rmtree(self.archive.root, ignore_errors=True)
+        set_aside(self.archive.root, self.spent)
         self.scp = self.archive = None
         if stored != expected:
             raise RuntimeError(f"received {stored} of {expected}")
@@ -228,7 +231,7 @@ class Get(Case):
             elapsed = time.perf_counter() - started
         finally:
             archive.close()
-            shutil.rmtree(archive.root, ignore_errors=True)
+            set_aside(archive.root, self.spent)
         if not summary.complete or summary.received != self.config["expected"]:
             raise RuntimeError(f"received {summary.received} of {self.config['expected']}: {summary}")
         return {"seconds": elapsed, "transfer_seconds": summary.transfer_seconds, **self.extra(summary)}
@@ -255,7 +258,7 @@ class Move(Case):
         finally:
             self.loop.run_until_complete(scp.stop())
             archive.close()
-            shutil.rmtree(archive.root, ignore_errors=True)
+            set_aside(archive.root, self.spent)
         if not summary.complete or summary.received != self.config["expected"]:
             raise RuntimeError(f"received {summary.received} of {self.config['expected']}: {summary}")
         return {"seconds": elapsed, "transfer_seconds": summary.transfer_seconds}
@@ -298,7 +301,7 @@ class Thumbnails(Case):
         pids = self._pool_pids()
         pool_cpu = sum(_proc_cpu(pid) for pid in pids) - cpu_before
         pool_rss = sum(_proc_kb(pid, "VmHWM") for pid in pids)
-        shutil.rmtree(self.service.cache.directory, ignore_errors=True)
+        set_aside(Path(self.service.cache.directory), self.spent)
         if count != len(self.paths):
             raise RuntimeError(f"{count} thumbnails of {len(self.paths)}")
         return {"seconds": elapsed, "pool_cpu": pool_cpu, "pool_rss_kb": pool_rss, "pool_pids": pids}
