@@ -145,3 +145,58 @@ def test_our_listener_takes_a_private_class_pushed_to_it(private_study: list[Pat
     statuses = run(main(), timeout=30)
     assert statuses == [0] * len(sent)
     _assert_all_arrived(archive, private_study[1:])
+
+
+def _shape(contexts) -> list[tuple]:
+    return [(str(cx.abstract_syntax), tuple(str(ts) for ts in cx.transfer_syntax), cx.scu_role, cx.scp_role)
+            for cx in contexts]
+
+
+def test_associations_share_the_servers_contexts_without_changing_them(private_study: list[Path], archive: Archive):
+    """Each association negotiates over the server's own presentation contexts (no per-association
+    deep copy, 29 ms or more before an A-ASSOCIATE-RQ was read): a first association that proposes
+    a private class with SCP/SCU role selection, as a C-GET does, leaves them as they were, and the
+    next association, which proposes neither, gets neither the private class nor a role it did not ask for."""
+    private = pydicom.dcmread(private_study[1])
+    ct = "1.2.840.10008.5.1.4.1.1.2"
+
+    async def main() -> tuple[list, list, list, dict, dict]:
+        import asyncio
+
+        async with ArchiveServer(0, "PBSHARE", archive, host="127.0.0.1", query_retrieve=True) as scp:
+            contexts = scp._server._server.contexts  # the list every association negotiates over
+            before = _shape(contexts)
+
+            def associate(with_private: bool) -> dict[str, tuple]:
+                ae = AE(ae_title="SHARER")
+                proposed = [build_context(ct, [ExplicitVRLittleEndian])]
+                roles = []
+                if with_private:
+                    proposed.append(build_context(str(private.SOPClassUID), [ExplicitVRLittleEndian]))
+                    from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
+
+                    for uid in (ct, str(private.SOPClassUID)):
+                        role = SCP_SCU_RoleSelectionNegotiation()
+                        role.sop_class_uid, role.scu_role, role.scp_role = uid, False, True
+                        roles.append(role)
+                assoc = ae.associate("127.0.0.1", scp.address[1], contexts=proposed, ae_title="PBSHARE",
+                                     ext_neg=roles)
+                try:
+                    assert assoc.is_established
+                    return {str(cx.abstract_syntax): (cx.as_scu, cx.as_scp) for cx in assoc.accepted_contexts}
+                finally:
+                    assoc.release()
+
+            first = await asyncio.to_thread(associate, True)
+            middle = _shape(contexts)
+            second = await asyncio.to_thread(associate, False)
+            return before, middle, _shape(contexts), first, second
+
+    before, middle, after, first, second = run(main(), timeout=30)
+    assert before == middle == after
+    assert str(private.SOPClassUID) not in [uid for uid, *_ in after]
+    # (the requestor's view) the first association asked for the C-GET roles: it is the storage
+    # SCP of both classes, we may send them to it
+    assert first[ct] == (False, True) and first[str(private.SOPClassUID)] == (False, True)
+    # the second asked for no role: the default ones (it sends, we store), and no private class
+    assert second == {ct: (True, False)}

@@ -29,7 +29,6 @@ import ssl
 import struct
 import threading
 import time
-from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -340,7 +339,13 @@ class _RequestHandler(RequestHandler):
         assoc.acceptor.address_info = self.local
         assoc.acceptor.implementation_class_uid = self.ae.implementation_class_uid
         assoc.acceptor.implementation_version_name = self.ae.implementation_version_name
-        assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
+        # The server's contexts themselves, in a list of the association's own: negotiation only
+        # reads them (pynetdicom's negotiate_as_acceptor builds new contexts for its results, and
+        # accept_any_storage below adds to a new list). pynetdicom deep-copies them here: 185
+        # contexts and 2,948 transfer syntaxes, 29 ms of CPU on an idle machine and 35-85 ms under
+        # load, between a peer's connection and the reading of its A-ASSOCIATE-RQ, on every
+        # association (the first instance of every C-MOVE to us, every sender).
+        assoc.acceptor.supported_contexts = list(self.server.contexts)
         # private and newer storage classes too, with the roles our storage contexts allow
         accept_any_storage(assoc, STORAGE_TRANSFER_SYNTAXES, roles=any(cx.scp_role for cx in self.server.contexts))
         assoc.requestor.address_info = self.remote
