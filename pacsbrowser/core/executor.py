@@ -2,7 +2,8 @@
 
 Each call gets its own daemon thread. Threads are cheap next to a network round trip, a daemon
 thread never holds up the interpreter's exit (the loop's default executor does), and every call
-is bounded by the network timeouts it is given. Results come back with `call_soon_threadsafe`.
+is bounded by the network timeouts it is given. Results come back with `call_soon_threadsafe`,
+a stream of them in groups (`stream_blocking`, `LoopPoster`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,49 @@ def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args:
         loop.call_soon_threadsafe(callback, *args)
     except RuntimeError:  # the loop is closed: nobody is waiting any more
         pass
+
+
+class LoopPoster:
+    """Calls posted from other threads, run on `loop` in the order they were posted, with the loop
+    woken once per group: a call posted while an earlier one still waits to run goes with it.
+
+    `loop.call_soon_threadsafe` per call wakes the loop (a write to its self-pipe, the loop
+    thread taking the GIL) for every image of a transfer; posted through one of these, what
+    arrives while the loop is busy waits for its next turn instead. A call that raises is reported
+    to the loop's exception handler, as `call_soon_threadsafe` would, and the rest still run.
+    `post` returns False when the loop is closed (the call is dropped)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._posted = False
+
+    def post(self, callback: Callable[..., Any], *args: Any) -> bool:
+        with self._lock:
+            self._calls.append((callback, args))
+            if self._posted:
+                return True  # the run already on its way takes this one too
+            self._posted = True
+        try:
+            self._loop.call_soon_threadsafe(self._run)
+        except RuntimeError:  # the loop is closed: nobody is there any more
+            with self._lock:
+                self._calls.clear()
+                self._posted = False
+            return False
+        return True
+
+    def _run(self) -> None:
+        with self._lock:
+            calls, self._calls = self._calls, []
+            self._posted = False
+        for callback, args in calls:
+            try:
+                callback(*args)
+            except Exception as exc:  # noqa: BLE001 - reported as the loop reports a callback's
+                self._loop.call_exception_handler({"message": f"Exception in callback {callback!r}",
+                                                   "exception": exc})
 
 
 def _start(target: Callable[[], None], name: str) -> threading.Thread:

@@ -31,7 +31,7 @@ from .dicom.contexts import ContextGroup, plan_store_contexts
 from .dicom.syntaxes import class_name
 from .dicomfiles import StoreItem, scan
 from .errors import DICOMNetworkError, ServiceNotSupported
-from .executor import run_blocking, stream_blocking
+from .executor import LoopPoster, run_blocking, stream_blocking
 from .logs import phi
 from .pool import ConnectionPool
 from .records import ServerProfile, StoreOutcome, StoreProgress, StoreResult
@@ -285,14 +285,11 @@ class StoreService:
         The sending runs as one blocking loop per association on a worker thread (a thread per
         file cost ~1 ms a file); results come back to the loop thread as they are confirmed."""
         policy = self.profile.retry
-        loop = asyncio.get_running_loop()
+        poster = LoopPoster(asyncio.get_running_loop())
         breaks = 0  # associations that broke in a row, without a file confirmed in between
 
         def emit(result: StoreResult) -> None:
-            try:
-                loop.call_soon_threadsafe(run.add, result)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                pass
+            poster.post(run.add, result)  # dropped when the loop is closed: nobody is listening any more
 
         def take() -> StoreItem | None:
             try:

@@ -24,7 +24,7 @@ import pacsbrowser.core.archive.writer as archive_module  # _write_chunks: the w
 from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.client import DICOMClient, VerificationService
 from pacsbrowser.core.errors import AssociationRejected, ListenerError
-from pacsbrowser.core.executor import run_blocking
+from pacsbrowser.core.executor import LoopPoster, run_blocking
 from pacsbrowser.core.records import NO_RETRY, Received, Timeouts, TLSConfiguration
 from pacsbrowser.core.server import ArchiveServer
 
@@ -174,6 +174,48 @@ def test_subscribers_each_see_every_record_and_a_failing_one_stops_nothing(archi
     assert len(first) == 6 and second == first and awaited == first
     assert failures == 3 and "a subscriber's bug" in caplog.text
     assert late == first[3:5]
+
+
+def test_records_reach_the_loop_in_groups_in_their_order(archive, workdir, monkeypatch):
+    """The indexer thread wakes the loop once per group of records, not once per record: while the
+    loop is busy (a subscriber blocking it for 0.3 s on the first record), the records indexed
+    meanwhile wait and come in one delivery, every one of them, once, in the order they were sent."""
+    study, series = generate_uid(), generate_uid()
+    files = [save(make_dataset(study, series, patient_id="GROUPS"), workdir / "groups" / f"{k:02}.dcm")
+             for k in range(30)]
+    sent = [str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID) for path in files]
+    deliveries: list[int] = []
+    real = LoopPoster._run
+
+    def counted(self: LoopPoster) -> None:
+        with self._lock:
+            deliveries.append(len(self._calls))
+        real(self)
+
+    monkeypatch.setattr(LoopPoster, "_run", counted)
+    seen: list[str] = []
+
+    def blocking(record: Received) -> None:
+        if not seen:
+            import time
+
+            time.sleep(0.3)  # the loop is busy: what is indexed meanwhile waits for the next delivery
+        seen.append(record.sop_instance_uid)
+
+    async def main():
+        async with ArchiveServer(0, AET, archive, host=LOOPBACK, on_image_received=blocking) as scp:
+            code, out = await storescu(scp.address[1], files)
+            assert code == 0, out
+            await run_blocking(archive.flush)
+            for _ in range(100):  # bounded: the last delivery is posted before flush returns
+                if len(seen) == len(files):
+                    break
+                await asyncio.sleep(0.02)
+
+    run(main())
+    assert seen == sent
+    assert sum(deliveries) == len(files)
+    assert len(deliveries) < len(files) and max(deliveries) > 1
 
 
 def _compressed_set(lab_data, folder: Path) -> list[Path]:

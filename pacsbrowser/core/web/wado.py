@@ -33,7 +33,7 @@ from typing import Any
 
 from ..archive import Archive
 from ..errors import ArchiveError, DICOMNetworkError, RetrieveInterrupted, ServiceNotSupported
-from ..executor import run_blocking
+from ..executor import LoopPoster, run_blocking
 from ..jobs import ProgressHandle
 from ..records import (
     QueryKeys,
@@ -338,13 +338,10 @@ class WebRetrieveJob(ProgressHandle[RetrieveProgress, RetrieveSummary]):
         return path
 
     async def _transfer(self, session: WebSession, request: WebRequest) -> None:
-        loop = asyncio.get_running_loop()
+        poster = LoopPoster(asyncio.get_running_loop())
 
         def post(callback: Callable[..., None], *args: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(callback, *args)
-            except RuntimeError:  # the loop is closed: nobody listens any more
-                pass
+            poster.post(callback, *args)  # dropped when the loop is closed: nobody listens any more
 
         url = session.url("wado", *request.path)
         received_before = self._received
