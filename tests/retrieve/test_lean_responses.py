@@ -21,6 +21,7 @@ from pynetdicom.dimse_primitives import C_GET, C_MOVE, C_STORE
 from pacsbrowser.core.archive import Archive
 from pacsbrowser.core.dicom import bulkreceive
 from pacsbrowser.core.dicom.receive import ReceiveHandler
+from pacsbrowser.core.dicom.retrieve import MOVE_GATHER
 from pacsbrowser.core.retrieve import RetrieveService
 from pacsbrowser.core.server import ArchiveServer
 from tests.lab.client import profile_for, run
@@ -98,9 +99,10 @@ def test_what_is_not_a_plain_pending_response_is_left_to_pynetdicom(cls, message
 
 @pytest.fixture
 def counted(monkeypatch) -> dict[str, int]:
-    """How many pending responses the lean reader decoded, and how many reached the request's sink
-    (a spy: the real methods run)."""
-    seen = {"decoded": 0, "sunk": 0}
+    """How many pending responses the lean reader decoded, how many reached the request's sink, the
+    `gather` each request asked for, and how many socket reads were made on associations that
+    gather (a spy: the real methods run)."""
+    seen: dict[str, Any] = {"decoded": 0, "sunk": 0, "gather": [], "gathering_reads": 0}
     decode = bulkreceive.decode_retrieve_pending
 
     def counting_decode(command):
@@ -111,16 +113,25 @@ def counted(monkeypatch) -> dict[str, int]:
 
     sink_pending = bulkreceive.sink_pending
 
-    def counting_sink_pending(assoc, message_id, sink):
+    def counting_sink_pending(assoc, message_id, sink, **options):
         def counting(response):
             taken = sink(response)
             seen["sunk"] += bool(taken)
             return taken
 
-        return sink_pending(assoc, message_id, counting)
+        seen["gather"].append(options.get("gather", 0.0))
+        return sink_pending(assoc, message_id, counting, **options)
+
+    recv = bulkreceive.BulkReader._recv
+
+    def counting_recv(self):
+        if self.gather:
+            seen["gathering_reads"] += 1
+        return recv(self)
 
     monkeypatch.setattr(bulkreceive, "decode_retrieve_pending", counting_decode)
     monkeypatch.setattr(bulkreceive, "sink_pending", counting_sink_pending)
+    monkeypatch.setattr(bulkreceive.BulkReader, "_recv", counting_recv)
     return seen
 
 
@@ -140,6 +151,7 @@ def test_a_c_get_reads_every_pending_response_on_the_lean_path(big_orthanc, big_
     assert summary.completed == 400
     # Orthanc sends one pending response per sub-operation (the last one's counts come in the final)
     assert counted["decoded"] >= 399 and counted["sunk"] == counted["decoded"], counted
+    assert set(counted["gather"]) == {0.0} and counted["gathering_reads"] == 0  # its images come on it
     seen = [completed for _, completed in events if completed]
     assert seen and max(seen) >= 300, events[-5:]  # the window's counts came from them
     print(f"\n{counted['sunk']} pending responses taken on the lean path; {len(events)} progress updates")
@@ -161,6 +173,10 @@ def test_our_own_c_move_is_stored_batched_and_a_modality_durably(big_orthanc, bi
         assert summary.complete and summary.received == 400
         assert archive._committer.committed - committed_before == 400  # all 400 went through the committer
         assert counted["sunk"] >= 399, counted
+        # the C-MOVE's association carries nothing else: its responses gathered, a few dozen per read
+        # (one read per 20 ms at most, whatever the speed of the machine)
+        assert counted["gather"] == [MOVE_GATHER]
+        assert 0 < counted["gathering_reads"] < counted["sunk"] / 2, counted
 
     # A C-STORE claiming to be a sub-operation of a C-MOVE we did not send stays durable.
     handler = ReceiveHandler(Archive.__new__(Archive))
@@ -171,6 +187,37 @@ def test_our_own_c_move_is_stored_batched_and_a_modality_durably(big_orthanc, bi
     assert not handler.batched_for("ORTHANC", None, None)  # not a C-MOVE's
     stop()
     assert not handler.batched_for("ORTHANC", "PACSBROWSER", 7)
+
+
+def test_a_c_move_cancelled_midway_stops_while_its_responses_gather(big_orthanc, big_study: GeneratedStudy,
+                                                                    workdir: Path, move_port: int, counted):
+    """The C-CANCEL of a C-MOVE goes out while the DUL thread lets pending responses gather (it
+    wakes for anything queued to send): the job stops soon, with whole files only."""
+    import time
+
+    from .helpers import whole_files_only
+
+    async def scenario(archive: Archive) -> tuple[float, Any]:
+        scp = ArchiveServer(move_port, "PACSBROWSER", archive, host="127.0.0.1")
+        async with scp:
+            service = RetrieveService(profile_for(big_orthanc), archive, scp=scp, cancel_timeout=2.0)
+            job = service.move_study(big_study.study_uid, "PACSBROWSER")
+            cancelled_at = None
+            async for progress in job.updates():
+                if cancelled_at is None and progress.received >= 50:
+                    cancelled_at = time.monotonic()
+                    job.cancel()
+            summary = await job.wait()
+            assert cancelled_at is not None, "the move ended before it could be cancelled"
+            return time.monotonic() - cancelled_at, summary
+
+    with Archive(workdir / "archive") as archive:
+        latency, summary = run(scenario(archive))
+        assert summary.cancelled and 50 <= summary.received < 400, summary
+        assert latency < 2.0 + 5.0, f"the C-MOVE took {latency:.2f} s to stop"
+        assert counted["gather"] == [MOVE_GATHER]
+        whole_files_only(archive)
+        print(f"\nC-MOVE cancelled after {summary.received}/400: stopped {latency * 1000:.0f} ms after cancel()")
 
 
 def test_a_cancel_midway_still_drains_through_pynetdicom(big_orthanc, big_study: GeneratedStudy, workdir: Path,

@@ -182,6 +182,23 @@ class ResponsiveDUL(DULServiceProvider):
         self._idle_wait()
         return super()._is_transport_event()
 
+    def _pause(self, seconds: float) -> None:
+        """Wait `seconds` without reading, unless something is queued to send or the thread is
+        told to end (the wake-up pipe says so at once)."""
+        receiver = self._wake_r
+        if self.to_provider_queue.queue or self._kill_thread or receiver is None:
+            return
+        try:
+            readable, _, _ = select.select([receiver], [], [], seconds)
+        except (OSError, ValueError):
+            return
+        if readable:
+            try:
+                while receiver.recv(4096):
+                    pass
+            except OSError:
+                pass
+
     def _idle_wait(self) -> None:
         """Wait until the socket has data, something is queued to send, or IDLE has passed."""
         if self.to_provider_queue.queue or self._kill_thread:

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 
 UID_LIST_CHUNK = 200  # SOP Instance UIDs per C-GET/C-MOVE identifier (about 13 KB)
+# seconds a C-MOVE's pending responses gather on its association before they are read (lean path,
+# bulkreceive.sink_pending): progress and the idle watch lag by that much at most
+MOVE_GATHER = 0.02
 
 CANCEL = 0xFE00
 
@@ -232,7 +235,8 @@ def send_retrieve(
         if no_dimse_timeout:
             assoc.dimse_timeout = None
         context = send_request(what, lambda: assoc._get_valid_context(model, "", "scu"))
-        stop_sink = bulkreceive.sink_pending(assoc, msg_id, lean_pending)
+        stop_sink = bulkreceive.sink_pending(assoc, msg_id, lean_pending,
+                                             gather=MOVE_GATHER if move_destination else 0.0)
         if move_destination:
             responses = send_request(what, lambda: assoc.send_c_move(identifier, move_destination, model,
                                                                      msg_id=msg_id, priority=MEDIUM))
