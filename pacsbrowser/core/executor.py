@@ -135,12 +135,15 @@ async def stream_blocking(
     """Run `producer(emit)` on a worker thread; yield what it emits, in batches, as it comes.
 
     The first batch is handed over as soon as the first item exists; later batches at most every
-    `batch_seconds`, so a 10,000-row answer becomes a few dozen loop wake-ups, not 10,000. The
+    `batch_seconds`, so a 10,000-row answer becomes a few dozen loop wake-ups, not 10,000; the
+    producer's end cuts that wait short (the last batch used to wait out the interval: 0-50 ms
+    added to every C-GET, C-MOVE and C-FIND, 20-40 ms in most). The
     producer's exception is raised after the items emitted before it. Leaving the iteration early
     does not stop the producer: the caller stops it by its own means (C-CANCEL, abort).
     """
     loop = asyncio.get_running_loop()
     wake = asyncio.Event()
+    finished = asyncio.Event()  # the producer has returned or raised
     lock = threading.Lock()
     pending: list[T] = []
     state: dict[str, Any] = {"scheduled": False, "done": False, "error": None}
@@ -164,6 +167,7 @@ async def stream_blocking(
         with lock:
             state["done"], state["error"] = True, error
             signal_locked()
+        _post(loop, finished.set)
 
     _start(target, name)
     last_yield = None
@@ -172,7 +176,10 @@ async def stream_blocking(
         if last_yield is not None:
             remaining = batch_seconds - (loop.time() - last_yield)
             if remaining > 0 and not state["done"]:
-                await asyncio.sleep(remaining)
+                try:
+                    await asyncio.wait_for(finished.wait(), remaining)
+                except TimeoutError:
+                    pass
         with lock:
             wake.clear()
             state["scheduled"] = False

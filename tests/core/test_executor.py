@@ -82,3 +82,27 @@ def test_a_closed_loop_drops_the_call_and_says_so():
     loop.close()
     assert poster.post(print, "nobody is there") is False
     assert poster.post(print, "still nobody") is False  # not stuck waiting for a run that never comes
+
+
+def test_a_stream_ends_when_its_producer_does_not_when_the_batch_interval_does():
+    """The last batch comes as soon as the producer returns, even when the consumer is waiting out
+    the interval between batches (5 s here): the stream used to end only once it had passed."""
+    from pacsbrowser.core.executor import stream_blocking
+
+    batches: list[list[int]] = []
+
+    def producer(emit) -> None:
+        emit(1)  # the first batch goes at once
+        time.sleep(0.05)
+        emit(2)  # the consumer now waits for the interval to pass...
+        time.sleep(0.05)  # ...and the producer ends long before it does
+
+    async def main() -> float:
+        started = time.monotonic()
+        async for batch in stream_blocking(producer, batch_seconds=5.0):
+            batches.append(batch)
+        return time.monotonic() - started
+
+    took = asyncio.run(asyncio.wait_for(main(), 30))
+    assert batches == [[1], [2]]
+    assert took < 2.5, f"the stream ended {took:.2f} s after it started, waiting out the batch interval"
