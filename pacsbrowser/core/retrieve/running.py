@@ -278,6 +278,8 @@ class RetrieveRun:
                                           idle=self.profile.timeouts.dimse)
                 if result.aborted:
                     self._interrupted(result)
+            flushing = self._flush_while_releasing()
+        await flushing
 
     # -- C-MOVE
 
@@ -325,8 +327,21 @@ class RetrieveRun:
                         await run_blocking(self.archive.flush, name="archive-flush")
                     self._interrupted(result)
                 self._check_destination(result, number, local_host, scp)
+            flushing = self._flush_while_releasing() if scp is not None else None  # what reached our listener
+        if flushing is not None:
+            await flushing
         if scp is None:
             c.received = c.finished[0] + c.finished[2]
+
+    def _flush_while_releasing(self) -> asyncio.Task:
+        """The archive's flush, started on a worker thread to run while the association is released
+        (the caller awaits it once the association's block is left normally): the files of the last
+        group are fsynced, renamed and indexed during the release's round trip (about 12 ms with
+        Orthanc) instead of after it, and the flush that follows the transfer finds them done.
+        When the release raises instead, the flush goes on unawaited (its outcome is collected)."""
+        task = asyncio.ensure_future(run_blocking(self.archive.flush, name="archive-flush"))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
 
     def _move_idle(self, scp: ArchiveServer | None) -> float:
         """How long a C-MOVE may be silent. To us: the DIMSE timeout, with every byte reaching our
