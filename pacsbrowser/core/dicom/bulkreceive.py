@@ -1280,6 +1280,12 @@ def _time_dimse_from_last_byte(assoc: Any, reader: BulkReader) -> None:
     dimse.get_msg = get_msg
 
 
+def _reader_of(assoc: Any) -> BulkReader | None:
+    """The lean reader of `assoc`, None when the lean path is not on it."""
+    reader = getattr(getattr(assoc, "dul", None), "_bulk", None)
+    return reader if isinstance(reader, BulkReader) else None
+
+
 def sink_pending(assoc: Any, message_id: int, sink: Callable[[PendingResponse], bool], *,
                  gather: float = 0.0) -> Callable[[], None]:
     """Hand the pending responses to request `message_id` on `assoc` to `sink(response)`, called
@@ -1296,8 +1302,8 @@ def sink_pending(assoc: Any, message_id: int, sink: Callable[[PendingResponse], 
     ones come in one read: for a C-MOVE, whose association carries nothing but these responses
     while our listener's thread receives the images, one wake-up per few dozen sub-operations
     instead of one per sub-operation. Never for a C-GET: its images come on the same association."""
-    reader = getattr(getattr(assoc, "dul", None), "_bulk", None)
-    if not isinstance(reader, BulkReader):
+    reader = _reader_of(assoc)
+    if reader is None:
         return lambda: None
     entry = (message_id, sink)
     reader.pending_sink = entry
@@ -1316,8 +1322,8 @@ def take_find_responses(assoc: Any, message_id: int) -> Callable[[], None]:
     on the DIMSE queue as a `FindPending` (its identifier as bytes) in place of pynetdicom's
     C_FIND primitive; final responses, and anything the lean path does not take, are pynetdicom's
     as before. Without the lean path, does nothing. Returns the function that stops it."""
-    reader = getattr(getattr(assoc, "dul", None), "_bulk", None)
-    if not isinstance(reader, BulkReader):
+    reader = _reader_of(assoc)
+    if reader is None:
         return lambda: None
     reader.find_id = message_id
 
@@ -1330,8 +1336,8 @@ def take_find_responses(assoc: Any, message_id: int) -> Callable[[], None]:
 
 def taken(assoc: Any) -> int:
     """How many C-STOREs the lean path took on `assoc` (0 when it is not on)."""
-    reader = getattr(getattr(assoc, "dul", None), "_bulk", None)
-    return reader.taken if isinstance(reader, BulkReader) else 0
+    reader = _reader_of(assoc)
+    return reader.taken if reader is not None else 0
 
 
 __all__ = [

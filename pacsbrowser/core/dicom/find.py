@@ -211,14 +211,18 @@ def read_find_responses(assoc: Association, control: OperationControl, model: An
     C-CANCEL. The reactor is woken at the end, whatever ends it."""
     final = FinalResponse()
     get_msg = assoc.dimse.get_msg
+
+    def pending(code: int, identifier: bytes | None) -> None:
+        final.last_activity = time.monotonic()
+        on_pending(code, read(identifier, syntax) if identifier is not None else None)
+        if control._overdue():
+            control.abort(f"the PACS kept sending matches {control.cancel_timeout:g} s after C-CANCEL")
+
     try:
         while True:
             _, rsp = get_msg(block=True)
             if isinstance(rsp, FindPending):  # taken on the lean path: pending, for this request, its bytes
-                final.last_activity = time.monotonic()
-                on_pending(rsp.status, read(rsp.identifier, syntax))
-                if control._overdue():
-                    control.abort(f"the PACS kept sending matches {control.cancel_timeout:g} s after C-CANCEL")
+                pending(rsp.status, rsp.identifier)
                 continue
             if rsp is None:  # the DIMSE timeout, an abort (ours wakes us this way) or a closed connection
                 assoc._handle_no_response()
@@ -235,10 +239,7 @@ def read_find_responses(assoc: Association, control: OperationControl, model: An
             final.last_activity = time.monotonic()
             if code in PENDING:
                 raw = rsp.Identifier  # a BytesIO (pynetdicom's DIMSE decoder, the lean reader)
-                found = read(raw.getvalue(), syntax) if raw is not None else None
-                on_pending(code, found)
-                if control._overdue():
-                    control.abort(f"the PACS kept sending matches {control.cancel_timeout:g} s after C-CANCEL")
+                pending(code, raw.getvalue() if raw is not None else None)
                 continue
             final.code, final.status = code, _status_dataset(rsp)
             if model == RepositoryQuery and code == 0xB001:

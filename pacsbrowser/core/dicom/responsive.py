@@ -193,11 +193,7 @@ class ResponsiveDUL(DULServiceProvider):
         except (OSError, ValueError):
             return
         if readable:
-            try:
-                while receiver.recv(4096):
-                    pass
-            except OSError:
-                pass
+            self._drain_wake(receiver)
 
     def _idle_wait(self) -> None:
         """Wait until the socket has data, something is queued to send, or IDLE has passed."""
@@ -216,11 +212,16 @@ class ResponsiveDUL(DULServiceProvider):
         except (OSError, ValueError):  # closed under us: pynetdicom's own check will say so
             return
         if receiver in readable:
-            try:
-                while receiver.recv(4096):
-                    pass
-            except OSError:
+            self._drain_wake(receiver)
+
+    @staticmethod
+    def _drain_wake(receiver: socket.socket) -> None:
+        """Empty the wake-up pipe (non-blocking) once it has woken a wait."""
+        try:
+            while receiver.recv(4096):
                 pass
+        except OSError:
+            pass
 
 
 class ResponsiveDIMSE(DIMSEServiceProvider):

@@ -27,7 +27,6 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -338,10 +337,7 @@ class WebRetrieveJob(ProgressHandle[RetrieveProgress, RetrieveSummary]):
         return path
 
     async def _transfer(self, session: WebSession, request: WebRequest) -> None:
-        poster = LoopPoster(asyncio.get_running_loop())
-
-        def post(callback: Callable[..., None], *args: Any) -> None:
-            poster.post(callback, *args)  # dropped when the loop is closed: nobody listens any more
+        post = LoopPoster(asyncio.get_running_loop()).post  # dropped when the loop is closed: nobody listens
 
         url = session.url("wado", *request.path)
         received_before = self._received
